@@ -1,0 +1,38 @@
+"""attn_lib: the small library behind "Why is attention quadratic?".
+
+Submodules (each says which chapter uses it):
+  reference   NumPy attention and FlashAttention with IO accounting (ch. 1, 4)
+  torch_impl  the same in torch, on any device, plus torch's fused SDPA (ch. 1, 2, 4)
+  counting    handshakes, FLOPs, bytes, crossovers (ch. 1-3)
+  models      published model configurations (ch. 2, 3)
+  hardware    published GPU peaks, roofline (ch. 2-4)
+  bench       timing, peak memory, log-log slopes (every chapter)
+
+Importing attn_lib never needs a GPU, torch or Triton; submodules load on first use.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "reference", "torch_impl", "counting", "models", "hardware", "bench",
+    "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded",
+}
+
+
+def device() -> str:
+    """'cuda' when a CUDA GPU is usable, else 'cpu' (no torch installed also means 'cpu')."""
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def __getattr__(name: str):
+    # Lazy submodules: `attn_lib.counting` works after a bare `import attn_lib`.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'attn_lib' has no attribute {name!r}")

@@ -1,0 +1,74 @@
+"""Measurement helpers: timing, peak memory, log-log slopes (every chapter; `python -m attn_lib.bench`).
+
+Timings use ``torch.utils.benchmark`` (which synchronises CUDA and reports a median);
+peak memory uses ``tracemalloc`` for NumPy on the CPU and ``torch.cuda.max_memory_allocated``
+on a GPU. Ratios, not absolute times, are what a noisy machine can be trusted with.
+"""
+from __future__ import annotations
+
+import tracemalloc
+from typing import Callable
+
+import numpy as np
+
+
+def time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
+    """Median seconds per call of fn(*args, **kwargs), using every CPU thread torch uses."""
+    import torch
+    from torch.utils import benchmark
+
+    fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation
+    timer = benchmark.Timer(
+        stmt="fn(*args, **kwargs)",
+        globals={"fn": fn, "args": args, "kwargs": kwargs},
+        num_threads=torch.get_num_threads(),  # Timer's default is 1 thread
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def peak_cpu_bytes(fn: Callable, *args, **kwargs) -> int:
+    """Peak bytes allocated through Python/NumPy while fn runs (tracemalloc), above the start."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        fn(*args, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - start
+
+
+def peak_cuda_bytes(fn: Callable, *args, **kwargs) -> int:
+    """Peak CUDA bytes allocated while fn runs, above what was allocated before."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = torch.cuda.memory_allocated()
+    fn(*args, **kwargs)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - start
+
+
+def loglog_slope(xs, ys) -> float:
+    """Least-squares slope of log y against log x: the exponent p in y ≈ c·x^p."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    if xs.shape != ys.shape or xs.size < 2:
+        raise ValueError(f"xs and ys need equal length >= 2, got {xs.shape} and {ys.shape}")
+    if (xs <= 0).any() or (ys <= 0).any():
+        raise ValueError("xs and ys must be positive for a log-log fit")
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def matmul_flops_per_s(n: int = 1024, dtype=None, device: str | None = None) -> float:
+    """Achieved FLOP/s of an n×n @ n×n matmul: the device's practical peak."""
+    import torch
+
+    from .. import device as default_device
+
+    dev = device or default_device()
+    dtype = dtype or torch.float32
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    return 2 * n**3 / time_fn(torch.mm, a, b)

@@ -1,0 +1,100 @@
+"""Published accelerator peaks (dense, no sparsity) and the roofline model.
+
+Chapters 2-4 turn FLOP and byte counts into time with these. Units: FLOP/s and bytes/s
+(decimal: 1 TFLOP/s = 1e12 FLOP/s, 1 TB/s = 1e12 B/s), memory in bytes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GPU:
+    """Dense peak throughput per dtype (FLOP/s), memory bandwidth (B/s) and capacity (B)."""
+
+    name: str
+    peak_flops: dict = field(hash=False)
+    bandwidth: float
+    memory: float
+    source: str
+    aliases: tuple = ()
+
+    def peak(self, dtype: str = "bf16") -> float:
+        if dtype not in self.peak_flops:
+            raise ValueError(f"{self.name} has no {dtype} peak; known: {', '.join(self.peak_flops)}")
+        return self.peak_flops[dtype]
+
+    def ridge_point(self, dtype: str = "bf16") -> float:
+        """Arithmetic intensity (FLOP/byte) above which a kernel is compute-bound."""
+        return self.peak(dtype) / self.bandwidth
+
+
+T = 1e12
+GPUS: dict[str, GPU] = {
+    g.name: g
+    for g in (
+        GPU("H100 SXM", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
+            3.35e12, 80e9,
+            "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16/FP16 1,979 TFLOPS with sparsity "
+            "(989.4 dense), TF32 989 sparse, FP32 67 TFLOPS, HBM3 3.35 TB/s, 80 GB",
+            ("h100",)),
+        GPU("H200", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
+            4.8e12, 141e9,
+            "NVIDIA H200 Tensor Core GPU datasheet (SXM): BF16/FP16 1,979 TFLOPS with sparsity "
+            "(989.4 dense), HBM3e 4.8 TB/s, 141 GB",
+            ("h200",)),
+        GPU("A100 40GB", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T},
+            1.555e12, 40e9,
+            "NVIDIA A100 Tensor Core GPU datasheet (SXM): BF16/FP16 312 TFLOPS dense, TF32 156, "
+            "FP32 19.5, HBM2 1,555 GB/s, 40 GB",
+            ("a100-sxm4-40gb", "a100 40gb", "a100-pcie-40gb")),
+        GPU("A100 80GB", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T},
+            2.039e12, 80e9,
+            "NVIDIA A100 Tensor Core GPU datasheet (SXM): BF16/FP16 312 TFLOPS dense, HBM2e 2,039 GB/s, 80 GB",
+            ("a100-sxm4-80gb", "a100 80gb", "a100")),
+        GPU("T4", {"fp16": 65 * T, "fp32": 8.1 * T},
+            320e9, 16e9,
+            "NVIDIA T4 Tensor Core GPU datasheet: mixed-precision FP16/FP32 65 TFLOPS, FP32 8.1 TFLOPS, "
+            "GDDR6 320 GB/s, 16 GB; Turing has no bf16",
+            ("t4",)),
+        GPU("L4", {"bf16": 121 * T, "fp16": 121 * T, "fp32": 30.3 * T},
+            300e9, 24e9,
+            "NVIDIA L4 Tensor Core GPU datasheet: FP16/BF16 242 TFLOPS with sparsity (121 dense), "
+            "FP32 30.3 TFLOPS, GDDR6 300 GB/s, 24 GB",
+            ("l4",)),
+    )
+}
+
+#: The memory hierarchy figure of FlashAttention (Dao et al. 2022, Fig. 1 left), for an A100.
+FLASH_PAPER_A100 = {
+    "sram_bandwidth": 19e12, "sram_bytes": 20e6,
+    "hbm_bandwidth": 1.5e12, "hbm_bytes": 40e9,
+    "source": "Dao et al. 2022, 'FlashAttention', Figure 1 (left): SRAM 19 TB/s (20 MB), HBM 1.5 TB/s (40 GB)",
+}
+
+
+def lookup(name: str) -> GPU | None:
+    """The spec whose name or alias occurs in a device name such as 'NVIDIA H100 80GB HBM3'."""
+    low = name.lower()
+    for gpu in sorted(GPUS.values(), key=lambda g: -max(map(len, g.aliases + (g.name,)))):
+        if any(re.search(rf"\b{re.escape(a)}\b", low) for a in gpu.aliases + (gpu.name.lower(),)):
+            return gpu
+    return None
+
+
+def get(gpu: str | GPU) -> GPU:
+    if isinstance(gpu, GPU):
+        return gpu
+    if gpu in GPUS:
+        return GPUS[gpu]
+    found = lookup(gpu)
+    if found is None:
+        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
+    return found
+
+
+def roofline_time(flops: float, bytes_moved: float, gpu: str | GPU = "H100 SXM", dtype: str = "bf16") -> float:
+    """Lower bound on run time (s): the slower of doing the math and moving the bytes."""
+    g = get(gpu)
+    return max(flops / g.peak(dtype), bytes_moved / g.bandwidth)
