@@ -9,7 +9,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: book test unit notebooks build-strict check-html bench clean
 
