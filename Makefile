@@ -35,6 +35,11 @@ build-strict: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
+# Debian's Chromium, driven by Playwright (which never downloads a browser of its own here).
+check-html: build-strict
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(PY) tools/check_html.py _build/html
+
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench
 
