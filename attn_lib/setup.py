@@ -1,27 +1,43 @@
 """Notebook set-up: make attn_lib importable on a fresh Colab, and report the device.
 
-Each chapter's first code cell is :func:`colab_cell` (generated, and checked by a test
-against ``_config.yml``). The decisions live here so they can be unit-tested offline.
+Every notebook's first code cell is :func:`colab_cell` (generated from ``_config.yml`` and
+checked by ``tests/test_notebook_conventions.py``). The decisions it depends on — install or
+not, which command, which dtype on which device — live here so they are unit-tested offline.
+Used by every chapter and appendix.
 """
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+from pathlib import Path
 
 from . import __version__
 
+#: The repository root when attn_lib is used from a checkout (editable install).
+_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
+
+#: First compute capability with native bfloat16 tensor cores (Ampere, sm_80).
+BF16_MIN_CAPABILITY = (8, 0)
+
 
 def install_ref(version: str = __version__) -> str:
-    """The git ref pinned by the install command: the release tag of this version."""
+    """The git ref pinned by the install command: the release tag of this version, 'v0.1.0'."""
+    if not re.fullmatch(r"\d+(\.\d+)*([a-z0-9.+-]*)", version):
+        raise ValueError(f"version must look like '1.2.3', got {version!r}")
     return f"v{version}"
 
 
 def install_command(repo_url: str, ref: str | None = None, python: str = sys.executable) -> list[str]:
-    """pip command that installs attn_lib from the repository at `ref`, keeping the runtime's torch."""
-    if not repo_url.startswith("https://"):
+    """pip command that installs attn_lib from the repository at `ref`, keeping the runtime's torch.
+
+    ``--no-deps``: Colab's torch and Triton are built for its GPU and must not be replaced.
+    """
+    if not isinstance(repo_url, str) or not repo_url.startswith("https://"):
         raise ValueError(f"repo_url must be an https URL, got {repo_url!r}")
     ref = ref or install_ref()
-    return [python, "-m", "pip", "install", "-q", "--no-deps", f"git+{repo_url.rstrip('/')}.git@{ref}"]
+    url = repo_url.rstrip("/").removesuffix(".git")
+    return [python, "-m", "pip", "install", "-q", "--no-deps", f"git+{url}.git@{ref}"]
 
 
 def needs_install(find_spec=importlib.util.find_spec) -> bool:
@@ -29,11 +45,31 @@ def needs_install(find_spec=importlib.util.find_spec) -> bool:
     return find_spec("attn_lib") is None
 
 
+def bf16_native(capability: tuple[int, int] | None) -> bool:
+    """Whether a CUDA device of this compute capability has bf16 tensor cores (sm_80+).
+
+    Not ``torch.cuda.is_bf16_supported()``: it also answers True on a T4 (sm_75), where
+    bf16 is only emulated and Triton's ``tl.dot`` rejects it.
+    """
+    if capability is None:
+        return False
+    if len(capability) != 2:
+        raise ValueError(f"capability must be (major, minor), got {capability!r}")
+    return tuple(capability) >= BF16_MIN_CAPABILITY
+
+
 def preferred_dtype(device_type: str, bf16_supported: bool) -> str:
-    """Half-precision dtype for kernels: bf16 where supported, fp16 on older GPUs (T4), fp32 on CPU."""
+    """Dtype for kernels: bf16 where native (A100, H100), fp16 on older GPUs (T4), fp32 on CPU."""
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}")
     if device_type == "cpu":
         return "float32"
     return "bfloat16" if bf16_supported else "float16"
+
+
+def dtype_for(device_type: str, capability: tuple[int, int] | None = None) -> str:
+    """The chapters' dtype for a device: cpu → float32, T4 (7, 5) → float16, H100 (9, 0) → bfloat16."""
+    return preferred_dtype(device_type, device_type == "cuda" and bf16_native(capability))
 
 
 def environment() -> dict:
@@ -44,21 +80,57 @@ def environment() -> dict:
 
     dev = device()
     name = torch.cuda.get_device_name() if dev == "cuda" else "CPU"
-    bf16 = dev == "cuda" and torch.cuda.is_bf16_supported()
-    return {"device": dev, "name": name, "dtype": preferred_dtype(dev, bf16),
+    capability = torch.cuda.get_device_capability() if dev == "cuda" else None
+    return {"device": dev, "name": name, "dtype": dtype_for(dev, capability),
             "torch": torch.__version__, "attn_lib": __version__}
 
 
-def repo_url_from_config(config_path: str = "_config.yml") -> str:
+def find_config(config_path: str | Path = "_config.yml") -> Path:
+    """The book's _config.yml: `config_path` if it exists, else the one at the checkout root."""
+    path = Path(config_path)
+    if path.is_file():
+        return path
+    fallback = _CHECKOUT_ROOT / path.name
+    if not path.is_absolute() and fallback.is_file():
+        return fallback
+    raise FileNotFoundError(f"config_path {str(config_path)!r} not found (also looked in {_CHECKOUT_ROOT})")
+
+
+def repo_url_from_config(config_path: str | Path = "_config.yml") -> str:
     """The repository URL, kept in one place: `repository.url` of the book's _config.yml."""
+    return book_repository(config_path)[0]
+
+
+def book_repository(config_path: str | Path = "_config.yml") -> tuple[str, str]:
+    """(repository URL, branch) from the book's _config.yml; the branch defaults to 'main'."""
     import yaml
 
-    with open(config_path) as f:
-        return yaml.safe_load(f)["repository"]["url"]
+    with open(find_config(config_path)) as f:
+        repo = yaml.safe_load(f)["repository"]
+    return repo["url"], repo.get("branch", "main")
+
+
+def colab_url(repo_url: str, branch: str, notebook_path: str,
+              colab: str = "https://colab.research.google.com") -> str:
+    """The Colab launch URL the HTML book's rocket button points at for a notebook.
+
+    Mirrors sphinx-book-theme: <colab>/github/<org>/<repo>/blob/<branch>/<path in the repo>.
+    """
+    m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?/?", repo_url or "")
+    if m is None:
+        raise ValueError(f"repo_url must be https://github.com/<org>/<repo>, got {repo_url!r}")
+    if not notebook_path.endswith(".ipynb") or notebook_path.startswith("/"):
+        raise ValueError(f"notebook_path must be a relative .ipynb path, got {notebook_path!r}")
+    org, repo = m.groups()
+    return f"{colab.rstrip('/')}/github/{org}/{repo}/blob/{branch}/{notebook_path}"
 
 
 def colab_cell(repo_url: str, ref: str | None = None) -> str:
-    """Source of every chapter's first code cell (tag it `nbval-ignore-output`)."""
+    """Source of every notebook's first code cell (tag it `nbval-ignore-output`).
+
+    It must run before attn_lib exists, so it uses only the standard library. Changing its
+    text means regenerating every notebook's first cell (the conventions test compares it).
+    """
     cmd = install_command(repo_url, ref, python="PYTHON")
     args = ", ".join(repr(a) for a in cmd[1:])
     return (

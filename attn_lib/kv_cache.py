@@ -1,0 +1,240 @@
+"""KV-cache arithmetic for chapter 3: a NumPy decode step, work, bytes, memory and time estimates.
+
+- :func:`decode_attention_step`: one attention layer's decode step against a cache, in NumPy
+  (the reference the torch model in :mod:`attn_lib.tiny_gpt` is tested against).
+- :func:`generation_attention_pairs`: (query, key) pairs scored while generating, with and
+  without a cache (Σi versus Σi²).
+- :func:`decode_attention_cost`, :func:`weight_matmul_cost`, :func:`compute_bound_batch`:
+  FLOPs, bytes and arithmetic intensity of a decode step (why decode is memory-bound).
+- :func:`weight_bytes`, :func:`max_batch`, :func:`decode_step_estimate`: cache size against
+  a GPU's memory, and a roofline estimate of one decode step.
+- :func:`common_prefix_len`, :func:`prefix_cache_flops`: prompt caching.
+
+Models are preset names, :class:`attn_lib.models.ModelConfig` or a
+:class:`attn_lib.tiny_gpt.TinyGPTConfig`. Bytes are decimal unless a name says KiB/MiB/GiB.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import counting, hardware, models
+from .reference import softmax
+
+
+def _model(model) -> models.ModelConfig:
+    if hasattr(model, "to_model_config"):  # a TinyGPTConfig
+        return model.to_model_config()
+    return models.get(model)
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- NumPy decode step
+def decode_attention_step(x, k_cache, v_cache, wq, wk, wv, wo, *, n_heads: int):
+    """One decode step of one attention layer, in NumPy. Returns (out, k_cache, v_cache).
+
+    x (B, d_model): the new token's (normalised) hidden state. k_cache, v_cache
+    (B, n_kv_heads, L, head_dim): the past. wq (d_model, n_heads·hd), wk and wv
+    (d_model, n_kv_heads·hd), wo (n_heads·hd, d_model), applied as x @ W.
+    out (B, d_model); the returned caches have L + 1 rows. Query head h reads kv head
+    h // (n_heads // n_kv_heads). The work is matrix-vector products: O(L·d).
+    """
+    arrays = {"x": x, "k_cache": k_cache, "v_cache": v_cache, "wq": wq, "wk": wk, "wv": wv, "wo": wo}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if x.ndim != 2 or k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
+        raise ValueError(f"need x (B, d_model) and equal k_cache, v_cache (B, Hkv, L, hd); got x "
+                         f"{x.shape}, k_cache {k_cache.shape}, v_cache {v_cache.shape}")
+    B, _ = x.shape
+    _, n_kv, _, hd = k_cache.shape
+    n_heads = _positive("n_heads", n_heads)
+    if n_heads % n_kv or wq.shape[1] != n_heads * hd or wk.shape[1] != n_kv * hd:
+        raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv}, and wq {wq.shape}, "
+                         f"wk {wk.shape} must produce n_heads·hd and n_kv_heads·hd columns (hd={hd})")
+    q = (x @ wq).reshape(B, n_kv, n_heads // n_kv, hd)  # (B, Hkv, G, hd): query heads by shared kv head
+    k_new = (x @ wk).reshape(B, n_kv, 1, hd)
+    v_new = (x @ wv).reshape(B, n_kv, 1, hd)
+    k = np.concatenate([k_cache, k_new], axis=2)  # (B, Hkv, L+1, hd)
+    v = np.concatenate([v_cache, v_new], axis=2)
+    p = softmax(q @ k.swapaxes(-1, -2) / math.sqrt(hd))  # (B, Hkv, G, L+1): one row per head
+    out = (p @ v).reshape(B, n_heads * hd)  # (B, H·hd)
+    return out @ wo, k, v
+
+
+# ----------------------------------------------------------------------------- work while generating
+def generation_attention_pairs(prompt_len: int, n_new: int, *, cached: bool) -> int:
+    """(query, key) pairs scored (per head, per layer) to generate n_new tokens after a prompt.
+
+    Token t (1-based) is predicted from the P + t - 1 tokens before it. Without a cache every
+    step reruns causal attention over all of them: (P+t-1)(P+t)/2 pairs, Σ ~ T³/6. With a
+    cache the first step is the prefill, P(P+1)/2, and each later step scores one new query
+    against P + t - 1 keys, Σ ~ T²/2.
+    """
+    p, n = _positive("prompt_len", prompt_len), _count("n_new", n_new)
+    if n == 0:
+        return 0
+    if not cached:
+        return sum(counting.attention_pairs(p + t - 1, causal=True) for t in range(1, n + 1))
+    return counting.attention_pairs(p, causal=True) + sum(p + t - 1 for t in range(2, n + 1))
+
+
+# ----------------------------------------------------------------------------- FLOPs and bytes
+def decode_attention_cost(model, cache_len: int, *, batch: int = 1, bytes_per_value: int = 2) -> dict:
+    """FLOPs and bytes of the attention core of one decode step, all layers, `batch` sequences.
+
+    The new token attends to `cache_len` keys (itself included; a sliding window caps them).
+    flops: QKᵀ and PV (2·keys·head_dim each per head) + scale and softmax per score.
+    bytes: read K and V (2·keys·d_kv values), read q and write the output (d_attn each).
+    MHA in fp16 gives (4·d + 6·H)/(4·d + 4·d/keys) FLOP/byte → 1 + 1.5/head_dim for long caches;
+    GQA multiplies it by the group size, since each key/value row serves that many heads.
+    """
+    cfg = _model(model)
+    keys = _positive("cache_len", cache_len)
+    if cfg.sliding_window:
+        keys = min(keys, cfg.sliding_window)
+    b, bpv = _positive("batch", batch), _positive("bytes_per_value", bytes_per_value)
+    scores = keys * cfg.n_heads
+    flops = scores * (4 * cfg.head_dim + 1 + counting.SOFTMAX_FLOPS_PER_SCORE)
+    values = 2 * keys * cfg.d_kv + 2 * cfg.d_attn
+    total_flops, total_bytes = b * cfg.n_layers * flops, b * cfg.n_layers * values * bpv
+    return {"flops": total_flops, "bytes": total_bytes, "intensity": total_flops / total_bytes}
+
+
+def _weight_shapes(cfg: models.ModelConfig, unembedding: bool) -> list[tuple[int, int]]:
+    d = cfg.d_model
+    per_layer = [(d, cfg.d_attn), (d, cfg.d_kv), (d, cfg.d_kv), (cfg.d_attn, d)]
+    per_layer += [(d, cfg.d_ff)] * cfg.mlp_matrices
+    return per_layer * cfg.n_layers + ([(d, cfg.vocab)] if unembedding else [])
+
+
+def weight_matmul_cost(model, batch: int = 1, *, bytes_per_value: int = 2, unembedding: bool = True) -> dict:
+    """FLOPs and bytes of one decode step's weight matmuls for `batch` sequences.
+
+    Each (m, n) weight is read once per step whatever the batch (m·n values) and used in
+    batch·m·n multiply-adds (2 FLOPs each); the activations in and out add batch·(m + n)
+    values. Intensity = 2·batch·m·n / (bpv·(m·n + batch·(m + n))) ≈ batch for fp16.
+    """
+    cfg = _model(model)
+    b, bpv = _positive("batch", batch), _positive("bytes_per_value", bytes_per_value)
+    shapes = _weight_shapes(cfg, unembedding)
+    flops = sum(2 * b * m * n for m, n in shapes)
+    total_bytes = sum(bpv * (m * n + b * (m + n)) for m, n in shapes)
+    return {"flops": flops, "bytes": total_bytes, "intensity": flops / total_bytes}
+
+
+def compute_bound_batch(gpu, dtype: str = "bf16", bytes_per_value: int = 2) -> float:
+    """Batch above which decode's weight matmuls are compute-bound: ridge · bytes / 2.
+
+    A weight costs bytes_per_value bytes to read and gives 2 FLOPs (a multiply-add) per
+    sequence, so a batch of B has intensity 2·B / bytes_per_value FLOP/byte; setting that
+    equal to the ridge point (peak FLOP/s / bandwidth) gives B. For fp16/bf16, B = ridge.
+    """
+    g = hardware.get(gpu)
+    return g.ridge_point(dtype) * _positive("bytes_per_value", bytes_per_value) / 2
+
+
+# ----------------------------------------------------------------------------- memory
+def weight_bytes(model, bytes_per_value: int = 2, *, untied_embeddings: bool = True) -> int:
+    """Bytes of the weight matrices: layers, the token embedding, and the unembedding if untied.
+
+    Norms and biases are ignored (well under 0.1 %). GPT-2 and OPT tie the two embeddings
+    (pass untied_embeddings=False); the Llama and Mistral models do not.
+    """
+    cfg = _model(model)
+    n = sum(m * k for m, k in _weight_shapes(cfg, untied_embeddings)) + cfg.vocab * cfg.d_model
+    return n * _positive("bytes_per_value", bytes_per_value)
+
+
+def max_batch(model, context: int, gpu, bytes_per_value: int = 2) -> int:
+    """Most sequences of `context` tokens whose KV caches fit beside the weights (0: none)."""
+    g = hardware.get(gpu)
+    per_seq = counting.kv_cache_bytes(_model(model), _positive("context", context), bytes_per_value)
+    free = g.memory - weight_bytes(model, bytes_per_value)
+    return max(0, int(free // per_seq))
+
+
+def decode_step_estimate(model, context: int, batch: int, gpu="H100 SXM", dtype: str = "bf16",
+                         bytes_per_value: int = 2) -> dict:
+    """Roofline estimate of one decode step with `batch` sequences of `context` cached tokens.
+
+    Returns kv_bytes, weight_bytes, fits (both within the GPU's memory), flops, bytes (read
+    per step), time_s (the slower of math and memory, a lower bound), bound ('memory' or
+    'compute') and tokens_per_s (batch / time_s).
+    """
+    cfg, g = _model(model), hardware.get(gpu)
+    att = decode_attention_cost(cfg, context, batch=batch, bytes_per_value=bytes_per_value)
+    mm = weight_matmul_cost(cfg, batch, bytes_per_value=bytes_per_value)
+    flops, moved = att["flops"] + mm["flops"], att["bytes"] + mm["bytes"]
+    kv = counting.kv_cache_bytes(cfg, context, bytes_per_value, batch=batch)
+    w = weight_bytes(cfg, bytes_per_value)
+    t = hardware.roofline_time(flops, moved, g, dtype)
+    bound = "compute" if flops / g.peak(dtype) >= moved / g.bandwidth else "memory"
+    return {"kv_bytes": kv, "weight_bytes": w, "fits": kv + w <= g.memory, "flops": flops,
+            "bytes": moved, "time_s": t, "bound": bound, "tokens_per_s": batch / t}
+
+
+# ----------------------------------------------------------------------------- prompt caching
+def common_prefix_len(a, b) -> int:
+    """Length of the longest shared prefix of two token sequences: what a prompt cache can reuse."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    n = min(a.size, b.size)
+    diff = np.nonzero(a[:n] != b[:n])[0]
+    return int(diff[0]) if diff.size else n
+
+
+def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
+    """Forward FLOPs of a (prefix + suffix) prompt, computed whole vs with the prefix cached.
+
+    The suffix's own work is its dense FLOPs plus S·P + S(S+1)/2 causal score pairs, which is
+    exactly forward(P + S) − forward(P): prompt caching saves precisely the prefix's prefill.
+    """
+    cfg = _model(model)
+    p, s = _count("prefix_len", prefix_len), _count("suffix_len", suffix_len)
+
+    def total(n):
+        return sum(counting.forward_flops(cfg, n, causal=True).values())
+
+    full, prefix = total(p + s), total(p)
+    return {"full": full, "with_cache": full - prefix, "saved": prefix,
+            "saved_fraction": prefix / full if full else 0.0}
+
+
+# ----------------------------------------------------------------------------- units
+def format_bytes(n: float, unit: str) -> str:
+    """n bytes in `unit`: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)."""
+    scale = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+             "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+    if unit not in scale:
+        raise ValueError(f"unit must be one of {sorted(scale)}, got {unit!r}")
+    return f"{n / scale[unit]:,.1f} {unit}"
+
+
+def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
+    """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
+    rows = []
+    for name in names or list(models.PRESETS):
+        cfg = models.get(name)
+        kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"
+        if cfg.sliding_window:
+            kind += f", window {cfg.sliding_window}"
+        rows.append({"model": name, "attention": kind, "context": cfg.context,
+                     "per_token": counting.kv_cache_bytes(cfg, 1, bytes_per_value),
+                     "full_context": counting.kv_cache_bytes(cfg, cfg.context, bytes_per_value)})
+    return rows

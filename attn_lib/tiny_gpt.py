@@ -1,0 +1,417 @@
+"""A tiny decoder-only transformer with a KV cache: prefill, decode steps, greedy generation.
+
+Chapter 3 uses it to show that prefill costs O(N²) while each cached decode step costs
+O(N). Random, seeded weights (nothing is trained: the cost does not depend on the values).
+
+    cfg = TinyGPTConfig(n_heads=4, n_kv_heads=2)    # grouped-query attention
+    model = TinyGPT(cfg)
+    logits, cache = model.prefill(prompt)           # (B, T, vocab), cache.length == T
+    logits, cache = model.decode_step(tok, cache)   # (B, vocab),    cache.length == T + 1
+    seq = model.generate(prompt, 20)                # greedy; use_cache=False recomputes
+
+The cache is preallocated up to ``config.context`` tokens, and a decode step writes its
+one new key/value row into it in place: appending is O(1) and a step reads exactly the
+``length`` valid rows. ``torch.cat`` would copy the whole cache on every step (an extra
+O(T) write and a fresh allocation per step, O(T²) copying over a generation). The price
+is reserving the worst case up front, which is what a static cache in a serving system
+does (vLLM pages it in blocks instead). ``decode_step`` therefore mutates the cache it is
+given and returns the same object; ``cache.clone()`` forks it (prompt caching does that).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import models, torch_impl
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class TinyGPTConfig:
+    """Shape of the tiny model. n_kv_heads < n_heads means grouped-query attention (GQA)."""
+
+    vocab: int = 256
+    context: int = 512
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    n_kv_heads: int = 4
+    d_ff: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{f.name} must be an int, got {value!r}")
+            if value <= 0 and f.name != "seed":
+                raise ValueError(f"{f.name} must be positive, got {value}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def group_size(self) -> int:
+        """Query heads sharing one key/value head (1 = multi-head attention)."""
+        return self.n_heads // self.n_kv_heads
+
+    def to_model_config(self) -> models.ModelConfig:
+        """The same shape as an :class:`attn_lib.models.ModelConfig`, for attn_lib.counting."""
+        return models.ModelConfig(
+            f"tiny-gpt(d={self.d_model}, L={self.n_layers}, h={self.n_heads}/{self.n_kv_heads})",
+            self.n_layers, self.d_model, self.n_heads, self.n_kv_heads, self.head_dim, self.d_ff,
+            self.vocab, self.context, "attn_lib.tiny_gpt (random weights)", mlp_matrices=2)
+
+
+def bench_config(device: str | torch.device | None = None) -> TinyGPTConfig:
+    """A config for timing prefill against decode on `device` (chapter 3, benchmarks).
+
+    Small d_model and a long context, so that a decode step's cost is dominated by reading
+    the cache rather than by the weights or per-op overhead. On CPU it stays small enough
+    for a 2-core machine; on CUDA the cache is large enough to outweigh kernel launches.
+    """
+    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        return TinyGPTConfig(vocab=4096, context=32768, d_model=512, n_layers=2, n_heads=8,
+                             n_kv_heads=8, d_ff=2048, seed=0)
+    return TinyGPTConfig(vocab=256, context=8192, d_model=128, n_layers=2, n_heads=4,
+                         n_kv_heads=4, d_ff=512, seed=0)
+
+
+# ----------------------------------------------------------------------------- cache
+@dataclass
+class KVCache:
+    """Keys and values of every past token, per layer, in buffers preallocated to the context.
+
+    k[l], v[l]: (B, n_kv_heads, context, head_dim); rows [0, length) are valid.
+    ``keys(l)`` / ``values(l)`` are the valid views (B, n_kv_heads, length, head_dim).
+    """
+
+    config: TinyGPTConfig
+    k: list
+    v: list
+    length: int = 0
+
+    @classmethod
+    def empty(cls, config: TinyGPTConfig, batch: int = 1, *, device="cpu", dtype=torch.float32) -> "KVCache":
+        """An empty cache for `batch` sequences (memory reserved for the full context)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        shape = (batch, config.n_kv_heads, config.context, config.head_dim)
+        # torch.empty, not zeros: rows past `length` are never read.
+        new = lambda: [torch.empty(shape, device=device, dtype=_dtype(dtype)) for _ in range(config.n_layers)]
+        return cls(config, new(), new(), 0)
+
+    @classmethod
+    def random(cls, config: TinyGPTConfig, batch: int, length: int, *, device="cpu", dtype=torch.float32,
+               seed: int = 0) -> "KVCache":
+        """A cache of `length` random rows: for timing decode steps without running a long prefill."""
+        if not 0 <= length <= config.context:
+            raise ValueError(f"length must be in [0, context={config.context}], got {length}")
+        cache = cls.empty(config, batch, device=device, dtype=dtype)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        for buf in cache.k + cache.v:
+            # One random block of up to 256 rows, tiled: cheap to make even for long caches.
+            block = torch.randn(buf.shape[:2] + (min(length, 256), buf.shape[3]), generator=gen)
+            block = block.to(device=buf.device, dtype=buf.dtype)
+            for start in range(0, length, 256):
+                rows = min(256, length - start)
+                buf[:, :, start : start + rows] = block[:, :, :rows]
+        cache.length = length
+        return cache
+
+    @property
+    def batch(self) -> int:
+        return self.k[0].shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.k[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.k[0].device
+
+    def keys(self, layer: int) -> torch.Tensor:
+        return self.k[layer][:, :, : self.length]  # (B, Hkv, length, hd)
+
+    def values(self, layer: int) -> torch.Tensor:
+        return self.v[layer][:, :, : self.length]  # (B, Hkv, length, hd)
+
+    def nbytes(self, reserved: bool = False) -> int:
+        """Bytes of the valid rows (or of the whole reserved buffers)."""
+        rows = self.config.context if reserved else self.length
+        per_row = self.batch * self.config.n_kv_heads * self.config.head_dim * self.k[0].element_size()
+        return 2 * self.config.n_layers * rows * per_row
+
+    def clone(self) -> "KVCache":
+        """An independent copy (only the valid rows are copied)."""
+        other = KVCache.empty(self.config, self.batch, device=self.device, dtype=self.dtype)
+        for src, dst in zip(self.k + self.v, other.k + other.v):
+            dst[:, :, : self.length] = src[:, :, : self.length]
+        other.length = self.length
+        return other
+
+    def _write(self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor):
+        """Store T new rows after the valid ones; return keys, values (B, Hkv, length + T, hd)."""
+        end = self.length + k_new.shape[2]
+        self.k[layer][:, :, self.length : end] = k_new
+        self.v[layer][:, :, self.length : end] = v_new
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+def _dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise TypeError(f"dtype must be a torch float dtype or one of {sorted(_DTYPES)}, got {dtype!r}")
+
+
+# ----------------------------------------------------------------------------- attention
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal (bottom-right) attention with n_heads query heads over n_kv_heads key/value heads.
+
+    q (B, H, Nq, hd), k and v (B, Hkv, Nk, hd) with H a multiple of Hkv -> (B, H, Nq, hd).
+    Query head h reads key/value head h // (H // Hkv).
+    """
+    B, H, nq, hd = q.shape
+    groups = H // k.shape[1]
+    if nq == 1:
+        # Decode: the lone query is the newest token, so bottom-right alignment lets it see
+        # every cached key (no mask). Fold each group's query heads into query rows so the
+        # shared key/value head is read once and the cache is never copied.
+        out = torch_impl.sdpa(q.reshape(B, k.shape[1], groups, hd), k, v, causal=False)
+        return out.reshape(B, H, 1, hd)
+    if groups > 1:  # prefill: copying the kv heads is cheap next to the O(N²) work
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    return torch_impl.sdpa(q, k, v, causal=True)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head (or grouped-query) self-attention that can read and extend a KVCache."""
+
+    def __init__(self, cfg: TinyGPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * hd, bias=False)
+        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * hd, bias=False)
+        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * hd, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """x (B, T, d_model) -> (B, T, d_model); with a cache, x's tokens follow the cached ones."""
+        B, T, _ = x.shape
+        c = self.cfg
+        q = self.wq(x).view(B, T, c.n_heads, c.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = self.wk(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        v = self.wv(x).view(B, T, c.n_kv_heads, c.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        if cache is not None:
+            k, v = cache._write(layer, k, v)  # (B, Hkv, length + T, hd)
+        y = grouped_attention(q, k, v)  # (B, H, T, hd)
+        return self.wo(y.transpose(1, 2).reshape(B, T, c.n_heads * c.head_dim))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, cfg: TinyGPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+
+    def forward(self, x, cache=None, layer=0):
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+# ----------------------------------------------------------------------------- model
+class TinyGPT(nn.Module):
+    """Decoder-only transformer: token + learned position embeddings, blocks, LayerNorm, unembedding."""
+
+    def __init__(self, config: TinyGPTConfig, device=None, dtype=torch.float32):
+        super().__init__()
+        if not isinstance(config, TinyGPTConfig):
+            raise TypeError(f"config must be a TinyGPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab, config.d_model)
+        self.pos_emb = nn.Embedding(config.context, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab, bias=False)
+        self._init_weights()
+        self.to(device=device or "cpu", dtype=_dtype(dtype)).eval()
+
+    @torch.no_grad()
+    def _init_weights(self):
+        # Seeded on the CPU, so every device gets the same weights. Scales keep activations
+        # O(1) and spread the logits (std ≈ 3) so greedy choices are far from ties.
+        gen = torch.Generator().manual_seed(self.config.seed)
+        for name, p in self.named_parameters():
+            if "ln" in name:
+                continue  # LayerNorm: weight 1, bias 0
+            if p.ndim == 1:
+                p.zero_()
+            elif "emb" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if "pos" in name else 1.0))
+            else:
+                scale = 3.0 if name == "head.weight" else 1.0
+                p.copy_(torch.randn(p.shape, generator=gen) * scale / math.sqrt(p.shape[1]))
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.head.weight.dtype
+
+    # --------------------------------------------------------------- input checks
+    def _tokens(self, tokens, name: str, start: int = 0) -> torch.Tensor:
+        """Validate token ids; return them as (B, T) int64 on the model's device."""
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            tokens = torch.tensor([[tokens]])
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(tokens).__name__}")
+        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+        if tokens.ndim == 1:
+            tokens = tokens[None, :] if name != "token" else tokens[:, None]
+        if tokens.ndim != 2 or tokens.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty (T,) or (B, T) tensor, got shape {tuple(tokens.shape)}")
+        if tokens.device.type == "cpu":  # ids already on a GPU (generated ones) are trusted: no host sync per step
+            lo, hi = int(tokens.min()), int(tokens.max())
+            if lo < 0 or hi >= self.config.vocab:
+                raise ValueError(f"{name} must be ids in [0, vocab={self.config.vocab}), got values in [{lo}, {hi}]")
+        if start + tokens.shape[1] > self.config.context:
+            raise ValueError(f"{name}: {start} cached + {tokens.shape[1]} new tokens exceed "
+                             f"context={self.config.context}")
+        return tokens.to(self.device, torch.long)
+
+    def _check_cache(self, cache, batch: int) -> None:
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache, got {type(cache).__name__}")
+        if cache.config != self.config:
+            raise ValueError(f"cache belongs to a different config: {cache.config} vs the model's {self.config}")
+        if cache.batch != batch:
+            raise ValueError(f"cache holds batch {cache.batch} but the tokens have batch {batch}")
+        if cache.dtype != self.dtype or cache.device != self.device:
+            raise TypeError(f"cache is {cache.dtype} on {cache.device}, the model {self.dtype} on {self.device}")
+
+    # --------------------------------------------------------------- forward passes
+    def _run(self, tokens: torch.Tensor, cache: KVCache | None, start: int) -> torch.Tensor:
+        """tokens (B, T) at positions start.. -> logits (B, T, vocab); extends `cache` if given."""
+        pos = torch.arange(start, start + tokens.shape[1], device=self.device)
+        x = self.tok_emb(tokens) + self.pos_emb(pos)  # (B, T, d)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length += tokens.shape[1]
+        return self.head(self.ln_f(x))
+
+    @torch.inference_mode()
+    def forward(self, tokens) -> torch.Tensor:
+        """Full causal forward with no cache: tokens (B, T) -> logits (B, T, vocab)."""
+        return self._run(self._tokens(tokens, "tokens"), None, 0)
+
+    @torch.inference_mode()
+    def prefill(self, tokens, cache: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        """Process a prompt in one pass: tokens (B, T) -> (logits (B, T, vocab), cache).
+
+        With `cache`, the tokens continue the cached sequence (chunked prefill: how a reused
+        prompt prefix is extended); the cache is extended in place and returned.
+        """
+        start = 0 if cache is None else cache.length
+        tokens = self._tokens(tokens, "tokens", start)
+        if cache is None:
+            cache = KVCache.empty(self.config, tokens.shape[0], device=self.device, dtype=self.dtype)
+        self._check_cache(cache, tokens.shape[0])
+        return self._run(tokens, cache, start), cache
+
+    @torch.inference_mode()
+    def decode_step(self, token, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """One new token per sequence, token (B,) or (B, 1), against the cache -> (logits (B, vocab), cache).
+
+        The step attends one query to the length + 1 cached keys: O(length) work.
+        """
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache, got {type(cache).__name__}")
+        token = self._tokens(token, "token", cache.length)
+        if token.shape[1] != 1:
+            raise ValueError(f"token must be one id per sequence, got shape {tuple(token.shape)}")
+        self._check_cache(cache, token.shape[0])
+        return self._run(token, cache, cache.length)[:, -1], cache
+
+    @torch.inference_mode()
+    def generate(self, prompt, n_new: int, use_cache: bool = True) -> torch.Tensor:
+        """Greedy decoding: prompt (T,) or (B, T) -> prompt followed by n_new tokens, same ndim.
+
+        use_cache=False recomputes the whole sequence for every new token (the O(T³) way).
+        """
+        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
+            raise ValueError(f"n_new must be an int >= 0, got {n_new!r}")
+        squeeze = isinstance(prompt, torch.Tensor) and prompt.ndim == 1
+        seq = self._tokens(prompt, "prompt")
+        if seq.shape[1] + n_new > self.config.context:
+            raise ValueError(f"prompt ({seq.shape[1]}) + n_new ({n_new}) tokens exceed context={self.config.context}")
+        if n_new == 0:
+            return seq[0] if squeeze else seq
+        if use_cache:
+            logits, cache = self.prefill(seq)
+            nxt = logits[:, -1].argmax(-1)  # (B,)
+            out = [seq, nxt[:, None]]
+            for _ in range(n_new - 1):
+                logits, cache = self.decode_step(nxt, cache)
+                nxt = logits.argmax(-1)
+                out.append(nxt[:, None])
+            seq = torch.cat(out, dim=1)
+        else:
+            for _ in range(n_new):
+                nxt = self._run(seq, None, 0)[:, -1].argmax(-1)
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+        return seq[0] if squeeze else seq
+
+
+# ----------------------------------------------------------------------------- timing helpers
+def time_decode_step(model: TinyGPT, cache_len: int, batch: int = 1, min_run_time: float = 0.1) -> float:
+    """Median seconds of one decode step against a (random) cache of `cache_len` tokens."""
+    from .bench import time_fn
+
+    cache = KVCache.random(model.config, batch, cache_len, device=model.device, dtype=model.dtype)
+    token = torch.zeros(batch, dtype=torch.long, device=model.device)
+
+    def step():
+        cache.length = cache_len  # every call appends at the same position
+        model.decode_step(token, cache)
+
+    return time_fn(step, min_run_time=min_run_time)
+
+
+def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: float = 0.1) -> float:
+    """Median seconds of prefilling `n_tokens` (random ids) into a fresh cache."""
+    from .bench import time_fn
+
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, model.config.vocab, (batch, n_tokens), generator=gen).to(model.device)
+    cache = KVCache.empty(model.config, batch, device=model.device, dtype=model.dtype)
+
+    def run():
+        cache.length = 0  # reuse one buffer: time the compute, not the allocation
+        model.prefill(tokens, cache)
+
+    return time_fn(run, min_run_time=min_run_time)

@@ -1,0 +1,408 @@
+"""A fused FlashAttention forward kernel in Triton (chapter 4; timed by `python -m attn_lib.bench`).
+
+``flash_attention(q, k, v, causal=..., scale=...)`` takes q (B, H, Nq, d), k (B, H, Nk, d),
+v (B, H, Nk, dv) in fp16, bf16 or fp32 and returns (B, H, Nq, dv) in the input dtype, with the
+library's contract: causal masking is bottom-right aligned (query i sees key j iff
+j <= i + Nk - Nq) and a query that sees no key gets zeros.
+
+What "fused" buys (chapter 4): torch_impl.flash_attention runs the same tiled algorithm as
+separate torch ops, so every (Bq, Bk) score block still goes to and from HBM. Here one program
+keeps its query block, running max m, denominator l and output accumulator in registers /
+SRAM for the whole loop over keys; HBM sees q, k, v once in and the output once out.
+
+Layout of the work (FlashAttention-2 order):
+  grid = (query blocks, batch·heads); one program owns BLOCK_M queries of one head and loops
+  over key blocks of BLOCK_N keys. The key loop has two stages: blocks every row of the
+  program may fully see (no masks at all), then the few blocks on the causal diagonal or at
+  the ragged end of the keys (masked). Blocks wholly above the diagonal are never visited.
+
+Without a CUDA device the kernel runs in Triton's interpreter (NumPy on the CPU): importing
+this module then sets TRITON_INTERPRET=1 before the kernel is defined. The interpreter
+mishandles bf16 in ``tl.dot``, so there bf16 inputs are computed in fp32 and cast back.
+Importing never fails without Triton: ``AVAILABLE`` says whether the kernel can run.
+"""
+from __future__ import annotations
+
+import os
+
+from ._checks import check_qkv, resolve_scale
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - torch is needed for the kernel, not for the import
+    torch = None
+
+if torch is not None and not torch.cuda.is_available():
+    # Must happen before any @triton.jit below runs (the decorator reads it).
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+try:
+    import triton
+    import triton.language as tl
+
+    AVAILABLE = torch is not None
+except ImportError:
+    triton = tl = None
+    AVAILABLE = False
+
+#: True when the kernel runs in Triton's CPU interpreter rather than on a GPU.
+INTERPRET = AVAILABLE and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _interpret_triton_stdlib() -> None:
+    """Make Triton's own @jit helpers (tl.max, tl.sum, tl.zeros) interpretable.
+
+    They are built when triton.language is imported; if something imported triton before
+    TRITON_INTERPRET was set (pytest.importorskip("triton"), say), they are compiled-mode
+    functions the interpreter refuses to call. Re-running those modules rebuilds them.
+    """
+    import importlib
+
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if not isinstance(tl.standard.zeros, InterpretedFunction):
+        for module in (tl.standard, tl.random, tl):
+            importlib.reload(module)
+
+
+if INTERPRET:
+    _interpret_triton_stdlib()
+
+#: log2(e): exp(x) = exp2(x·log2 e), so folding it into the softmax scale lets the kernel use exp2.
+LOG2E = 1.4426950408889634
+
+#: Largest head dim accepted (d is padded to a power of two >= 16 inside the kernel).
+MAX_HEAD_DIM = 256
+
+#: Fixed blocks under the interpreter: small enough that tests cover several blocks at N <= 128.
+INTERPRET_BLOCK_M = 32
+INTERPRET_BLOCK_N = 32
+
+_SUPPORTED_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def flops(batch: int, heads: int, n_q: int, n_k: int, head_dim: int, causal: bool = False,
+          head_dim_v: int | None = None) -> int:
+    """FLOPs of QKᵀ and PV over the (query, key) pairs actually computed: 2·pairs·(d + dv).
+
+    With dv = d that is 4·B·H·Nq·Nk·d; under the bottom-right causal mask only the visible
+    pairs count: query i sees min(Nk, max(0, i + Nk - Nq + 1)) keys.
+    """
+    for name, x in (("batch", batch), ("heads", heads), ("n_q", n_q), ("n_k", n_k), ("head_dim", head_dim)):
+        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {x!r}")
+    dv = head_dim if head_dim_v is None else head_dim_v
+    return 2 * batch * heads * visible_pairs(n_q, n_k, causal) * (head_dim + dv)
+
+
+def visible_pairs(n_q: int, n_k: int, causal: bool) -> int:
+    """(query, key) pairs a query row may attend to: Nq·Nk, or the bottom-right causal count."""
+    if not causal:
+        return n_q * n_k
+    diag = n_k - n_q  # query i sees keys 0 .. i + diag
+    first_full = max(0, n_k - diag)  # rows i >= first_full see every key
+    total = 0
+    lo = max(0, -diag)  # rows i < lo see nothing
+    hi = min(n_q, first_full)
+    if hi > lo:  # rows lo..hi-1 see i + diag + 1 keys: an arithmetic series
+        a, b = lo + diag + 1, hi - 1 + diag + 1
+        total += (a + b) * (hi - lo) // 2
+    total += max(0, n_q - max(first_full, lo)) * n_k
+    return total
+
+
+# ----------------------------------------------------------------------------- the kernel
+if AVAILABLE:
+
+    @triton.jit
+    def _load_tile(ptrs, rows, n_rows, cols, N_COLS: tl.constexpr, BLOCK_COLS: tl.constexpr,
+                   CHECK_ROWS: tl.constexpr):
+        """Load a (rows, BLOCK_COLS) tile; rows >= n_rows and padded columns >= N_COLS read as 0.
+
+        Masks are emitted only where needed (constexpr branches), so full interior blocks
+        are plain vectorised loads.
+        """
+        if CHECK_ROWS:
+            if N_COLS == BLOCK_COLS:
+                return tl.load(ptrs, mask=rows[:, None] < n_rows, other=0.0)
+            else:
+                return tl.load(ptrs, mask=(rows[:, None] < n_rows) & (cols[None, :] < N_COLS), other=0.0)
+        else:
+            if N_COLS == BLOCK_COLS:
+                return tl.load(ptrs)
+            else:
+                return tl.load(ptrs, mask=cols[None, :] < N_COLS, other=0.0)
+
+    @triton.jit
+    def _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+                        lo, hi, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
+                        HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                        BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr,
+                        CAUSAL: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+        """Fold key blocks [lo, hi) into the running (acc, l, m) of one query block: online softmax.
+
+        acc (BLOCK_M, BLOCK_DV) fp32 = Σ_j exp2(s_j - m)·v_j,   l (BLOCK_M,) = Σ_j exp2(s_j - m),
+        m (BLOCK_M,) = running max of the base-2 scores s = q·kᵀ·scale·log2(e).
+        MASKED: apply the ragged-end (key >= N_K) and causal masks; False for interior blocks.
+        """
+        k_ptrs += lo * stride_kn
+        v_ptrs += lo * stride_vn
+        for start_n in range(lo, hi, BLOCK_N):
+            keys = start_n + offs_n  # (BLOCK_N,) key indices of this block
+            k = _load_tile(k_ptrs, keys, N_K, offs_d, HEAD_DIM, BLOCK_D, MASKED)  # (BLOCK_N, BLOCK_D)
+            # Scores in the log2 domain: exp(x·scale) = exp2(x·scale·log2 e).
+            s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
+            if MASKED:
+                visible = keys[None, :] < N_K
+                if CAUSAL:
+                    visible = visible & (keys[None, :] <= offs_m[:, None] + diag)  # bottom-right
+                s = tl.where(visible, s, float("-inf"))
+            # Online softmax: new running max, then rescale the old state by exp2(m_old - m_new).
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            if MASKED:
+                # A row that has seen no key yet keeps m = -inf; subtract 0 instead (no NaN).
+                m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+            else:
+                m_ref = m_new
+            alpha = tl.math.exp2(m_i - m_ref)  # (BLOCK_M,); 0 on the first visible block
+            p = tl.math.exp2(s - m_ref[:, None])  # (BLOCK_M, BLOCK_N) unnormalised probabilities
+            l_i = l_i * alpha + tl.sum(p, 1)
+            v = _load_tile(v_ptrs, keys, N_K, offs_dv, HEAD_DIM_V, BLOCK_DV, MASKED)  # (BLOCK_N, BLOCK_DV)
+            acc = acc * alpha[:, None]
+            acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)  # acc += P·V in fp32
+            m_i = m_new
+            k_ptrs += BLOCK_N * stride_kn
+            v_ptrs += BLOCK_N * stride_vn
+        return acc, l_i, m_i
+
+    @triton.jit
+    def _attn_fwd(Q, K, V, Out,
+                  stride_qb, stride_qh, stride_qn, stride_qd,
+                  stride_kb, stride_kh, stride_kn, stride_kd,
+                  stride_vb, stride_vh, stride_vn, stride_vd,
+                  stride_ob, stride_oh, stride_on, stride_od,
+                  H, N_Q, N_K, qk_scale,
+                  NQ_BUCKET, NK_BUCKET,  # only read by the autotuner's key (powers of two)
+                  HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                  BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+                  CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        """One program: BLOCK_M queries of one (batch, head) against all the keys they may see."""
+        pid_m = tl.program_id(0)  # which query block
+        pid_bh = tl.program_id(1)  # which (batch, head)
+        b = (pid_bh // H).to(tl.int64)  # int64: batch·head offsets can pass 2**31 elements
+        h = (pid_bh % H).to(tl.int64)
+
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # query rows
+        offs_n = tl.arange(0, BLOCK_N)  # key offsets within a block
+        offs_d = tl.arange(0, BLOCK_D)  # head dim of q, k (padded to a power of two)
+        offs_dv = tl.arange(0, BLOCK_DV)  # head dim of v and the output
+
+        q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
+        k_ptrs = K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
+        v_ptrs = V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd
+
+        # The query block stays on chip for the whole key loop: read from HBM once.
+        q = _load_tile(q_ptrs, offs_m, N_Q, offs_d, HEAD_DIM, BLOCK_D, True)  # (BLOCK_M, BLOCK_D)
+
+        # Running statistics of the online softmax (fp32 whatever the input dtype).
+        m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)  # running max (log2 domain)
+        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)  # running denominator
+        acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)  # unnormalised output
+
+        # Which key blocks to visit. Query i sees key j iff j <= i + diag (bottom-right causal).
+        diag = N_K - N_Q
+        full_blocks_end = N_K // BLOCK_N * BLOCK_N  # keys before this need no ragged-end mask
+        if CAUSAL:
+            start_m = pid_m * BLOCK_M
+            # Causal early exit: keys >= hi are hidden from every row here (the last row sees
+            # up to start_m + BLOCK_M - 1 + diag), so those blocks are skipped entirely.
+            hi = tl.minimum(N_K, tl.maximum(start_m + BLOCK_M + diag, 0))
+            # Keys < start_m + diag + 1 are visible to the block's first row, hence to all rows.
+            unmasked_end = tl.minimum(tl.maximum(start_m + diag + 1, 0) // BLOCK_N * BLOCK_N, full_blocks_end)
+        else:
+            hi = N_K
+            unmasked_end = full_blocks_end
+
+        # Stage 1: interior blocks, no masks.  Stage 2: diagonal / ragged-end blocks, masked.
+        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+                                        0, unmasked_end, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
+                                        HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N,
+                                        CAUSAL, False, DOT_PRECISION)
+        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+                                        unmasked_end, hi, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
+                                        HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N,
+                                        CAUSAL, True, DOT_PRECISION)
+
+        # Normalise once at the end; rows that saw no key (l = 0) stay 0 instead of 0/0.
+        out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]  # (BLOCK_M, BLOCK_DV)
+        o_ptrs = Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_dv[None, :] * stride_od
+        o_mask = (offs_m[:, None] < N_Q) & (offs_dv[None, :] < HEAD_DIM_V)
+        tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=o_mask)
+
+    def _gpu_configs():
+        """Block shapes worth trying on an A100/H100 (the tutorial's search space, trimmed)."""
+        shapes = [  # (BLOCK_M, BLOCK_N, num_stages, num_warps)
+            (16, 64, 3, 4), (16, 128, 3, 4),  # decode-like: a handful of queries
+            (64, 32, 4, 4), (64, 64, 3, 4), (64, 64, 4, 4),
+            (128, 32, 3, 4), (128, 64, 3, 4), (128, 64, 4, 8),
+            (128, 128, 2, 8), (128, 128, 3, 8),
+        ]
+        return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_stages=s, num_warps=w) for m, n, s, w in shapes]
+
+    def _prune_configs(configs, named_args, **kwargs):
+        """Keep query blocks that fit Nq (64/128 for long sequences, 16 for decode); shrink for d = 256."""
+        args = {**named_args, **kwargs}
+        nq, block_d = args["NQ_BUCKET"], max(args["BLOCK_D"], args["BLOCK_DV"])
+        block_m = 16 if nq <= 16 else 64 if nq <= 64 else None  # None: try 64 and 128
+        kept = [c for c in configs
+                if (c.kwargs["BLOCK_M"] == block_m if block_m else c.kwargs["BLOCK_M"] >= 64)
+                and (block_d < 256 or (c.kwargs["BLOCK_N"] <= 64 and c.num_stages <= 2 + (c.kwargs["BLOCK_M"] < 128)))]
+        return kept or configs[:1]
+
+    def _quick_bench(kernel_call, quantiles):
+        # Shorter than do_bench's default 25 ms warm-up / 100 ms repeats: we tune many shapes.
+        return triton.testing.do_bench(kernel_call, warmup=5, rep=25, quantiles=quantiles)
+
+    _attn_fwd_tuned = triton.autotune(
+        configs=_gpu_configs(),
+        key=["NQ_BUCKET", "NK_BUCKET", "HEAD_DIM", "HEAD_DIM_V", "CAUSAL", "DOT_PRECISION"],
+        prune_configs_by={"early_config_prune": _prune_configs},
+        do_bench=_quick_bench,
+    )(_attn_fwd)
+
+
+# ----------------------------------------------------------------------------- the wrapper
+def _check_inputs(q, k, v) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    check_qkv(q, k, v)
+    shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+    if q.ndim != 4:
+        raise ValueError(f"q, k, v must be 4-D (B, H, N, d) for the Triton kernel, got {shapes}")
+    if str(q.dtype).removeprefix("torch.") not in _SUPPORTED_DTYPES:
+        raise TypeError(f"q, k, v must be float16, bfloat16 or float32 for the Triton kernel, got {q.dtype}")
+    for name, dim in (("d (q, k)", q.shape[-1]), ("dv (v)", v.shape[-1])):
+        if dim > MAX_HEAD_DIM:
+            raise ValueError(f"head dim {name} must be <= {MAX_HEAD_DIM}, got {dim} ({shapes})")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
+    if not INTERPRET and q.device.type != "cuda":
+        raise ValueError(f"q, k, v must be CUDA tensors for the Triton kernel, got device {q.device}")
+    if q.shape[0] * q.shape[1] > 65535:
+        raise ValueError(f"batch·heads must be <= 65535 (grid axis 1), got {q.shape[0] * q.shape[1]} ({shapes})")
+
+
+def _pow2(n: int, at_least: int = 1) -> int:
+    return max(at_least, 1 << max(0, n - 1).bit_length())
+
+
+def _dot_precision(dtype) -> str:
+    """fp32 inputs: TF32 only where torch allows it for matmuls (off by default), else exact fp32."""
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"  # ignored for fp16/bf16 operands
+
+
+def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None,
+                    _blocks: tuple[int, int] | None = None):
+    """Fused FlashAttention forward: q (B, H, Nq, d), k (B, H, Nk, d), v (B, H, Nk, dv) -> (B, H, Nq, dv).
+
+    fp16 / bf16 / fp32 in, same dtype out, fp32 softmax statistics and accumulator.
+    causal=True is bottom-right aligned (query i sees key j iff j <= i + Nk - Nq); rows that
+    see no key are 0. Needs a CUDA device, or runs in Triton's interpreter on the CPU.
+    ``_blocks=(BLOCK_M, BLOCK_N)`` fixes the block shape (tests; skips autotuning on a GPU).
+    """
+    if not AVAILABLE:
+        raise RuntimeError("attn_lib.triton_flash needs torch and triton (pip install triton; "
+                           "Linux x86-64 only); use attn_lib.torch_impl.flash_attention instead")
+    _check_inputs(q, k, v)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {causal!r}")
+    scale = resolve_scale(scale, q.shape[-1])
+    if INTERPRET and q.dtype == torch.bfloat16:
+        # The interpreter's tl.dot mishandles bf16: compute in fp32 (bf16 -> fp32 is exact).
+        out = flash_attention(q.float(), k.float(), v.float(), causal=causal, scale=scale, _blocks=_blocks)
+        return out.to(torch.bfloat16)
+
+    batch, heads, n_q, d = q.shape
+    n_k, dv = k.shape[-2], v.shape[-1]
+    out = torch.empty((batch, heads, n_q, dv), dtype=q.dtype, device=q.device)
+    if out.numel() == 0:
+        return out
+    args = [q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+            heads, n_q, n_k, scale * LOG2E, _pow2(n_q), _pow2(n_k)]
+    meta = dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
+                CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
+    if INTERPRET or _blocks is not None:
+        block_m, block_n = _blocks or (INTERPRET_BLOCK_M, INTERPRET_BLOCK_N)
+        grid = (triton.cdiv(n_q, block_m), batch * heads)
+        _attn_fwd[grid](*args, **meta, BLOCK_M=block_m, BLOCK_N=block_n)
+    else:
+        grid = lambda cfg: (triton.cdiv(n_q, cfg["BLOCK_M"]), batch * heads)  # noqa: E731
+        with torch.cuda.device(q.device):
+            _attn_fwd_tuned[grid](*args, **meta)
+    return out
+
+
+def best_config(q, k, v, *, causal: bool = False) -> dict | None:
+    """The autotuner's chosen block shape for these inputs (after one call on a GPU), else None."""
+    if not AVAILABLE or INTERPRET:
+        return None
+    for key, cfg in _attn_fwd_tuned.cache.items():
+        if key[:2] == (_pow2(q.shape[-2]), _pow2(k.shape[-2])) and key[2:4] == (q.shape[-1], v.shape[-1]) \
+                and key[4] == causal and str(q.dtype) in key:
+            return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+    return None
+
+
+def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int = 64, causal: bool = True,
+                   block_m: int = 128, block_n: int = 64, num_stages: int = 3, num_warps: int = 4) -> dict:
+    """Compile the kernel ahead of time for a GPU this machine need not have; report its resources.
+
+    Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only machine, but only in a
+    process where the kernel is not interpreted (start Python with TRITON_INTERPRET=0).
+    Mimics the JIT's specialisation for contiguous inputs (unit head-dim strides, 16-aligned
+    pointers and strides). Returns shared memory bytes, registers per thread, stack bytes
+    (spills), and whether the loads are pipelined (cp.async) and the dots use Hopper's wgmma.
+    """
+    if not AVAILABLE:
+        raise RuntimeError("compile_report needs torch and triton")
+    if INTERPRET:
+        raise RuntimeError("compile_report needs compiled kernels: run Python with TRITON_INTERPRET=0")
+    import re
+    import subprocess
+    import tempfile
+
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    meta = dict(HEAD_DIM=head_dim, HEAD_DIM_V=head_dim, BLOCK_D=_pow2(head_dim, 16), BLOCK_DV=_pow2(head_dim, 16),
+                CAUSAL=causal, DOT_PRECISION="tf32", BLOCK_M=block_m, BLOCK_N=block_n)
+    signature, constants, attrs = {}, dict(meta), {}
+    for i, name in enumerate(_attn_fwd.arg_names):
+        if name in meta:
+            signature[name] = "constexpr"
+        elif name in ("Q", "K", "V", "Out"):
+            signature[name], attrs[(i,)] = "*" + dtype, [["tt.divisibility", 16]]
+        elif name.startswith("stride_") and name.endswith("d"):
+            signature[name], constants[name] = "constexpr", 1  # contiguous head dim
+        elif name == "qk_scale":
+            signature[name] = "fp32"
+        else:
+            signature[name] = "i32"
+            if name.startswith("stride_"):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    kernel = triton.compile(ASTSource(_attn_fwd, signature, constants, attrs),
+                            target=GPUTarget("cuda", capability, 32),
+                            options={"num_warps": num_warps, "num_stages": num_stages})
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(kernel.asm["cubin"])
+        f.flush()
+        cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+        usage = subprocess.run([cuobjdump, "-res-usage", f.name], capture_output=True, text=True).stdout
+    regs, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", usage).groups()
+    ptx = kernel.asm["ptx"]
+    return {"capability": capability, "shared_bytes": kernel.metadata.shared, "registers": int(regs),
+            "stack_bytes": int(stack), "pipelined_loads": "cp.async" in ptx, "wgmma": "wgmma.mma_async" in ptx}

@@ -1,0 +1,157 @@
+"""Attention variants that change the model to escape the N² (chapter 4, last section).
+
+Sliding-window attention: each query sees only the `window` most recent keys, itself
+included. Same conventions as :mod:`attn_lib.reference`: q (..., Nq, d), k (..., Nk, d),
+v (..., Nk, dv); positions are bottom-right aligned, so query i sits at position
+p = i + Nk - Nq and sees key j iff p - window < j <= p. Rows that see no key give zeros.
+
+The blocked implementation only ever forms (..., block_q, block_q + window - 1) scores,
+so its work and memory grow linearly in N for a fixed window. It takes NumPy arrays or torch
+tensors (torch lets FlopCounterMode count its work).
+
+Also here, until it moves to attn_lib.bench: :func:`limit_threads`, which chapter 4 uses to
+time on one core, where its L2 cache plays the part of a GPU's SRAM.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+from ._checks import check_block, check_qkv, resolve_scale
+from .reference import softmax
+
+#: Query rows per block of the sliding-window loop (a cache-sized slab of scores).
+DEFAULT_BLOCK_Q = 128
+
+
+def _check_window(window) -> int:
+    if window is None:
+        raise TypeError("window must be a positive int, got None")
+    return check_block("window", window)
+
+
+def sliding_window_mask(nq: int, nk: int, window: int) -> np.ndarray:
+    """Boolean (nq, nk), True where query i may see key j: p - window < j <= p, p = i + nk - nq."""
+    return _local_mask(0, nq, 0, nk, nk - nq, _check_window(window))
+
+
+def sliding_window_attention(q, k, v, *, window: int, scale: float | None = None,
+                             block_q: int | None = None) -> np.ndarray:
+    """Causal sliding-window attention in NumPy, one query block at a time: O(N·window·d) work.
+
+    Equals softmax attention with :func:`sliding_window_mask` applied to the scores.
+    """
+    check_qkv(q, k, v)
+    window = _check_window(window)
+    bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
+    scale = resolve_scale(scale, q.shape[-1])
+    if type(q).__module__.startswith("torch"):
+        return _sliding_window_torch(q, k, v, window, scale, bq)
+    nq, nk = q.shape[-2], k.shape[-2]
+    ct = np.result_type(q.dtype, np.float32)  # accumulate in float32 at least
+    out = np.zeros(q.shape[:-1] + (v.shape[-1],), ct)  # (..., Nq, dv)
+    for q0 in range(0, nq, bq):
+        q1 = min(q0 + bq, nq)
+        k0 = max(0, q0 + nk - nq - window + 1)  # first key the first row can see
+        k1 = min(nk, q1 + nk - nq)  # one past the last key the last row can see
+        if k1 <= k0:
+            continue  # these rows see no key: zeros
+        s = np.matmul(q[..., q0:q1, :].astype(ct), np.swapaxes(k[..., k0:k1, :].astype(ct), -1, -2))
+        s = s * ct.type(scale)  # (..., q1 - q0, k1 - k0): at most bq × (bq + window - 1)
+        s = np.where(_local_mask(q0, q1, k0, k1, nk - nq, window), s, -np.inf)
+        out[..., q0:q1, :] = np.matmul(softmax(s), v[..., k0:k1, :].astype(ct))
+    return out.astype(q.dtype, copy=False)
+
+
+def _sliding_window_torch(q, k, v, window: int, scale: float, bq: int):
+    """The same loop in torch (any device): q (..., Nq, d) -> (..., Nq, dv)."""
+    import torch
+
+    nq, nk = q.shape[-2], k.shape[-2]
+    ct = torch.float64 if q.dtype == torch.float64 else torch.float32
+    out = torch.zeros(q.shape[:-1] + (v.shape[-1],), dtype=ct, device=q.device)  # (..., Nq, dv)
+    for q0 in range(0, nq, bq):
+        q1 = min(q0 + bq, nq)
+        k0, k1 = max(0, q0 + nk - nq - window + 1), min(nk, q1 + nk - nq)
+        if k1 <= k0:
+            continue  # these rows see no key: zeros
+        s = torch.matmul(q[..., q0:q1, :], k[..., k0:k1, :].transpose(-1, -2)).to(ct) * scale
+        keep = torch.from_numpy(_local_mask(q0, q1, k0, k1, nk - nq, window)).to(q.device)
+        s = s.masked_fill(~keep, float("-inf"))  # (..., rows, cols)
+        p = torch.softmax(s, dim=-1).nan_to_num(0.0)  # all-masked rows: 0, not NaN
+        out[..., q0:q1, :] = torch.matmul(p.to(v.dtype), v[..., k0:k1, :]).to(ct)
+    return out.to(q.dtype)
+
+
+def _local_mask(q0: int, q1: int, k0: int, k1: int, offset: int, window: int) -> np.ndarray:
+    """The [q0:q1, k0:k1] slice of the sliding-window mask, without building the full one."""
+    pos = np.arange(q0, q1)[:, None] + offset  # query positions, (rows, 1)
+    j = np.arange(k0, k1)[None, :]  # key positions, (1, cols)
+    return (j <= pos) & (j > pos - window)
+
+
+def sliding_window_pairs(n_tokens: int, window: int) -> int:
+    """(query, key) pairs scored by causal sliding-window self-attention over n tokens.
+
+    Token i sees min(i + 1, window) keys: n(n+1)/2 while n <= window, then window more per token.
+    """
+    window = _check_window(window)
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
+        raise ValueError(f"n_tokens must be an int >= 0, got {n_tokens!r}")
+    w = min(window, n_tokens)
+    return w * (w + 1) // 2 + (n_tokens - w) * window
+
+
+def sliding_window_flops(n_tokens: int, head_dim: int, window: int) -> int:
+    """FLOPs of QKᵀ and PV for one head: 4·pairs·d (the convention of attn_lib.counting)."""
+    return 4 * sliding_window_pairs(n_tokens, window) * head_dim
+
+
+def receptive_field(n_layers: int, window: int) -> int:
+    """Tokens a position can draw on after n_layers of sliding windows: n_layers·(window - 1) + 1.
+
+    Information hops at most window - 1 positions back per layer.
+    """
+    window = _check_window(window)
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
+        raise ValueError(f"n_layers must be an int >= 0, got {n_layers!r}")
+    return n_layers * (window - 1) + 1
+
+
+# ----------------------------------------------------------------------------- measurement
+def _openblas_thread_setter():
+    """NumPy's bundled OpenBLAS `set_num_threads`, or None where it cannot be found."""
+    libs_dir = os.path.dirname(np.__file__) + ".libs"  # where NumPy's wheels vendor OpenBLAS
+    for path in glob.glob(os.path.join(libs_dir, "*openblas*")):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                return getattr(lib, name)
+    return None
+
+
+@contextlib.contextmanager
+def limit_threads(n: int = 1):
+    """Run torch and NumPy's BLAS on n threads inside the block, then restore torch's count.
+
+    On a shared machine, multi-threaded BLAS calls on small blocks can be slowed many-fold
+    by oversubscription; one thread gives stable ratios (and one core's cache to tile for).
+    """
+    import torch
+
+    n = check_block("n", n)
+    before, setter = torch.get_num_threads(), _openblas_thread_setter()
+    torch.set_num_threads(n)
+    if setter is not None:
+        setter(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if setter is not None:
+            setter(os.cpu_count() or 1)  # OpenBLAS's own default: one thread per core

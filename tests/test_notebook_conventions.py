@@ -1,0 +1,139 @@
+"""Every page in _toc.yml follows the book's notebook conventions (GUIDE §3).
+
+For each toc entry, in toc order: the file exists. For each notebook: its first code cell
+is exactly the Colab set-up cell generated from _config.yml (tagged nbval-ignore-output);
+it ends with at least three exercises, each followed by a hidden, executed solution cell;
+every code cell was executed and stored with its outputs; no output is an error. For each
+chapter in the toc (book/ch*), the Colab launch link of its HTML page points at a notebook
+that exists and that git does not ignore.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from attn_lib import setup
+
+ROOT = Path(__file__).resolve().parent.parent
+MIN_EXERCISES = 3
+EXERCISE = re.compile(r"^(:::+|```+)\{admonition\}\s*Exercise\b", re.MULTILINE)
+
+
+def toc_entries(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
+    """Every `file:` of the toc (root first), in reading order, without extension."""
+    toc = yaml.safe_load(toc_path.read_text())
+    entries = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                entries.append(item["file"])
+            walk(item.get("sections"))
+
+    for part in toc.get("parts", [toc]):
+        walk(part.get("chapters"))
+    return entries
+
+
+def resolve(entry: str) -> Path | None:
+    """The source file of a toc entry (.ipynb or .md), or None when it does not exist."""
+    for suffix in ("", ".ipynb", ".md"):
+        path = ROOT / f"{entry}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+ENTRIES = toc_entries()
+# Notebooks that exist, in toc order; a missing one fails test_toc_entry_exists.
+NOTEBOOK_ENTRIES = [e for e in ENTRIES if resolve(e) is not None and resolve(e).suffix == ".ipynb"]
+
+
+def _read(entry: str) -> nbformat.NotebookNode:
+    return nbformat.read(resolve(entry), as_version=4)
+
+
+def git_ignored(path: Path) -> bool:
+    """True when git would keep `path` out of the repository (False outside a checkout)."""
+    try:
+        done = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=ROOT, capture_output=True)
+    except OSError:  # no git: nothing to say
+        return False
+    return done.returncode == 0
+
+
+def _tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_toc_lists_notebooks():
+    assert ENTRIES[0].endswith("intro") and len(ENTRIES) > 1
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_toc_entry_exists(entry):
+    assert resolve(entry) is not None, f"_toc.yml lists {entry!r} but no such .ipynb/.md exists"
+
+
+@pytest.mark.parametrize("entry", NOTEBOOK_ENTRIES)
+def test_first_code_cell_is_the_colab_cell(entry):
+    nb = _read(entry)
+    first = _code_cells(nb)[0]
+    expected = setup.colab_cell(setup.repo_url_from_config(ROOT / "_config.yml"))
+    assert first.source == expected, (
+        f"{entry}: first code cell must be exactly attn_lib.setup.colab_cell(repo_url_from_config()); "
+        "regenerate it")
+    assert "nbval-ignore-output" in _tags(first), f"{entry}: tag the set-up cell nbval-ignore-output"
+
+
+@pytest.mark.parametrize("entry", NOTEBOOK_ENTRIES)
+def test_title_is_the_first_cell(entry):
+    nb = _read(entry)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
+        f"{entry}: the first cell must be the markdown title '# ...'"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("entry", NOTEBOOK_ENTRIES)
+def test_exercises_have_hidden_solutions_that_ran(entry):
+    nb = _read(entry)
+    positions = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and EXERCISE.search(c.source)]
+    assert len(positions) >= MIN_EXERCISES, f"{entry}: {len(positions)} exercises, need >= {MIN_EXERCISES}"
+    for i in positions:
+        assert len(EXERCISE.findall(nb.cells[i].source)) == 1, f"{entry} cell {i}: one exercise per cell"
+        solution = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        assert solution is not None and solution.cell_type == "code", \
+            f"{entry} cell {i}: an exercise must be followed by its solution code cell"
+        assert "hide-cell" in _tags(solution), f"{entry} cell {i + 1}: tag the solution hide-cell"
+        assert solution.outputs, f"{entry} cell {i + 1}: the solution must print its answer"
+
+
+@pytest.mark.parametrize("entry", NOTEBOOK_ENTRIES)
+def test_outputs_stored_without_errors(entry):
+    nb = _read(entry)
+    for n, cell in enumerate(_code_cells(nb)):
+        where = f"{entry} code cell {n}: {cell.source[:60]!r}"
+        assert cell.get("execution_count") is not None, f"{where} was not executed (store outputs)"
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{where} stored an error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+
+CHAPTERS = [e for e in ENTRIES if re.fullmatch(r"book/ch[^/]*", e)]
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_colab_launch_link_resolves(entry):
+    url, branch = setup.book_repository(ROOT / "_config.yml")
+    link = setup.colab_url(url, branch, f"{entry}.ipynb")
+    path_in_repo = ROOT / link.split(f"/blob/{branch}/", 1)[1]
+    assert path_in_repo.is_file(), f"Colab link {link} names a file missing from the repository"
+    assert not git_ignored(path_in_repo), f"Colab link {link} names a file git ignores"

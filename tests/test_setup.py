@@ -1,0 +1,166 @@
+"""attn_lib.setup: the Colab set-up decisions, tested without network or GPU."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+import attn_lib
+from attn_lib import setup
+
+REPO = "https://github.com/example-org/example-book"
+
+
+# ------------------------------------------------------------------ install or not, and how
+def test_install_ref_is_the_release_tag():
+    assert setup.install_ref() == f"v{attn_lib.__version__}"
+    assert setup.install_ref("1.2.3") == "v1.2.3"
+    with pytest.raises(ValueError, match="version"):
+        setup.install_ref("latest")
+
+
+def test_install_command_pins_ref_and_keeps_runtime_torch():
+    cmd = setup.install_command(REPO, python="py")
+    assert cmd == ["py", "-m", "pip", "install", "-q", "--no-deps",
+                   f"git+{REPO}.git@v{attn_lib.__version__}"]
+    assert "--no-deps" in cmd  # Colab's CUDA torch/Triton must survive
+
+
+@pytest.mark.parametrize("url", [REPO + "/", REPO + ".git"])
+def test_install_command_normalises_url(url):
+    assert setup.install_command(url, "abc123", python="py")[-1] == f"git+{REPO}.git@abc123"
+
+
+def test_install_command_uses_running_python_by_default():
+    assert setup.install_command(REPO)[0] == sys.executable
+
+
+@pytest.mark.parametrize("bad", ["http://x.org/repo", "git@github.com:o/r", "", None])
+def test_install_command_rejects_non_https(bad):
+    with pytest.raises(ValueError, match="repo_url"):
+        setup.install_command(bad)
+
+
+def test_needs_install():
+    assert setup.needs_install() is False  # the test environment has attn_lib
+    assert setup.needs_install(find_spec=lambda name: None) is True
+    assert setup.needs_install(find_spec=lambda name: object()) is False
+
+
+# ------------------------------------------------------------------ dtype per device
+@pytest.mark.parametrize("device, capability, dtype", [
+    ("cpu", None, "float32"),
+    ("cuda", (7, 5), "float16"),   # T4: Turing, no native bf16
+    ("cuda", (7, 0), "float16"),   # V100
+    ("cuda", (8, 0), "bfloat16"),  # A100
+    ("cuda", (8, 9), "bfloat16"),  # L4
+    ("cuda", (9, 0), "bfloat16"),  # H100 / H200
+])
+def test_dtype_for_device(device, capability, dtype):
+    assert setup.dtype_for(device, capability) == dtype
+
+
+def test_preferred_dtype():
+    assert setup.preferred_dtype("cpu", True) == "float32"
+    assert setup.preferred_dtype("cuda", False) == "float16"
+    assert setup.preferred_dtype("cuda", True) == "bfloat16"
+    with pytest.raises(ValueError, match="device_type"):
+        setup.preferred_dtype("tpu", True)
+
+
+def test_bf16_native_rejects_malformed_capability():
+    assert setup.bf16_native(None) is False
+    with pytest.raises(ValueError, match="capability"):
+        setup.bf16_native((8,))
+
+
+def test_environment_on_this_machine():
+    env = setup.environment()
+    assert set(env) == {"device", "name", "dtype", "torch", "attn_lib"}
+    assert env["attn_lib"] == attn_lib.__version__
+    if env["device"] == "cpu":
+        assert (env["name"], env["dtype"]) == ("CPU", "float32")
+    else:
+        assert env["dtype"] in ("float16", "bfloat16")
+
+
+@pytest.mark.parametrize("name, capability, dtype", [
+    ("Tesla T4", (7, 5), "float16"), ("NVIDIA H100 80GB HBM3", (9, 0), "bfloat16")])
+def test_environment_on_a_gpu(monkeypatch, name, capability, dtype):
+    # torch.cuda.is_bf16_supported() says True on a T4 (emulation); capability decides instead.
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(attn_lib, "device", lambda: "cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    env = setup.environment()
+    assert (env["device"], env["name"], env["dtype"]) == ("cuda", name, dtype)
+
+
+# ------------------------------------------------------------------ config and the cell
+def test_repo_url_from_config_reads_the_one_place(tmp_path):
+    cfg = tmp_path / "_config.yml"
+    cfg.write_text("repository:\n  url: https://github.com/o/r\n  branch: main\n")
+    assert setup.repo_url_from_config(cfg) == "https://github.com/o/r"
+
+
+def test_repo_url_from_config_finds_the_checkout_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # e.g. a notebook running in book/
+    assert setup.repo_url_from_config().startswith("https://")
+    with pytest.raises(FileNotFoundError, match="config_path"):
+        setup.repo_url_from_config(tmp_path / "missing.yml")
+
+
+def test_colab_cell_mentions_pinned_command():
+    cell = setup.colab_cell(REPO)
+    assert f"git+{REPO}.git@v{attn_lib.__version__}" in cell
+    assert "'--no-deps'" in cell and "print(ENV)" in cell
+    compile(cell, "<colab cell>", "exec")
+
+
+def _run_cell(cell, monkeypatch, installed: bool):
+    calls = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: real_find_spec(name, *a) if installed or name != "attn_lib" else None)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    namespace = {}
+    exec(compile(cell, "<colab cell>", "exec"), namespace)
+    return calls, namespace
+
+
+def test_colab_cell_does_nothing_where_attn_lib_is_installed(monkeypatch, capsys):
+    calls, ns = _run_cell(setup.colab_cell(REPO), monkeypatch, installed=True)
+    assert calls == []
+    assert ns["ENV"]["device"] in ("cpu", "cuda")
+    assert "'device'" in capsys.readouterr().out  # it prints the device
+
+
+def test_colab_cell_installs_on_a_fresh_runtime(monkeypatch):
+    calls, _ = _run_cell(setup.colab_cell(REPO, "v9.9.9"), monkeypatch, installed=False)
+    [(cmd, kwargs)] = calls
+    assert cmd == setup.install_command(REPO, "v9.9.9")
+    assert kwargs == {"check": True}
+
+
+def test_book_repository_defaults_branch(tmp_path):
+    cfg = tmp_path / "_config.yml"
+    cfg.write_text("repository:\n  url: https://github.com/o/r\n")
+    assert setup.book_repository(cfg) == ("https://github.com/o/r", "main")
+
+
+@pytest.mark.parametrize("url", ["https://github.com/o/r", "https://github.com/o/r/", "https://github.com/o/r.git"])
+def test_colab_url_matches_the_theme(url):
+    assert setup.colab_url(url, "dev", "book/ch1.ipynb") == \
+        "https://colab.research.google.com/github/o/r/blob/dev/book/ch1.ipynb"
+
+
+@pytest.mark.parametrize("url, path, arg", [
+    ("https://gitlab.com/o/r", "book/a.ipynb", "repo_url"),
+    ("https://github.com/o/r", "book/a.md", "notebook_path"),
+    ("https://github.com/o/r", "/abs/a.ipynb", "notebook_path")])
+def test_colab_url_rejects_bad_input(url, path, arg):
+    with pytest.raises(ValueError, match=arg):
+        setup.colab_url(url, "main", path)

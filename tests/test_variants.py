@@ -1,0 +1,100 @@
+"""attn_lib.variants: sliding-window attention against a masked dense reference."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from attn_lib import reference, variants
+
+
+def masked_reference(q, k, v, mask):
+    """Dense softmax attention with an arbitrary boolean (Nq, Nk) mask, in float64."""
+    s = q.astype(np.float64) @ np.swapaxes(k.astype(np.float64), -1, -2) / np.sqrt(q.shape[-1])
+    return reference.softmax(np.where(mask, s, -np.inf)) @ v.astype(np.float64)
+
+
+def qkv(rng, nq, nk, d=8, dv=8, lead=(2,), dtype=np.float32):
+    return (rng.standard_normal(lead + (nq, d)).astype(dtype),
+            rng.standard_normal(lead + (nk, d)).astype(dtype),
+            rng.standard_normal(lead + (nk, dv)).astype(dtype))
+
+
+def test_mask_small_case():
+    # n = 4, window 2: each token sees itself and its predecessor.
+    expected = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], bool)
+    np.testing.assert_array_equal(variants.sliding_window_mask(4, 4, 2), expected)
+
+
+def test_huge_window_is_causal_attention():
+    q, k, v = qkv(np.random.default_rng(0), 37, 37)
+    out = variants.sliding_window_attention(q, k, v, window=1000, block_q=8)
+    np.testing.assert_allclose(out, reference.attention(q, k, v, causal=True), atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(nq=st.integers(1, 40), extra_k=st.integers(-10, 20), window=st.integers(1, 50),
+       block_q=st.integers(1, 17), dv=st.integers(1, 6))
+def test_matches_masked_reference(nq, extra_k, window, block_q, dv):
+    nk = max(1, nq + extra_k)
+    q, k, v = qkv(np.random.default_rng(nq * 100 + nk), nq, nk, dv=dv)
+    mask = variants.sliding_window_mask(nq, nk, window)
+    out = variants.sliding_window_attention(q, k, v, window=window, block_q=block_q)
+    assert out.dtype == np.float32 and out.shape == (2, nq, dv)
+    np.testing.assert_allclose(out, masked_reference(q, k, v, mask), atol=2e-5)
+    assert np.all(out[:, ~mask.any(axis=1)] == 0)  # rows with no visible key are zeros
+
+
+def test_pairs_and_flops_count_the_mask():
+    for n, w in [(0, 3), (1, 3), (5, 3), (10, 10), (100, 7)]:
+        assert variants.sliding_window_pairs(n, w) == variants.sliding_window_mask(n, n, w).sum()
+    assert variants.sliding_window_flops(100, 64, 7) == 4 * variants.sliding_window_pairs(100, 7) * 64
+
+
+def test_receptive_field():
+    assert variants.receptive_field(0, 5) == 1
+    assert variants.receptive_field(3, 5) == 13
+    assert variants.receptive_field(32, 4096) == 32 * 4095 + 1
+
+
+@pytest.mark.parametrize("bad, exc", [(None, TypeError), (0, ValueError), (2.5, TypeError)])
+def test_bad_window_names_argument(bad, exc):
+    q, k, v = qkv(np.random.default_rng(0), 4, 4)
+    with pytest.raises(exc, match="window"):
+        variants.sliding_window_attention(q, k, v, window=bad)
+    with pytest.raises(exc, match="window"):
+        variants.sliding_window_pairs(4, bad)
+
+
+def test_bad_counts_name_argument():
+    with pytest.raises(ValueError, match="n_tokens"):
+        variants.sliding_window_pairs(-1, 3)
+    with pytest.raises(ValueError, match="n_layers"):
+        variants.receptive_field(-1, 3)
+
+
+def test_torch_path_matches_numpy_and_counts_linear_flops():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q, k, v = qkv(np.random.default_rng(1), 29, 35, dv=5)
+    want = variants.sliding_window_attention(q, k, v, window=6, block_q=4)
+    got = variants.sliding_window_attention(*map(torch.from_numpy, (q, k, v)), window=6, block_q=4)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+    flops = []
+    for n in (256, 512):
+        x = torch.zeros(1, n, 16)
+        with FlopCounterMode(display=False) as counter:
+            variants.sliding_window_attention(x, x, x, window=32, block_q=32)
+        flops.append(counter.get_total_flops())
+    assert flops[1] == 2 * flops[0]  # every full block costs the same: linear in N
+
+
+def test_limit_threads_restores_torch_threads():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with variants.limit_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n"):
+        with variants.limit_threads(0):
+            pass
