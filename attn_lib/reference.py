@@ -151,7 +151,8 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None, io: 
     scale = resolve_scale(scale, q.shape[-1])
     ct = _compute_dtype(q.dtype)
     nq, nk = q.shape[-2], k.shape[-2]
-    s = np.matmul(q.astype(ct), np.swapaxes(k.astype(ct), -1, -2)) * ct.type(scale)  # (..., Nq, Nk)
+    q_scaled = q.astype(ct, copy=False) * ct.type(scale)  # fold the scale into q: O(Nq·d), not O(Nq·Nk)
+    s = np.matmul(q_scaled, np.swapaxes(k.astype(ct, copy=False), -1, -2))  # (..., Nq, Nk)
     if causal:
         s = np.where(causal_mask(nq, nk), s, -np.inf)
     out = np.matmul(softmax(s), v.astype(ct))  # (..., Nq, dv)
@@ -216,7 +217,10 @@ def flash_attention(
     block_q, block_k = block_q or br, block_k or bc
     scale = resolve_scale(scale, d)
     out_dtype, ct = q.dtype, _compute_dtype(q.dtype)
-    q, k, v = q.astype(ct), k.astype(ct), v.astype(ct)
+    # Fold the softmax scale into q once (O(Nq·d) multiplies instead of O(Nq·Nk)); it also
+    # rounds like torch's fused kernel, which matters when logits are huge.
+    q = q.astype(ct, copy=False) * ct.type(scale)
+    k, v = k.astype(ct, copy=False), v.astype(ct, copy=False)
 
     lead = q.shape[:-2]
     o = np.zeros(lead + (nq, dv), ct)  # (..., Nq, dv) in slow memory
@@ -235,7 +239,7 @@ def flash_attention(
             io.read(n_rows * (d + dv + 2), "Q_i, O_i, l_i, m_i")
             io.write(n_rows * (dv + 2), "O_i, l_i, m_i")
         last_j = j
-        s = np.matmul(q[..., rows, :], np.swapaxes(k[..., cols, :], -1, -2)) * ct.type(scale)  # (..., Br, Bc)
+        s = np.matmul(q[..., rows, :], np.swapaxes(k[..., cols, :], -1, -2))  # (..., Br, Bc), scaled
         if causal:
             s = np.where(mask[rows, cols], s, -np.inf)
         _update_block(o[..., rows, :], l[..., rows], m[..., rows], s, v[..., cols, :])

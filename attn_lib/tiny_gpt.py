@@ -358,21 +358,27 @@ class TinyGPT(nn.Module):
         return self._run(token, cache, cache.length)[:, -1], cache
 
     @torch.inference_mode()
-    def generate(self, prompt, n_new: int, use_cache: bool = True) -> torch.Tensor:
+    def generate(self, prompt, n_new: int, use_cache: bool = True, cache: KVCache | None = None) -> torch.Tensor:
         """Greedy decoding: prompt (T,) or (B, T) -> prompt followed by n_new tokens, same ndim.
 
         use_cache=False recomputes the whole sequence for every new token (the O(T³) way).
+        cache: a KV cache of tokens that precede `prompt` (a reused prompt prefix); it is
+        extended in place, so pass ``cache.clone()`` to keep the original.
         """
         if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
             raise ValueError(f"n_new must be an int >= 0, got {n_new!r}")
+        if cache is not None and not use_cache:
+            raise ValueError("cache was given but use_cache=False: recomputation cannot start from a cache")
         squeeze = isinstance(prompt, torch.Tensor) and prompt.ndim == 1
-        seq = self._tokens(prompt, "prompt")
-        if seq.shape[1] + n_new > self.config.context:
-            raise ValueError(f"prompt ({seq.shape[1]}) + n_new ({n_new}) tokens exceed context={self.config.context}")
+        start = 0 if cache is None else cache.length
+        seq = self._tokens(prompt, "prompt", start)
+        if start + seq.shape[1] + n_new > self.config.context:
+            raise ValueError(f"{start} cached + prompt ({seq.shape[1]}) + n_new ({n_new}) tokens exceed "
+                             f"context={self.config.context}")
         if n_new == 0:
             return seq[0] if squeeze else seq
         if use_cache:
-            logits, cache = self.prefill(seq)
+            logits, cache = self.prefill(seq, cache)
             nxt = logits[:, -1].argmax(-1)  # (B,)
             out = [seq, nxt[:, None]]
             for _ in range(n_new - 1):
@@ -415,3 +421,26 @@ def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: fl
         model.prefill(tokens, cache)
 
     return time_fn(run, min_run_time=min_run_time)
+
+
+def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: bool = True, batch: int = 1,
+                  repeats: int = 2) -> float:
+    """Best-of-`repeats` seconds to generate n_new tokens after a random prompt.
+
+    The best (not the median) of a few runs: a whole generation is long, so we cannot repeat
+    it many times, and on a shared machine interference only ever adds time.
+    """
+    import time
+
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, model.config.vocab, (batch, prompt_len), generator=gen).to(model.device)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    model.generate(prompt, min(n_new, 2), use_cache=use_cache)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        model.generate(prompt, n_new, use_cache=use_cache)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best

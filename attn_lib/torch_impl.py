@@ -7,6 +7,8 @@ Chapters 1, 2 and 4 time these against each other.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +17,8 @@ from ._checks import check_block, check_qkv, resolve_scale
 #: Block sizes of the tiled loop; measured best on a 2-core CPU (benchmarks/cpu_attention.py).
 DEFAULT_BLOCK_Q = 256
 DEFAULT_BLOCK_K = 512
+
+LOG2_E = math.log2(math.e)  # exp(x) = exp2(x · log2 e)
 
 
 def _check(q, k, v) -> None:
@@ -42,7 +46,8 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> t
     """Plain attention: materialise the (..., Nq, Nk) scores, softmax them, multiply by v."""
     _check(q, k, v)
     scale = resolve_scale(scale, q.shape[-1])
-    s = torch.matmul(q, k.transpose(-1, -2)).to(_stat_dtype(q.dtype)) * scale  # (..., Nq, Nk)
+    # The scale goes into q (O(Nq·d) work, and the rounding torch's fused kernel has).
+    s = torch.matmul(q * scale, k.transpose(-1, -2)).to(_stat_dtype(q.dtype))  # (..., Nq, Nk)
     if causal:
         s = s.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
     m = s.amax(dim=-1, keepdim=True)
@@ -52,15 +57,31 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> t
     return out.to(q.dtype)
 
 
-def _fold_block(acc, l, m, s, v_blk) -> None:
-    """Online-softmax update, in place: acc (..., Bq, dv), l and m (..., Bq, 1), s (..., Bq, Bk)."""
+def _block_mask(q0: int, rows: int, k0: int, cols: int, offset: int, device) -> torch.Tensor:
+    """Bool (rows, cols) causal mask of one block: key j visible to query i iff j <= i + offset."""
+    i = torch.arange(q0, q0 + rows, device=device)[:, None]
+    j = torch.arange(k0, k0 + cols, device=device)[None, :]
+    return j <= i + offset
+
+
+def _fold_block(acc, l, m, s, v_blk, causal: bool):
+    """Online-softmax step, in place on acc (B, Bq, dv), l (B, Bq, 1) and the scores s (B, Bq, Bk).
+
+    s holds log2-domain logits (the scale and log2(e) are folded into q), so exp2 gives the
+    softmax numerators; exp2 is also cheaper than exp on a CPU. Returns the new running max.
+    """
     m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
-    m_safe = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
-    alpha = torch.exp(m - m_safe)  # exp(-inf) = 0 for rows that had seen nothing yet
-    p = s.sub_(m_safe).exp_()  # reuse the score buffer for the probabilities
+    if causal:  # a row that has seen only masked keys has max -inf: any finite shift works
+        m_new.clamp_(min=torch.finfo(m_new.dtype).min)
+    alpha = torch.exp2(m - m_new)  # rescales the old state; exp2(-inf) = 0 on the first step
+    p = s.sub_(m_new).exp2_()  # reuse the score buffer for the probabilities
     l.mul_(alpha).add_(p.sum(dim=-1, keepdim=True))
-    acc.mul_(alpha).add_(torch.matmul(p.to(v_blk.dtype), v_blk).to(acc.dtype))
-    m.copy_(m_new)
+    acc.mul_(alpha)
+    if p.dtype == v_blk.dtype:
+        acc.baddbmm_(p, v_blk)  # acc += p @ v_blk without a temporary
+    else:  # fp16/bf16 values: multiply in their dtype, accumulate in float32
+        acc.add_(torch.bmm(p.to(v_blk.dtype), v_blk))
+    return m_new
 
 
 def flash_attention(
@@ -83,24 +104,29 @@ def flash_attention(
     bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
     bk = check_block("block_k", block_k) or DEFAULT_BLOCK_K
     scale = resolve_scale(scale, q.shape[-1])
-    nq, nk, sd = q.shape[-2], k.shape[-2], _stat_dtype(q.dtype)
-    kt = k.transpose(-1, -2)  # (..., d, Nk)
-    out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype, device=q.device)
+    lead, nq, nk, d, dv = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    sd, offset = _stat_dtype(q.dtype), nk - nq  # query i sees key j iff j <= i + offset
+    # Leading dims flattened into one batch dim B, so bmm/baddbmm apply. The softmax scale
+    # and log2(e) are folded into q once: O(Nq·d) multiplies instead of O(Nq·Nk).
+    q3 = (q * (scale * LOG2_E)).reshape(-1, nq, d)  # (B, Nq, d)
+    kt = k.reshape(-1, nk, d).transpose(1, 2)  # (B, d, Nk)
+    v3 = v.reshape(-1, nk, dv)  # (B, Nk, dv)
+    out = torch.empty(q3.shape[:-1] + (dv,), dtype=q.dtype, device=q.device)  # (B, Nq, dv)
     for q0 in range(0, nq, bq):
-        q_blk = q[..., q0 : q0 + bq, :]  # (..., Bq, d)
-        rows = q_blk.shape[-2]
-        acc = torch.zeros(q_blk.shape[:-1] + (v.shape[-1],), dtype=sd, device=q.device)
-        l = torch.zeros(q_blk.shape[:-1] + (1,), dtype=sd, device=q.device)
+        q_blk = q3[:, q0 : q0 + bq]  # (B, Bq, d)
+        rows = q_blk.shape[1]
+        acc = torch.zeros(q_blk.shape[:-1] + (dv,), dtype=sd, device=q.device)  # (B, Bq, dv)
+        l = torch.zeros(q_blk.shape[:-1] + (1,), dtype=sd, device=q.device)  # (B, Bq, 1)
         m = torch.full_like(l, float("-inf"))
-        k_end = min(nk, q0 + rows + nk - nq) if causal else nk  # keys past this are masked
+        k_end = min(nk, q0 + rows + offset) if causal else nk  # later keys are masked for all rows
         for k0 in range(0, max(k_end, 0), bk):
-            s = torch.matmul(q_blk, kt[..., k0 : k0 + bk]).to(sd).mul_(scale)  # (..., Bq, Bk)
-            if causal and k0 + s.shape[-1] - 1 > q0 + nk - nq:  # block straddles the diagonal
-                keep = causal_mask(nq, nk, q.device)[q0 : q0 + rows, k0 : k0 + s.shape[-1]]
-                s.masked_fill_(~keep, float("-inf"))
-            _fold_block(acc, l, m, s, v[..., k0 : k0 + bk, :])
-        out[..., q0 : q0 + rows, :] = (acc / torch.where(l > 0, l, torch.ones_like(l))).to(q.dtype)
-    return out
+            s = torch.bmm(q_blk, kt[:, :, k0 : k0 + bk]).to(sd)  # (B, Bq, Bk), log2 units
+            cols = s.shape[-1]
+            if causal and k0 + cols - 1 > q0 + offset:  # block straddles the diagonal
+                s.masked_fill_(~_block_mask(q0, rows, k0, cols, offset, q.device), float("-inf"))
+            m = _fold_block(acc, l, m, s, v3[:, k0 : k0 + bk], causal)
+        out[:, q0 : q0 + rows] = (acc / torch.where(l > 0, l, torch.ones_like(l))).to(q.dtype)
+    return out.reshape(lead + (nq, dv))
 
 
 def sdpa(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:

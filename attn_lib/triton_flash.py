@@ -240,25 +240,38 @@ if AVAILABLE:
         o_mask = (offs_m[:, None] < N_Q) & (offs_dv[None, :] < HEAD_DIM_V)
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=o_mask)
 
+    #: (BLOCK_M, BLOCK_N, num_stages, num_warps, largest padded head dim it suits). The last
+    #: column is measured with compile_report() for sm_90: beyond it the config spills registers.
+    GPU_CONFIGS = [
+        (16, 32, 3, 4, 256), (16, 64, 3, 4, 128), (16, 128, 3, 4, 64),  # decode: a few queries
+        (64, 32, 4, 4, 128), (64, 64, 3, 4, 128), (64, 64, 4, 4, 128), (64, 32, 2, 8, 256),
+        (128, 32, 3, 4, 64), (128, 64, 3, 4, 64), (128, 128, 2, 8, 64), (128, 128, 3, 8, 64),
+        (128, 32, 3, 8, 128), (128, 64, 3, 8, 128), (128, 64, 4, 8, 128), (64, 32, 3, 8, 256),
+    ]
+    #: Before Ampere (T4): no cp.async pipelining and little shared memory; keep it small.
+    PRE_AMPERE_CONFIGS = [(16, 32, 2, 4, 256), (64, 32, 2, 4, 256), (64, 64, 2, 4, 128)]
+
     def _gpu_configs():
-        """Block shapes worth trying on an A100/H100 (the tutorial's search space, trimmed)."""
-        shapes = [  # (BLOCK_M, BLOCK_N, num_stages, num_warps)
-            (16, 64, 3, 4), (16, 128, 3, 4),  # decode-like: a handful of queries
-            (64, 32, 4, 4), (64, 64, 3, 4), (64, 64, 4, 4),
-            (128, 32, 3, 4), (128, 64, 3, 4), (128, 64, 4, 8),
-            (128, 128, 2, 8), (128, 128, 3, 8),
-        ]
-        return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_stages=s, num_warps=w) for m, n, s, w in shapes]
+        major = torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 9
+        table = GPU_CONFIGS if major >= 8 else PRE_AMPERE_CONFIGS
+        return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_stages=s, num_warps=w)
+                for m, n, s, w, _ in table]
+
+    _MAX_BLOCK_D = {(m, n, s, w): d for m, n, s, w, d in GPU_CONFIGS + PRE_AMPERE_CONFIGS}
 
     def _prune_configs(configs, named_args, **kwargs):
-        """Keep query blocks that fit Nq (64/128 for long sequences, 16 for decode); shrink for d = 256."""
+        """Keep configs that suit the head dim and whose query block fits Nq (16 / 64 / 64-128)."""
         args = {**named_args, **kwargs}
         nq, block_d = args["NQ_BUCKET"], max(args["BLOCK_D"], args["BLOCK_DV"])
-        block_m = 16 if nq <= 16 else 64 if nq <= 64 else None  # None: try 64 and 128
-        kept = [c for c in configs
-                if (c.kwargs["BLOCK_M"] == block_m if block_m else c.kwargs["BLOCK_M"] >= 64)
-                and (block_d < 256 or (c.kwargs["BLOCK_N"] <= 64 and c.num_stages <= 2 + (c.kwargs["BLOCK_M"] < 128)))]
-        return kept or configs[:1]
+        fits_d = [c for c in configs if block_d <= _MAX_BLOCK_D.get(
+            (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages, c.num_warps), 256)] or configs
+        if nq <= 16:
+            wanted = lambda bm: bm == 16  # noqa: E731
+        elif nq <= 64:
+            wanted = lambda bm: bm == 64  # noqa: E731
+        else:
+            wanted = lambda bm: bm >= 64  # noqa: E731
+        return [c for c in fits_d if wanted(c.kwargs["BLOCK_M"])] or fits_d
 
     def _quick_bench(kernel_call, quantiles):
         # Shorter than do_bench's default 25 ms warm-up / 100 ms repeats: we tune many shapes.
@@ -321,6 +334,9 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {causal!r}")
     scale = resolve_scale(scale, q.shape[-1])
+    if _blocks is not None and not (len(_blocks) == 2 and all(
+            isinstance(b, int) and b >= 16 and b & (b - 1) == 0 for b in _blocks)):
+        raise ValueError(f"_blocks must be two powers of two >= 16 (BLOCK_M, BLOCK_N), got {_blocks!r}")
     if INTERPRET and q.dtype == torch.bfloat16:
         # The interpreter's tl.dot mishandles bf16: compute in fp32 (bf16 -> fp32 is exact).
         out = flash_attention(q.float(), k.float(), v.float(), causal=causal, scale=scale, _blocks=_blocks)
@@ -358,7 +374,8 @@ def best_config(q, k, v, *, causal: bool = False) -> dict | None:
 
 
 def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int = 64, causal: bool = True,
-                   block_m: int = 128, block_n: int = 64, num_stages: int = 3, num_warps: int = 4) -> dict:
+                   block_m: int = 128, block_n: int = 64, num_stages: int = 4, num_warps: int = 8,
+                   dot_precision: str = "tf32") -> dict:
     """Compile the kernel ahead of time for a GPU this machine need not have; report its resources.
 
     Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only machine, but only in a
@@ -379,7 +396,7 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
     from triton.compiler import ASTSource
 
     meta = dict(HEAD_DIM=head_dim, HEAD_DIM_V=head_dim, BLOCK_D=_pow2(head_dim, 16), BLOCK_DV=_pow2(head_dim, 16),
-                CAUSAL=causal, DOT_PRECISION="tf32", BLOCK_M=block_m, BLOCK_N=block_n)
+                CAUSAL=causal, DOT_PRECISION=dot_precision, BLOCK_M=block_m, BLOCK_N=block_n)
     signature, constants, attrs = {}, dict(meta), {}
     for i, name in enumerate(_attn_fwd.arg_names):
         if name in meta:

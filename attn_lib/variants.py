@@ -144,14 +144,26 @@ def limit_threads(n: int = 1):
     """
     import torch
 
+    before = use_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        setter = _openblas_thread_setter()
+        if setter is not None:
+            setter(os.cpu_count() or 1)  # OpenBLAS's own default: one thread per core
+
+
+def use_threads(n: int) -> int:
+    """Set torch's and NumPy's BLAS thread counts to n for the rest of the session.
+
+    Returns torch's previous count. Chapter 4 calls use_threads(1) on a CPU.
+    """
+    import torch
+
     n = check_block("n", n)
     before, setter = torch.get_num_threads(), _openblas_thread_setter()
     torch.set_num_threads(n)
     if setter is not None:
         setter(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        if setter is not None:
-            setter(os.cpu_count() or 1)  # OpenBLAS's own default: one thread per core
+    return before

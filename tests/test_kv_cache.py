@@ -6,6 +6,8 @@ import torch
 from attn_lib import counting, hardware, kv_cache as kc, reference
 from attn_lib.tiny_gpt import TinyGPT, TinyGPTConfig
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
+
 
 @pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
 def test_numpy_decode_step_matches_torch_layer(n_kv_heads):
@@ -29,8 +31,9 @@ def test_numpy_decode_step_is_last_row_of_causal_attention():
     rng = np.random.default_rng(0)
     d, h, hd, n = 16, 2, 8, 10
     x = rng.standard_normal((n, d))
-    wq, wk, wv, wo = (rng.standard_normal((d, h * hd)) for _ in range(3)) + (rng.standard_normal((h * hd, d)),)
-    split = lambda a: a.reshape(n, h, hd).transpose(1, 0, 2)  # (h, n, hd)
+    wq, wk, wv = (rng.standard_normal((d, h * hd)) / 4 for _ in range(3))
+    wo = rng.standard_normal((h * hd, d))
+    split = lambda a: a.reshape(len(a), h, hd).transpose(1, 0, 2)  # (h, rows, hd)
     full = reference.attention(split(x @ wq), split(x @ wk), split(x @ wv), causal=True)  # (h, n, hd)
     out, _, _ = kc.decode_attention_step(x[-1:], split(x[:-1] @ wk)[None], split(x[:-1] @ wv)[None],
                                          wq, wk, wv, wo, n_heads=h)
@@ -83,7 +86,9 @@ def test_weight_matmuls_become_compute_bound_at_the_ridge():
     b = kc.compute_bound_batch("H100 SXM", "bf16")
     assert b == pytest.approx(hardware.get("H100 SXM").ridge_point("bf16"))
     assert kc.compute_bound_batch("H100 SXM", "bf16", bytes_per_value=1) == pytest.approx(b / 2)
-    assert kc.weight_matmul_cost("llama-2-7b", round(b))["intensity"] == pytest.approx(b, rel=0.05)
+    # The activations (batch·(m + n) values) lower the intensity a little: the exact crossover
+    # batch is somewhat above the ridge point.
+    assert 0.85 * b < kc.weight_matmul_cost("llama-2-7b", round(b))["intensity"] < b
 
 
 def test_weight_bytes_and_max_batch():
@@ -99,8 +104,9 @@ def test_decode_step_estimate():
     small = kc.decode_step_estimate("llama-2-7b", 4096, 1, "H100 SXM")
     assert small["bound"] == "memory" and small["fits"]
     assert small["time_s"] == pytest.approx(small["bytes"] / 3.35e12)
-    big = kc.decode_step_estimate("llama-2-7b", 128, 4096, "H100 SXM")
-    assert big["bound"] == "compute" and not big["fits"]
+    big = kc.decode_step_estimate("llama-2-7b", 16, 4096, "H100 SXM")  # huge batch, short caches
+    assert big["bound"] == "compute" and big["fits"]
+    assert not kc.decode_step_estimate("llama-2-7b", 4096, 64, "H100 SXM")["fits"]
 
 
 def test_prefix_cache_saves_exactly_the_prefix_prefill():

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 
 from attn_lib import reference
-from strategies import Case, cases, check_against_oracle, oracle_attention
+from strategies import (Case, cases, check_against_oracle, logit_rounding_budget, oracle_attention,
+                        population_errors, random_cases)
 
 N_CASES = 500  # per implementation, as the foundation issue asks
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # the fp32 budget calls torch SDPA
@@ -43,14 +44,29 @@ def test_flash_attention_algorithm1_default_blocks(case):
     check_against_oracle(run, case)
 
 
+IMPLEMENTATIONS = {
+    "attention": lambda c, q, k, v: reference.attention(q, k, v, **c.kwargs),
+    "flash_attention": lambda c, q, k, v: reference.flash_attention(q, k, v, **c.kwargs, **c.block_kwargs),
+}
+
+
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
 @settings(max_examples=100)
-@given(cases(blocks=True, logit_size=1e4))
-def test_logits_of_order_1e4_stay_finite_and_correct(case):
+@given(case=cases(blocks=True, logit_size=1e4))
+def test_logits_of_order_1e4_stay_finite_and_correct(name, case):
     q, k, _ = case.arrays()
     assert np.abs(q @ np.swapaxes(k, -1, -2)).max() * case.effective_scale == pytest.approx(1e4)
-    for fn in (reference.attention,
-               lambda *a, **kw: reference.flash_attention(*a, **kw, **case.block_kwargs)):
-        check_against_oracle(lambda q, k, v: fn(q, k, v, **case.kwargs), case, fp64_tol=1e-8)
+    check_against_oracle(lambda q, k, v: IMPLEMENTATIONS[name](case, q, k, v), case,
+                         fp64_tol=1e-8, budget=logit_rounding_budget)
+
+
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+def test_error_level_at_1e4_logits_within_twice_sdpa(name):
+    # With logits ~1e4 a float32 result is decided by how each logit happened to round, so
+    # one input can favour either implementation; compare the error *levels* over a fixed
+    # population instead (largest and mean error), each at most twice SDPA's.
+    ours, sdpa = population_errors(IMPLEMENTATIONS[name], random_cases(150, seed=1, logit_size=1e4))
+    assert ours.max() <= 2 * sdpa.max() and ours.mean() <= 2 * sdpa.mean()
 
 
 def test_decode_query_sees_whole_cache():

@@ -6,9 +6,11 @@ import torch
 
 from attn_lib import torch_impl
 from attn_lib.tiny_gpt import (KVCache, TinyGPT, TinyGPTConfig, bench_config, grouped_attention,
-                               time_decode_step, time_prefill)
+                               time_decode_step, time_generate, time_prefill)
 
 SMALL = dict(vocab=97, context=64, d_model=32, n_layers=2, n_heads=4, d_ff=64)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
+
 CONFIGS = {"mha": TinyGPTConfig(**SMALL, n_kv_heads=4), "gqa": TinyGPTConfig(**SMALL, n_kv_heads=2),
            "mqa": TinyGPTConfig(**SMALL, n_kv_heads=1)}
 
@@ -28,8 +30,8 @@ def _prompts(cfg, n, seed=0):
 
 
 def test_cached_generation_equals_recomputation(model):
-    for prompt in _prompts(model.config, 25):
-        n_new = model.config.context - prompt.shape[1] - 20
+    for prompt in _prompts(model.config, 15):
+        n_new = 32
         cached = model.generate(prompt, n_new, use_cache=True)
         assert torch.equal(cached, model.generate(prompt, n_new, use_cache=False))
         assert cached.shape == (prompt.shape[0], prompt.shape[1] + n_new)
@@ -156,6 +158,7 @@ def test_bench_config_and_timing_helpers():
     m = TinyGPT(TinyGPTConfig(**SMALL, n_kv_heads=2))
     assert 0 < time_decode_step(m, 32, batch=2, min_run_time=0.01) < 1
     assert 0 < time_prefill(m, 32, min_run_time=0.01) < 1
+    assert 0 < time_generate(m, 4, 8, use_cache=False, repeats=1) < 5
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -164,3 +167,20 @@ def test_cuda_matches_cpu():
     cpu, gpu = TinyGPT(cfg), TinyGPT(cfg, device="cuda")
     prompt = torch.tensor([[3, 1, 4, 1, 5]])
     assert torch.equal(cpu.generate(prompt, 30), gpu.generate(prompt.cuda(), 30).cpu())
+
+
+def test_generate_from_a_prefix_cache_equals_full_generation():
+    m = TinyGPT(CONFIGS["gqa"])
+    gen = torch.Generator().manual_seed(4)
+    prefix = torch.randint(0, 97, (2, 20), generator=gen)
+    _, prefix_cache = m.prefill(prefix)
+    for _ in range(3):
+        question = torch.randint(0, 97, (2, 5), generator=gen)
+        reused = m.generate(question, 15, cache=prefix_cache.clone())
+        full = m.generate(torch.cat([prefix, question], 1), 15)
+        assert torch.equal(reused, full[:, 20:])
+    assert prefix_cache.length == 20
+    with pytest.raises(ValueError, match="use_cache"):
+        m.generate(question, 3, use_cache=False, cache=prefix_cache)
+    with pytest.raises(ValueError, match="context"):
+        m.generate(question, 40, cache=prefix_cache.clone())

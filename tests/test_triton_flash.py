@@ -22,6 +22,9 @@ CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
 DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if CUDA else [])
 FLOOR = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+# On a GPU, small cases use one fixed block shape: autotuning every (shape, d, causal, dtype)
+# would compile the whole search space each time. test_long_sequences_on_gpu autotunes.
+BLOCKS = (64, 64) if CUDA else None
 
 # (B, H, Nq, Nk, d): square, ragged (not a multiple of the 32-wide interpreter blocks),
 # fewer / more queries than keys, and a single decode query.
@@ -59,7 +62,7 @@ def _tf32():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_matches_reference(shape, causal, dtype):
     q, k, v = _qkv(*shape, dtype)
-    _assert_close(tf.flash_attention(q, k, v, causal=causal), q, k, v, causal=causal)
+    _assert_close(tf.flash_attention(q, k, v, causal=causal, _blocks=BLOCKS), q, k, v, causal=causal)
 
 
 @pytest.mark.parametrize("blocks", [(16, 16), (16, 64), (64, 16)])
@@ -72,7 +75,7 @@ def test_block_shapes_cover_the_diagonal(blocks):
 def test_padded_head_dims_and_distinct_dv():
     # d = 24 and dv = 40 are padded to 32 and 64 inside the kernel, masked on load and store.
     q, k, v = _qkv(1, 2, 45, 77, 24, torch.float32, dv=40)
-    out = tf.flash_attention(q, k, v, causal=True)
+    out = tf.flash_attention(q, k, v, causal=True, _blocks=BLOCKS)
     assert out.shape == (1, 2, 45, 40)
     _assert_close(out, q, k, v, causal=True)
 
@@ -81,12 +84,12 @@ def test_strided_inputs_and_custom_scale():
     # (B, N, H, d) memory viewed as (B, H, N, d): the kernel must follow the strides.
     q, k, v = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in _qkv(2, 3, 50, 60, 32, torch.float32))
     assert not q.is_contiguous()
-    _assert_close(tf.flash_attention(q, k, v, scale=0.3), q, k, v, scale=0.3)
+    _assert_close(tf.flash_attention(q, k, v, scale=0.3, _blocks=BLOCKS), q, k, v, scale=0.3)
 
 
 def test_rows_that_see_no_key_are_zero():
     q, k, v = _qkv(1, 1, 70, 20, 16, torch.float32)
-    out = tf.flash_attention(q, k, v, causal=True)  # queries 0..49 precede every key
+    out = tf.flash_attention(q, k, v, causal=True, _blocks=BLOCKS)  # queries 0..49 precede every key
     assert torch.all(out[..., :50, :] == 0) and not torch.isnan(out).any()
     assert torch.all(out[..., 50:, :].abs().sum(-1) > 0)
 
@@ -121,6 +124,8 @@ def test_bad_input_names_the_argument():
         tf.flash_attention(q, k, v[:, :, :4])
     with pytest.raises(TypeError, match="torch.Tensor"):
         tf.flash_attention(q.cpu().numpy(), k, v)
+    with pytest.raises(ValueError, match="_blocks"):
+        tf.flash_attention(q, k, v, _blocks=(24, 32))
 
 
 def test_cpu_tensors_need_the_interpreter(monkeypatch):
@@ -160,3 +165,19 @@ def test_compiles_for_h100_without_a_gpu():
     assert report["wgmma"] and report["pipelined_loads"]  # Hopper tensor cores, cp.async pipeline
     assert report["stack_bytes"] == 0  # no register spills
     assert report["shared_bytes"] <= 227 * 1024  # fits an H100 SM's shared memory
+
+
+def test_autotune_pruning_fits_queries_and_head_dim():
+    # The GPU autotuner's search space, checked on any machine: decode gets 16-row query
+    # blocks, long sequences 64/128, and d = 256 only configs that do not spill registers.
+    configs = tf._gpu_configs()
+
+    def pruned(nq, d):
+        return tf._prune_configs(configs, {"NQ_BUCKET": nq}, BLOCK_D=d, BLOCK_DV=d)
+
+    assert {c.kwargs["BLOCK_M"] for c in pruned(1, 64)} == {16}
+    assert {c.kwargs["BLOCK_M"] for c in pruned(64, 64)} == {64}
+    assert {c.kwargs["BLOCK_M"] for c in pruned(4096, 64)} == {64, 128}
+    assert all(tf._MAX_BLOCK_D[(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages, c.num_warps)] >= 256
+               for c in pruned(4096, 256))
+    assert pruned(4096, 256)

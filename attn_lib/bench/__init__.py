@@ -72,3 +72,21 @@ def matmul_flops_per_s(n: int = 1024, dtype=None, device: str | None = None) -> 
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
     return 2 * n**3 / time_fn(torch.mm, a, b)
+
+
+def measure(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> dict:
+    """Like :func:`time_fn`, but keep the raw numbers: median, IQR and each block's seconds per call.
+
+    Used by the benchmark suite (``python -m attn_lib.bench``), which records every timing.
+    """
+    import torch
+    from torch.utils import benchmark
+
+    fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation, autotuning
+    timer = benchmark.Timer(
+        stmt="fn(*args, **kwargs)",
+        globals={"fn": fn, "args": args, "kwargs": kwargs},
+        num_threads=torch.get_num_threads(),
+    )
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    return {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "calls_per_time": m.number_per_run}

@@ -1,0 +1,187 @@
+"""Figures for chapter 4 (FlashAttention): block visit order, IO, memory and speed plots.
+
+- :func:`block_order_figure` / :func:`draw_block_order`: which (query block, key block) tiles
+  of the N×N score matrix Algorithm 1 computes, in which order, and which the causal mask skips.
+- :func:`block_order_explorer`: the same picture with sliders (Jupyter/Colab only).
+- :func:`loglog_figure` with :class:`Curve` and :func:`power_law`: measured points against
+  formula lines on log-log axes (IO traffic, peak memory, cost curves).
+- :func:`time_bars`: times of several implementations, with speed-ups against a baseline.
+- :func:`note_figure`: a figure that only carries a message (e.g. "no recorded GPU run yet").
+
+matplotlib and ipywidgets are imported inside the functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..reference import visited_blocks
+
+DPI = 100
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ----------------------------------------------------------------------------- block order
+def draw_block_order(ax, nq: int, nk: int, block_q: int, block_k: int, *, causal: bool = False,
+                     numbers: bool = True):
+    """Draw the (nq, nk) score matrix as tiles, each visited one numbered by its step.
+
+    Order is reference.visited_blocks's (Algorithm 1: outer loop over key blocks j, inner over
+    query blocks i); tiles the causal mask skips are grey and hatched. Returns the visit list.
+    """
+    from matplotlib.patches import Rectangle
+
+    for name, val in (("nq", nq), ("nk", nk), ("block_q", block_q), ("block_k", block_k)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val <= 0:
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    order = visited_blocks(nq, nk, block_q, block_k, causal)
+    cmap = _plt().get_cmap("viridis")
+    n_i, n_j = -(-nq // block_q), -(-nk // block_k)
+
+    def tile(i, j, **style):  # (x, y, w, h) of tile (i, j); edge tiles may be ragged
+        x0, y0 = j * block_k, i * block_q
+        w, h = min(block_k, nk - x0), min(block_q, nq - y0)
+        ax.add_patch(Rectangle((x0, y0), w, h, edgecolor="white", lw=1.5, **style))
+        return x0 + w / 2, y0 + h / 2
+
+    for step, (i, j) in enumerate(order):  # visited tiles, coloured by step
+        cx, cy = tile(i, j, facecolor=cmap(step / max(len(order) - 1, 1)))
+        if numbers:
+            shade = "white" if step < 0.6 * len(order) else "black"
+            ax.text(cx, cy, str(step + 1), ha="center", va="center", fontsize=8, color=shade)
+    skipped = {(i, j) for i in range(n_i) for j in range(n_j)} - set(order)
+    for i, j in sorted(skipped):  # tiles the causal mask removes entirely
+        tile(i, j, facecolor="0.92", hatch="//")
+    if causal:  # the mask's edge: key j = query i + nk - nq
+        ax.plot([0, nk], [-(nk - nq), nq - (nk - nq)], color="crimson", lw=1.2, label="causal edge")
+    ax.set_xlim(0, nk), ax.set_ylim(nq, 0), ax.set_aspect("equal")
+    ax.set_xlabel("key position (block column j: outer loop)")
+    ax.set_ylabel("query position (block row i: inner loop)")
+    kind = "causal" if causal else "full"
+    ax.set_title(f"{kind}: {len(order)} of {n_i * n_j} tiles computed", fontsize=10)
+    return order
+
+
+def block_order_figure(nq: int, nk: int, block_q: int, block_k: int):
+    """Two panels side by side: the visit order without a mask and with the causal mask."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), dpi=DPI)
+    for ax, causal in zip(axes, (False, True)):
+        draw_block_order(ax, nq, nk, block_q, block_k, causal=causal)
+    fig.suptitle(f"Algorithm 1 on a {nq}×{nk} score matrix, tiles of {block_q}×{block_k} "
+                 "(numbers: order of computation)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def block_order_explorer():
+    """Sliders for N, the two block sizes and the mask; redraws :func:`draw_block_order`."""
+    import ipywidgets as widgets
+
+    plt = _plt()
+
+    def show(n=32, block_q=8, block_k=8, causal=True):
+        fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=DPI)
+        draw_block_order(ax, n, n, block_q, block_k, causal=causal, numbers=n // block_q <= 12)
+        plt.show()
+
+    return widgets.interactive(show, n=(8, 96, 8), block_q=(2, 32, 2), block_k=(2, 32, 2), causal=True)
+
+
+# ----------------------------------------------------------------------------- log-log plots
+@dataclass
+class Curve:
+    """One series of a log-log panel: `measured` points get markers, formulas get lines."""
+
+    x: Sequence[float]
+    y: Sequence[float]
+    label: str
+    measured: bool = True
+    color: str | None = None
+    dashed: bool = False
+
+    def __post_init__(self):
+        self.x, self.y = np.asarray(self.x, float), np.asarray(self.y, float)
+        if self.x.shape != self.y.shape or self.x.ndim != 1:
+            raise ValueError(f"Curve {self.label!r}: x and y must be 1-D of equal length, "
+                             f"got {self.x.shape} and {self.y.shape}")
+
+
+def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str) -> Curve:
+    """A dashed guide line y = anchor_y·(x/anchor_x)^slope, e.g. "∝ N²" through a measured point."""
+    x = np.asarray(x, float)
+    return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color="0.5", dashed=True)
+
+
+def draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title: str = "",
+                span: tuple[float, float] | None = None, base: int = 2):
+    """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x."""
+    for c in curves:
+        style = dict(color=c.color, label=c.label)
+        if c.measured:
+            ax.plot(c.x, c.y, "o", ms=5, **style)
+        else:
+            ax.plot(c.x, c.y, "--" if c.dashed else "-", lw=1.4, alpha=0.9, **style)
+    if span is not None:
+        ax.axvspan(*span, color="gold", alpha=0.15, lw=0)
+    ax.set_xscale("log", base=base), ax.set_yscale("log")
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def loglog_figure(panels: Sequence[dict], *, width: float = 4.6, height: float = 3.6):
+    """One row of log-log panels; each panel is keyword arguments of :func:`draw_loglog`."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), dpi=DPI,
+                             squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        draw_loglog(ax, **panel)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- bars, notes
+def time_bars(times: dict[str, float], *, baseline: str | None = None, title: str = "",
+              unit: str = "ms", ax=None):
+    """Horizontal bars of seconds per call, each labelled with its speed-up over `baseline`."""
+    if not times:
+        raise ValueError("times must name at least one implementation")
+    baseline = baseline or next(iter(times))
+    if baseline not in times:
+        raise ValueError(f"baseline {baseline!r} is not one of {list(times)}")
+    scale = {"s": 1.0, "ms": 1e3, "us": 1e6}[unit]
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(times)), dpi=DPI)
+    names = list(times)
+    vals = [times[n] * scale for n in names]
+    ax.barh(names, vals, color=["0.6" if n == baseline else "tab:blue" for n in names])
+    for y, (n, v) in enumerate(zip(names, vals)):
+        ax.text(v, y, f"  {times[baseline] / times[n]:.2f}× vs {baseline}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"time per call ({unit}, lower is better)")
+    ax.set_xlim(0, max(vals) * 1.6)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def note_figure(text: str, *, title: str = ""):
+    """A small empty figure carrying only `text` (stands in for a plot whose data is absent)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 1.6), dpi=DPI)
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

@@ -1,0 +1,140 @@
+"""Chapter 2 figures and tables: FLOP breakdowns, attention's share vs N, computed tables.
+
+Tables come back as markdown strings (display them with IPython.display.Markdown), so every
+figure in the chapter's tables is computed. `flop_explorer` (ipywidgets: preset + context)
+has a static twin, `flop_explorer_static`, for the HTML book.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import counting, models
+from .scores import format_bytes
+
+#: Order and colours of the per-layer parts of counting.layer_flops.
+PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
+_COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "softmax": "#c44e52",
+            "av": "#937860", "mlp": "#55a868"}
+
+#: The contexts of the seed essay's table: 1K, 4K, 32K, 128K, 200K, 1M tokens.
+SEED_CONTEXTS = (1_000, 4_096, 32_768, 128_000, 200_000, 1_000_000)
+
+
+def markdown_table(headers, rows, align: str | None = None) -> str:
+    """A markdown table; align is one character per column, 'l' or 'r' (default: all right)."""
+    align = align or "r" * len(headers)
+    if len(align) != len(headers) or any(len(r) != len(headers) for r in rows):
+        raise ValueError(f"every row and align need {len(headers)} columns")
+    rule = ["---:" if a == "r" else ":---" for a in align]
+    lines = [headers, rule, *[[str(c) for c in r] for r in rows]]
+    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
+
+
+def attention_flop_rows(contexts=SEED_CONTEXTS, d_model: int = 8192, n_layers: int = 80,
+                        peak_flops_per_s: float = 989.4e12) -> list[dict]:
+    """Per context: attention FLOPs (4·N²·d·L), TFLOP, seconds at the peak, ratio to the first."""
+    rows, base = [], None
+    for n in contexts:
+        flops = counting.attention_flops(n, d_model, n_layers)
+        base = base or flops
+        rows.append({"n": n, "flops": flops, "tflop": flops / 1e12,
+                     "seconds": flops / peak_flops_per_s, "ratio": flops / base})
+    return rows
+
+
+def attention_flop_table(rows: list[dict]) -> str:
+    """Markdown for attention_flop_rows: context, TFLOP, seconds at peak, ratio to the first row."""
+    body = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{r['seconds']:,.3f}", f"{r['ratio']:,.0f}×"] for r in rows]
+    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body)
+
+
+def score_memory_table(contexts=SEED_CONTEXTS) -> str:
+    """Bytes of one N×N score matrix (one head, one layer) in fp16 and fp32, GB and GiB."""
+    body = [[f"{n:,}", format_bytes(counting.score_matrix_bytes(n, 2)), format_bytes(counting.score_matrix_bytes(n, 4))]
+            for n in contexts]
+    return markdown_table(["context N (tokens)", "fp16 (2 B/score)", "fp32 (4 B/score)"], body)
+
+
+def unit_readings(nbytes: float, shown: float, power: int) -> dict:
+    """How a figure `shown` with an SI-looking prefix of 1000**power reads against nbytes.
+
+    Returns the decimal value (nbytes / 1000**power), the binary one (nbytes / 1024**power)
+    and which of the two `shown` is closer to ('decimal' or 'binary').
+    """
+    if power < 1 or shown <= 0:
+        raise ValueError(f"power must be >= 1 and shown > 0, got power={power}, shown={shown}")
+    dec, binary = nbytes / 1000**power, nbytes / 1024**power
+    closer = "decimal" if abs(shown - dec) / dec <= abs(shown - binary) / binary else "binary"
+    return {"decimal": dec, "binary": binary, "closer": closer}
+
+
+def _bars(model, n: int, causal: bool, ax):
+    parts = counting.forward_flops(model, n, causal=causal)
+    total = sum(parts.values())
+    values = [parts[p] / 1e12 for p in PARTS]
+    ax.barh(PARTS, values, color=[_COLOURS[p] for p in PARTS])
+    for y, (p, v) in enumerate(zip(PARTS, values)):
+        ax.text(v, y, f" {parts[p] / total:.1%}", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("forward TFLOP (all layers)")
+    ax.set_xlim(0, max(values) * 1.3)
+    name = models.get(model).name
+    ax.set_title(f"{name}, N = {n:,}{' causal' if causal else ''}: {total / 1e12:,.1f} TFLOP", fontsize=9)
+    return ax
+
+
+def flop_breakdown_bar(model, n_tokens: int, *, causal: bool = False, ax=None):
+    """Horizontal bars: whole-model forward TFLOP by part, labelled with each part's share."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 2.6), dpi=100)[1]
+    return _bars(model, n_tokens, causal, ax)
+
+
+def flop_explorer(contexts=(256, 1024, 4096, 16384, 65536, 262144, 1_000_000)):
+    """ipywidgets explorer: pick a preset, a context and causal/not; see the FLOP breakdown."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def show(model, n_tokens, causal):
+        fig, ax = plt.subplots(figsize=(5.5, 2.8), dpi=100)
+        _bars(model, n_tokens, causal, ax)
+        plt.show()
+
+    return widgets.interactive(
+        show,
+        model=widgets.Dropdown(options=list(models.PRESETS), value="llama-2-7b", description="model"),
+        n_tokens=widgets.SelectionSlider(options=list(contexts), value=4096, description="context N"),
+        causal=widgets.Checkbox(value=False, description="causal"),
+    )
+
+
+def flop_explorer_static(model="llama-2-7b", contexts=(4096, 32768, 262144), *, causal: bool = False):
+    """The explorer's twin for the HTML book: the same bars for a few fixed contexts."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(contexts), figsize=(4.3 * len(contexts), 2.6), dpi=100, sharey=True)
+    for n, ax in zip(contexts, np.atleast_1d(axes)):
+        _bars(model, n, causal, ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_share(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b"), ns=None, *,
+                         causal: bool = False, ax=None):
+    """Share of forward FLOPs in the N² terms vs N, one line per model; dots at N = crossover('dense')."""
+    import matplotlib.pyplot as plt
+
+    ns = np.unique(np.logspace(7, 20, 80, base=2).astype(int)) if ns is None else np.asarray(ns)
+    ax = ax or plt.subplots(figsize=(6, 3.6), dpi=100)[1]
+    for name in model_names:
+        (line,) = ax.semilogx(ns, [counting.attention_share(name, int(n), causal=causal) for n in ns], label=name)
+        n_star = counting.crossover_length(name, "dense", causal=causal)
+        ax.plot(n_star, counting.attention_share(name, int(round(n_star)), causal=causal), "o", color=line.get_color())
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("sequence length N (tokens)")
+    ax.set_ylabel("share of forward FLOPs")
+    ax.set_title("N² part (scores, scale, softmax, AV); dot: score FLOPs = dense FLOPs", fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,161 @@
+"""Chapter 1 figures: the N×N score matrix, its causal triangle, an N explorer, scaling plots.
+
+`demo_scores` makes a small score matrix from seeded random queries and keys;
+`plot_score_matrix` draws it as a heat map, greying out what a causal mask hides;
+`score_explorer` (ipywidgets) and `score_explorer_static` (its twin for the HTML book) show
+the matrix, its pair counts and its bytes for a chosen N. `time_sizes` and `plot_times`
+produce the measured log-log scaling figure.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .. import counting
+
+
+def format_bytes(nbytes: float) -> str:
+    """'2.10 GB (1.95 GiB)': decimal units first (1 GB = 1e9 B), binary (1 GiB = 2**30 B) after."""
+    if nbytes < 0:
+        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+
+    def pick(base, names):
+        power = 0
+        while power < len(names) - 1 and nbytes >= base ** (power + 1):
+            power += 1
+        return f"{nbytes / base**power:,.{0 if power == 0 else 2}f} {names[power]}"
+
+    if nbytes < 1000:
+        return f"{int(nbytes)} B"
+    return f"{pick(1000, ['B', 'KB', 'MB', 'GB', 'TB', 'PB'])} ({pick(1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'])})"
+
+
+def demo_scores(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    """(n, n) scores q_i·k_j/√d of seeded standard-normal queries and keys, each (n, d)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rng = np.random.default_rng(seed)
+    q, k = rng.standard_normal((n, d)), rng.standard_normal((n, d))  # (n, d) each
+    return q @ k.T / np.sqrt(d)  # (n, n): row i = query i, column j = key j
+
+
+def plot_score_matrix(scores: np.ndarray, *, causal: bool = True, ax=None, title: str | None = None):
+    """Heat map of an (N, N) score matrix; with causal=True the hidden upper triangle is grey."""
+    import matplotlib.pyplot as plt
+
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"scores must be a square (N, N) matrix, got shape {scores.shape}")
+    n = scores.shape[0]
+    ax = ax or plt.subplots(figsize=(4, 3.6), dpi=100)[1]
+    shown = np.ma.masked_where(np.triu(np.ones((n, n), bool), 1), scores) if causal else scores
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")  # masked (future) keys: light grey
+    lim = np.abs(scores).max()
+    im = ax.imshow(shown, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.set_xlabel("key j")
+    ax.set_ylabel("query i")
+    ax.set_title(title or (f"{n}×{n} scores, causal" if causal else f"{n}×{n} scores"), fontsize=10)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="$q_i\\cdot k_j/\\sqrt{d}$")
+    return ax
+
+
+def _caption(n: int) -> str:
+    pairs, causal = counting.attention_pairs(n), counting.attention_pairs(n, causal=True)
+    fp16, fp32 = counting.score_matrix_bytes(n, 2), counting.score_matrix_bytes(n, 4)
+    return (f"N = {n}: {pairs:,} scores ({causal:,} causal), {counting.handshakes(n):,} handshakes\n"
+            f"fp16 {format_bytes(fp16)}, fp32 {format_bytes(fp32)}")
+
+
+def _panel(n: int, causal: bool, ax):
+    plot_score_matrix(demo_scores(n), causal=causal, ax=ax, title=_caption(n))
+    ax.title.set_fontsize(8)
+
+
+def score_explorer(max_n: int = 64):
+    """ipywidgets explorer: a slider for N (and a causal toggle) redraws the matrix and its counts."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def show(n, causal):
+        fig, ax = plt.subplots(figsize=(4.6, 4), dpi=100)
+        _panel(n, causal, ax)
+        plt.show()
+
+    slider = widgets.IntSlider(value=8, min=2, max=max_n, description="N")
+    return widgets.interactive(show, n=slider, causal=widgets.Checkbox(value=True, description="causal"))
+
+
+def score_explorer_static(ns=(4, 12, 32), causal: bool = True):
+    """The explorer's twin for the HTML book: one panel per N in `ns`."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns), 4), dpi=100)
+    for n, ax in zip(ns, np.atleast_1d(axes)):
+        _panel(n, causal, ax)
+    fig.tight_layout()
+    return fig
+
+
+def time_sizes(fns: dict[str, Callable], sizes, make_inputs: Callable, *, reps: int = 3,
+               min_time: float = 0.003, device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds per call of each fn(*make_inputs(n)) for every n in sizes: {name: [t per size]}.
+
+    Sizes and functions are interleaved and repeated `reps` times, keeping each one's fastest
+    run, so a burst of load from other programs does not bend one end of the curve. On a CPU
+    the clock is this process's CPU time (time.process_time: waiting for a shared core does
+    not count); on a GPU it is wall time after torch.cuda.synchronize().
+    """
+    import torch
+
+    cuda = device == "cuda"
+    clock = time.perf_counter if cuda else time.process_time
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    inputs = [make_inputs(n) for n in sizes]
+    best = {name: [float("inf")] * len(inputs) for name in fns}
+    for name, fn in fns.items():  # warm-up: first-call allocation and kernel selection
+        fn(*inputs[0])
+    for _ in range(reps):
+        for i, args in enumerate(inputs):
+            for name, fn in fns.items():
+                sync()
+                start, calls = clock(), 0
+                while True:  # repeat short calls until min_time has elapsed
+                    fn(*args)
+                    sync()
+                    calls += 1
+                    elapsed = clock() - start
+                    if elapsed >= min_time:
+                        break
+                best[name][i] = min(best[name][i], elapsed / calls)
+    return best
+
+
+def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None):
+    """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits."""
+    import matplotlib.pyplot as plt
+
+    from ..bench import loglog_slope
+
+    ax = ax or plt.subplots(figsize=(6, 4), dpi=100)[1]
+    sizes = np.asarray(sizes)
+    for name, ts in times.items():
+        ts = np.asarray(ts)
+        line = ax.loglog(sizes, ts, "o-", ms=4)[0]
+        slopes = []
+        for lo, hi in fit_ranges:
+            sel = (sizes >= lo) & (sizes <= hi)
+            slopes.append(f"{loglog_slope(sizes[sel], ts[sel]):.1f}")
+            fit = np.polyfit(np.log(sizes[sel]), np.log(ts[sel]), 1)
+            ax.loglog(sizes[sel], np.exp(np.polyval(fit, np.log(sizes[sel]))), "--", color=line.get_color(), lw=1)
+        line.set_label(name + (f" (slope {' | '.join(slopes)})" if slopes else ""))
+    ax.set_xlabel("sequence length N (tokens)")
+    ax.set_ylabel("time per call (s)")
+    ax.set_title("measured time per call; dashed: least-squares fits", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax

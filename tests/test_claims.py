@@ -1,0 +1,117 @@
+"""attn_lib.claims: the ledger's checks give the verdicts the appendix prints (no timing here)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attn_lib import claims
+from attn_lib.claims import CAVEAT, FAILS, HOLDS
+
+#: Every claim whose check is deterministic (counting, recorded figures, traced memory).
+EXPECTED = {
+    "handshakes": HOLDS,
+    "doubling_quadruples": HOLDS,
+    "thousand_to_million": HOLDS,
+    "cost_n2_d": HOLDS,
+    "term_breakdown": HOLDS,
+    "docstring_formula": FAILS,
+    "ffn_linear": HOLDS,
+    "ffn_crossover": CAVEAT,
+    "request_4k_to_8k": FAILS,
+    "flop_table": CAVEAT,
+    "h100_times": CAVEAT,
+    "relative_column": HOLDS,
+    "memory_table": CAVEAT,
+    "one_point_86_tb": FAILS,
+    "decode_vs_prefill_counting": HOLDS,
+    "flash_same_flops": HOLDS,
+    "flash_linear_memory": HOLDS,
+    "hbm_traffic": HOLDS,
+    "sram_hbm_ratios": HOLDS,
+    "reported_speedups": CAVEAT,
+    "bert_512": HOLDS,
+    "softmax_global": HOLDS,
+    "sliding_window": HOLDS,
+}
+TIMED = {"decode_vs_prefill_measured", "quadratic_vs_recurrence"}  # run by the notebook only
+
+
+def test_every_claim_is_covered_here_or_timed():
+    assert set(claims.CLAIMS) == set(EXPECTED) | TIMED
+
+
+def test_claims_are_numbered_in_order():
+    assert [c.number for c in claims.CLAIMS.values()] == list(range(1, len(claims.CLAIMS) + 1))
+
+
+@pytest.mark.parametrize("key, verdict", EXPECTED.items())
+def test_verdict(key, verdict):
+    result = claims.check(key)
+    assert result.verdict == verdict, result.note
+    assert result.line() == f"claim {result.number} ({result.title}): {verdict}"
+    assert result.values and not result.measured or key == "flash_linear_memory"
+
+
+def test_headline_numbers():
+    assert claims.check("handshakes").values["h1000"] == 499_500
+    assert claims.check("thousand_to_million").values["ratio"] == 1e6
+    assert claims.check("ffn_crossover").values["vs_mlp"] == 16_384
+    assert round(claims.check("sram_hbm_ratios").values["bandwidth_ratio"]) == 13
+    assert claims.check("memory_table").values["readings"] == ["decimal"] + ["binary"] * 4
+
+
+def test_check_by_number_and_unknown():
+    assert claims.check("3").key == "thousand_to_million"
+    with pytest.raises(ValueError, match="unknown claim"):
+        claims.check("nope")
+
+
+@pytest.mark.parametrize("n_bytes, quoted, unit, reading", [
+    (2_000_000, 2, "MB", "decimal"), (2**25, 32, "MB", "binary"), (2e12, 1.86, "TB", "neither"),
+    (32_768_000_000, 30.5, "GB", "binary")])
+def test_unit_reading(n_bytes, quoted, unit, reading):
+    assert claims.unit_reading(n_bytes, quoted, unit) == reading
+
+
+def test_unit_reading_rejects_unknown_unit():
+    with pytest.raises(ValueError, match="unit"):
+        claims.unit_reading(1, 1, "KiB")
+
+
+@pytest.mark.parametrize("window, layers, reach", [(8, 1, 7), (8, 3, 21), (64, 1, 63), (4, 100, 63)])
+def test_window_reach(window, layers, reach):
+    assert claims.window_reach(64, window, layers) == reach
+
+
+def test_ema_recurrence_matches_closed_form():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(20, 3)
+    expected = 1 - 0.9 ** torch.arange(1, 21, dtype=torch.float32)  # 0.1·Σ 0.9^k
+    assert torch.allclose(claims.ema_recurrence(x)[:, 0], expected, atol=1e-6)
+
+
+def test_summary_and_tally():
+    results = [claims.check(k) for k in ("handshakes", "memory_table", "one_point_86_tb")]
+    table = claims.summary_markdown(results)
+    assert table.count("\n") == 4 and "✘ does not hold" in table and "(#claim-1)" in table
+    assert claims.tally(results) == {HOLDS: 1, CAVEAT: 1, FAILS: 1}
+
+
+def test_verdict_str_and_glue():
+    result = claims.check("doubling_quadruples")
+    assert str(result).splitlines()[-1] == result.line()
+    glued = {}
+    result.glue(lambda name, value: glued.__setitem__(name, value))
+    assert glued["c2_ratio"] == 4.0
+
+
+def test_claim_registration_validates():
+    with pytest.raises(ValueError, match="source"):
+        claims.claim("t", "C", "text")
+
+
+def test_counted_flops_is_the_matmul_count():
+    torch = pytest.importorskip("torch")
+    a = torch.ones(8, 4)
+    assert claims.counted_flops(torch.matmul, a, a.T) == 2 * 8 * 4 * 8
+    assert np.isclose(claims.best_time(lambda: None, repeats=2), 0, atol=0.1)

@@ -1,0 +1,106 @@
+"""attn_lib.recorded: loading, validating and plotting recorded benchmark runs (real suite output)."""
+import copy
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from attn_lib import recorded  # noqa: E402
+from attn_lib.bench import suite  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def real_run():
+    plan = suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
+                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32])
+    return suite.run_suite(plan, progress=False, command="test")
+
+
+@pytest.fixture
+def data(tmp_path, real_run):
+    """A book/data-like folder: the real run, and the same run stamped a day later (non-quick)."""
+    suite.write_json(real_run, tmp_path / "bench-cpu-a.json")
+    later = copy.deepcopy(real_run)
+    later["created"], later["quick"] = "2999-01-01T00:00:00Z", False
+    suite.write_json(later, tmp_path / "bench-cpu-b.json")
+    return tmp_path
+
+
+def test_missing_or_empty_directory_gives_no_runs(tmp_path):
+    assert recorded.load_runs(directory=tmp_path / "nope") == []
+    assert recorded.load_runs(directory=tmp_path) == []
+
+
+def test_default_directory_is_the_books_data_folder():
+    assert recorded.data_dir().parts[-2:] == ("book", "data")
+    assert all(r.device_name for r in recorded.load_runs())  # whatever is recorded must validate
+
+
+def test_runs_load_newest_first_and_filter(data):
+    runs = recorded.load_runs(directory=data)
+    assert [r.path.name for r in runs] == ["bench-cpu-b.json", "bench-cpu-a.json"]
+    assert len(recorded.load_runs("cpu", directory=data)) == 2
+    assert recorded.load_runs("gpu", directory=data) == []
+    assert [r.path.name for r in recorded.load_runs(directory=data, include_quick=False)] == ["bench-cpu-b.json"]
+    with pytest.raises(ValueError, match="kind"):
+        recorded.load_runs("tpu", directory=data)
+
+
+@pytest.mark.parametrize("breakage, field", [
+    (lambda r: r.pop("device"), "missing field 'device'"),
+    (lambda r: r.update(schema="other/9"), "'schema'"),
+    (lambda r: r["attention"][0].update(status="fast"), r"'attention\[0\]\.status'"),
+    (lambda r: r["attention"][0].update(causal="yes"), r"'attention\[0\]\.causal' must be bool"),
+    (lambda r: r["kv_cache"]["decode"][0].pop("median_s"), r"'kv_cache\.decode\[0\]\.median_s'"),
+    (lambda r: r["matmul"][0].update(tflops=None), r"'matmul\[0\]\.tflops' must be number"),
+])
+def test_schema_errors_name_file_and_field(tmp_path, real_run, breakage, field):
+    broken = copy.deepcopy(real_run)
+    breakage(broken)
+    path = tmp_path / "bench-broken.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=field) as err:
+        recorded.load_runs(directory=tmp_path)
+    assert "bench-broken.json" in str(err.value)
+
+
+def test_invalid_json_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json: not valid JSON"):
+        recorded.load_runs(directory=tmp_path)
+
+
+def test_series_per_impl_and_section(data):
+    run = recorded.load_runs(directory=data)[0]
+    tflops = recorded.series(run, "tflops")
+    assert set(tflops) == {"naive", "torch_tiled", "sdpa"}  # triton was skipped on the CPU
+    assert tflops["naive"][0] == [32, 64] and all(y > 0 for y in tflops["naive"][1])
+    assert recorded.series(run, "seconds", impl="sdpa", causal=True)["sdpa"][0] == [32, 64]
+    assert recorded.series(run, "peak_bytes") == {}  # no CUDA memory on a CPU run
+    assert recorded.series(run, "decode")["decode"][0] == [32, 64]
+    assert recorded.series(run, "matmul") == {"float32": ([32], [run.data["matmul"][0]["tflops"]])}
+    with pytest.raises(ValueError, match="what"):
+        recorded.series(run, "joules")
+
+
+def test_plot_recorded_labels_lines_with_the_device(data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = recorded.load_runs(directory=data)[0]
+    fig, ax = plt.subplots()
+    lines = recorded.plot_recorded(ax, run, "tflops", causal=True)
+    assert len(lines) == 3 and all(run.device_name in ln.get_label() for ln in lines)
+    assert all(ln.get_linestyle() == "--" for ln in lines)
+    assert recorded.plot_recorded(ax, run, "prefill", color="k")[0].get_label().startswith("prefill")
+    plt.close(fig)
+
+
+def test_run_attention_filters(data):
+    run = recorded.load_runs(directory=data)[0]
+    assert {r["impl"] for r in run.attention(status=None)} == set(recorded.IMPLS)
+    assert [r["n_q"] for r in run.attention("naive", causal=False)] == [32, 64]
+    assert run.label.startswith("CPU") and "2999-01-01" in run.label

@@ -1,0 +1,84 @@
+"""attn_lib.viz.flash: the chapter 4 figures draw what they say, and reject bad input."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from attn_lib import reference  # noqa: E402
+from attn_lib.viz import flash  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_order_numbers_tiles_in_algorithm1_order(causal):
+    fig, ax = plt.subplots()
+    order = flash.draw_block_order(ax, 10, 12, 4, 5, causal=causal)  # ragged edges on both axes
+    assert order == reference.visited_blocks(10, 12, 4, 5, causal)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == [str(s + 1) for s in range(len(order))]
+    assert len(ax.patches) == 3 * 3  # every tile drawn, visited or skipped
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 9 - len(order)
+    assert f"{len(order)} of 9" in ax.get_title()
+
+
+def test_causal_skips_tiles_above_the_diagonal():
+    order = reference.visited_blocks(8, 8, 2, 2, True)
+    assert len(order) == 4 * 5 // 2  # lower triangle of a 4×4 tile grid, diagonal included
+    fig = flash.block_order_figure(8, 8, 2, 2)
+    assert len(fig.axes) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True])
+def test_block_order_rejects_bad_sizes(bad):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="block_q"):
+        flash.draw_block_order(ax, 8, 8, bad, 2)
+
+
+def test_curve_validates_and_power_law_passes_through_anchor():
+    with pytest.raises(ValueError, match="equal length"):
+        flash.Curve([1, 2], [1], "bad")
+    guide = flash.power_law([1, 2, 4], 2, 8.0, 2, "∝ N²")
+    np.testing.assert_allclose(guide.y, [2, 8, 32])
+    assert not guide.measured and guide.dashed
+
+
+def test_loglog_figure_draws_every_curve():
+    panels = [dict(curves=[flash.Curve([1, 2, 4], [1, 4, 16], "measured"),
+                           flash.power_law([1, 4], 1, 1, 2, "guide")],
+                   xlabel="N", ylabel="elements", title="t", span=(1, 2)),
+              dict(curves=[flash.Curve([1, 2], [3, 4], "formula", measured=False)], xlabel="M", ylabel="y")]
+    fig = flash.loglog_figure(panels)
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 2 and fig.axes[0].get_xscale() == "log"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["measured", "guide"]
+
+
+def test_time_bars_label_speedups():
+    ax = flash.time_bars({"naive": 0.2, "tiled": 0.1}, baseline="naive")
+    texts = [t.get_text().strip() for t in ax.texts]
+    assert texts == ["1.00× vs naive", "2.00× vs naive"]
+    with pytest.raises(ValueError, match="baseline"):
+        flash.time_bars({"a": 1.0}, baseline="b")
+    with pytest.raises(ValueError, match="times"):
+        flash.time_bars({})
+
+
+def test_note_figure_carries_its_text():
+    fig = flash.note_figure("no recorded GPU run")
+    assert fig.axes[0].texts[0].get_text() == "no recorded GPU run"
+
+
+def test_explorer_builds():
+    pytest.importorskip("ipywidgets")
+    widget = flash.block_order_explorer()
+    assert {c.description for c in widget.children if hasattr(c, "description")} >= {"n", "causal"}

@@ -1,0 +1,71 @@
+"""Chapter 1-2 figure and table helpers (attn_lib.viz.scores, attn_lib.viz.flops)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from attn_lib import counting  # noqa: E402
+from attn_lib.viz import flops, scores  # noqa: E402
+
+
+def test_format_bytes_units():
+    assert scores.format_bytes(999) == "999 B"
+    assert scores.format_bytes(2e6) == "2.00 MB (1.91 MiB)"
+    assert scores.format_bytes(2**25) == "33.55 MB (32.00 MiB)"
+    assert scores.format_bytes(128_000**2 * 2) == "32.77 GB (30.52 GiB)"
+    with pytest.raises(ValueError, match="nbytes"):
+        scores.format_bytes(-1)
+
+
+def test_demo_scores_seeded_and_square():
+    a, b = scores.demo_scores(5), scores.demo_scores(5)
+    assert a.shape == (5, 5) and np.array_equal(a, b)
+    assert not np.allclose(a, a.T)  # q_i·k_j != q_j·k_i: the matrix is not symmetric
+    with pytest.raises(ValueError, match="n must"):
+        scores.demo_scores(0)
+
+
+def test_plot_score_matrix_rejects_non_square():
+    with pytest.raises(ValueError, match="square"):
+        scores.plot_score_matrix(np.zeros((2, 3)))
+
+
+def test_figures_and_widgets_build():
+    scores.score_explorer_static((2, 3))
+    flops.flop_explorer_static("gpt2-small", (128, 1024))
+    flops.plot_attention_share(ns=[64, 1024, 16384])
+    flops.flop_breakdown_bar("llama-2-7b", 4096, causal=True)
+    assert scores.score_explorer().children and flops.flop_explorer().children
+    plt.close("all")
+
+
+def test_time_sizes_and_plot():
+    t = scores.time_sizes({"mm": lambda a: a @ a}, [4, 8], lambda n: (torch.ones(n, n),), reps=1, min_time=1e-4)
+    assert set(t) == {"mm"} and len(t["mm"]) == 2 and all(x > 0 for x in t["mm"])
+    scores.plot_times([4, 8, 16], {"x": [1.0, 4.0, 16.0]}, fit_ranges=[(4, 16)])
+    plt.close("all")
+
+
+def test_markdown_table():
+    assert flops.markdown_table(["a", "b"], [[1, 2]], "lr") == "| a | b |\n| :--- | ---: |\n| 1 | 2 |"
+    with pytest.raises(ValueError):
+        flops.markdown_table(["a", "b"], [[1]])
+
+
+def test_attention_flop_rows_follow_formula():
+    rows = flops.attention_flop_rows((1000, 2000), 8192, 80, 1e15)
+    assert rows[0]["flops"] == 4 * 1000**2 * 8192 * 80
+    assert rows[1]["ratio"] == 4.0 and rows[0]["seconds"] == rows[0]["flops"] / 1e15
+    assert "| 2,000 |" in flops.attention_flop_table(rows)
+
+
+def test_score_memory_table_and_unit_readings():
+    table = flops.score_memory_table((4096,))
+    assert "33.55 MB (32.00 MiB)" in table and "67.11 MB (64.00 MiB)" in table
+    assert flops.unit_readings(counting.score_matrix_bytes(4096), 32, 2)["closer"] == "binary"
+    assert flops.unit_readings(counting.score_matrix_bytes(1000), 2, 2)["closer"] == "decimal"
+    with pytest.raises(ValueError):
+        flops.unit_readings(1e6, 1, 0)

@@ -1,0 +1,514 @@
+#!/usr/bin/env python
+"""Check the built HTML book in a real browser: `python tools/check_html.py _build/html`.
+
+Serves the build on 127.0.0.1 (stdlib http.server in a thread), loads every page in headless
+Chromium (Debian's /usr/bin/chromium driven by Playwright; Playwright's own browsers are never
+downloaded; the network beyond 127.0.0.1 is blocked, as on CI) and fails, with a report, on:
+
+- a JavaScript error (uncaught exception, console error, a local resource that fails to load);
+- math left as raw TeX after MathJax has typeset, or a page with math and no typeset math;
+- unrendered MyST markup ({glue:...} roles, ::: fences) in the text;
+- a missing image (naturalWidth 0);
+- a Python traceback, error or warning output in a page;
+- an internal link (href/src) to a file that does not exist, or to a #fragment missing there.
+
+It also checks that search finds results, that dark mode switches via the theme switcher, that
+each chapter offers its .ipynb for download and links to it on Colab (URL from _config.yml),
+that every page in _toc.yml was built, and that pages with widgets show a static fallback.
+Screenshots: <html>/../screenshots/<page>.png (full page), plus dark/<page>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import posixpath
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SKIP_PAGES = {"genindex.html"}  # generated index: no content of ours
+SEARCH_QUERY = "quadratic"
+TRACEBACK_MARKER = "Traceback (most recent call last)"
+
+
+# ============================================================================ pure functions
+def classify_href(href: str) -> str:
+    """'external' (other host/scheme), 'fragment' (#id on this page), 'skip' (empty) or 'local'."""
+    href = href.strip()
+    if not href or href == "#":
+        return "skip"
+    if href.startswith("#"):
+        return "fragment"
+    parts = urlsplit(href)
+    if parts.scheme or href.startswith("//"):
+        return "external"
+    return "local"
+
+
+def resolve_link(page: str, href: str) -> tuple[str, str] | None:
+    """(target path relative to the site root, fragment) of a link on `page`; None if external.
+
+    `page` is the linking page's path relative to the root ('book/ch1.html'); query strings
+    are dropped; a path that climbs out of the root resolves to '../...' (always missing).
+    """
+    kind = classify_href(href)
+    if kind in ("external", "skip"):
+        return None
+    parts = urlsplit(href.strip())
+    if kind == "fragment":
+        return page, parts.fragment
+    path = unquote(parts.path)
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(page), path))
+    if path.endswith("/") or target == ".":
+        target = posixpath.join(target, "index.html") if target != "." else "index.html"
+    return target, unquote(parts.fragment)
+
+
+@dataclass
+class PageInfo:
+    """What the static link check needs from one HTML file."""
+
+    ids: set = field(default_factory=set)
+    links: list = field(default_factory=list)  # (tag, attribute, value)
+    redirect: str | None = None  # target of a <meta http-equiv="refresh"> page
+
+
+class _PageParser(HTMLParser):
+    LINK_ATTRS = {"a": "href", "img": "src", "script": "src", "link": "href", "iframe": "src", "source": "src"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.info = PageInfo()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if attrs.get(key):
+                self.info.ids.add(attrs[key])
+        attr = self.LINK_ATTRS.get(tag)
+        if attr and attrs.get(attr) is not None:
+            self.info.links.append((tag, attr, attrs[attr]))
+        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            m = re.search(r"url\s*=\s*['\"]?([^'\";]+)", attrs.get("content") or "", re.I)
+            if m:
+                self.info.redirect = m.group(1).strip()
+                self.info.links.append(("meta", "url", self.info.redirect))
+
+
+def parse_page(html: str) -> PageInfo:
+    """Element ids and outgoing links of an HTML document."""
+    parser = _PageParser()
+    parser.feed(html)
+    return parser.info
+
+
+def broken_links(pages: dict[str, PageInfo], files: set[str]) -> list[str]:
+    """Problems with internal links: 'page: href -> missing file' or '... -> missing #fragment'.
+
+    pages: parsed HTML pages by path relative to the root; files: every file path in the site.
+    """
+    problems = []
+    for page, info in sorted(pages.items()):
+        for tag, attr, href in info.links:
+            resolved = resolve_link(page, href)
+            if resolved is None:
+                continue
+            target, fragment = resolved
+            if target not in files:
+                problems.append(f"{page}: <{tag} {attr}={href!r}> -> missing file {target}")
+            elif fragment and target in pages and fragment not in pages[target].ids:
+                problems.append(f"{page}: <{tag} {attr}={href!r}> -> no #{fragment} in {target}")
+    return problems
+
+
+_RAW_TEX = [
+    re.compile(r"\\\((.+?)\\\)", re.S),  # \( ... \)
+    re.compile(r"\\\[(.+?)\\\]", re.S),  # \[ ... \]
+    re.compile(r"\$\$(.+?)\$\$", re.S),  # $$ ... $$
+    # $...$ as pandoc reads it: no space inside the delimiters, no digit right after the closing one
+    re.compile(r"(?<![\\$\w])\$(?=[^\s$])([^$\n]*?[^\s$\\])\$(?![\d$\w])"),
+    re.compile(r"\\begin\{\w+\*?\}"),
+]
+_RAW_MARKUP = [
+    re.compile(r"\{glue(?::\w+)?\}`?"),  # an unrendered glue role
+    re.compile(r"^\s*:::+\s*\{?\w", re.M),  # an unrendered colon fence
+    re.compile(r"\{(admonition|note|warning|figure|code-cell)\}"),
+]
+
+
+def find_raw_tex(text: str) -> list[str]:
+    """TeX that MathJax should have typeset but is still text: '$x^2$', '\\(N\\)', '$$..$$'."""
+    found = []
+    for pattern in _RAW_TEX:
+        found += [m.group(0) for m in pattern.finditer(text)]
+    return found
+
+
+def find_raw_markup(text: str) -> list[str]:
+    """MyST markup left in the rendered text: glue roles, ::: fences, {directive} names."""
+    found = []
+    for pattern in _RAW_MARKUP:
+        found += [m.group(0).strip() for m in pattern.finditer(text)]
+    return found
+
+
+def output_problems(outputs: list[dict], page_text: str) -> list[str]:
+    """Error output in a page. outputs: [{'classes': 'output stderr', 'text': ...}] of cell outputs.
+
+    A traceback output or the traceback marker anywhere fails; stderr fails when it reports an
+    error, exception or warning (a progress bar on stderr does not).
+    """
+    problems = []
+    for out in outputs:
+        classes, text = out["classes"].split(), out["text"].strip()
+        snippet = text.splitlines()[0][:120] if text else ""
+        if "traceback" in classes or "error" in classes:
+            problems.append(f"error output: {snippet}")
+        elif "stderr" in classes and re.search(r"(Error|Exception|Traceback|Warning)\b", text):
+            problems.append(f"stderr output: {snippet}")
+    if TRACEBACK_MARKER in page_text and not any("Traceback" in p for p in problems):
+        problems.append(f"text {TRACEBACK_MARKER!r} in the page")
+    return problems
+
+
+def toc_pages(toc_path: Path) -> list[str]:
+    """Every `file:` (and the root) of a Jupyter Book _toc.yml, in reading order, no suffix."""
+    import yaml
+
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    pages = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                pages.append(item["file"])
+            walk(item.get("sections"))
+
+    for part in toc.get("parts", [toc]):
+        walk(part.get("chapters"))
+    return pages
+
+
+def is_chapter(toc_entry: str) -> bool:
+    """Chapters are the book/ch* notebooks (appendices and the intro are not)."""
+    return re.fullmatch(r"(.*/)?ch[^/]*", toc_entry) is not None
+
+
+def expected_colab_url(repo_url: str, branch: str, toc_entry: str) -> str:
+    """The Colab link a chapter page must carry (sphinx-book-theme's launch button)."""
+    sys.path.insert(0, str(ROOT))
+    from attn_lib.setup import colab_url
+
+    return colab_url(repo_url, branch, f"{toc_entry}.ipynb")
+
+
+def screenshot_path(out_dir: Path, page: str, variant: str = "") -> Path:
+    """Where the screenshot of `page` ('book/ch1.html') goes: out_dir[/variant]/book/ch1.png."""
+    base = Path(out_dir) / variant if variant else Path(out_dir)
+    return base / Path(page).with_suffix(".png")
+
+
+def luminance(css_color: str) -> float:
+    """Relative luminance (0 black .. 1 white) of 'rgb(r, g, b)' / 'rgba(r, g, b, a)'."""
+    m = re.fullmatch(r"rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)(?:[,\s/]+[\d.]+)?\s*\)", css_color.strip())
+    if m is None:
+        raise ValueError(f"css_color must be rgb()/rgba(), got {css_color!r}")
+
+    def channel(c):
+        c = float(c) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in m.groups())
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+# ============================================================================ static checks
+def site_files(html_dir: Path) -> set[str]:
+    return {p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*") if p.is_file()}
+
+
+def content_pages(files: set[str]) -> list[str]:
+    """The HTML pages to load: everything but the theme's assets and the generated index."""
+    return sorted(f for f in files if f.endswith(".html") and not f.startswith(("_static/", "_sources/"))
+                  and f not in SKIP_PAGES)
+
+
+# ============================================================================ the browser
+def serve(html_dir: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve html_dir on 127.0.0.1 (a free port) in a daemon thread; return (server, base URL)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+JS_WAIT_MATH = """async () => {
+  const hasMath = document.querySelector('.math, span.math, div.math') !== null;
+  const mj = window.MathJax;
+  if (!(mj && mj.startup && mj.startup.promise)) return {hasMath, loaded: false};
+  await mj.startup.promise;
+  return {hasMath, loaded: true, typeset: document.querySelectorAll('mjx-container').length};
+}"""
+
+JS_WAIT_IMAGES = """async () => {
+  const imgs = Array.from(document.images);
+  imgs.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  return imgs.filter(i => i.naturalWidth === 0).map(i => i.getAttribute('src'));
+}"""
+
+JS_TEXTS = """() => {
+  const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'NOSCRIPT', 'MJX-CONTAINER']);
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    let skipped = false;
+    for (let e = n.parentElement; e; e = e.parentElement) {
+      if (skip.has(e.tagName) || e.classList.contains('highlight')) { skipped = true; break; }
+    }
+    if (!skipped && n.textContent.trim()) out.push(n.textContent);
+  }
+  return out;
+}"""
+
+JS_PAGE_FACTS = """() => {
+  const outputs = Array.from(document.querySelectorAll('.output')).map(e => ({
+    classes: e.className, text: e.textContent}));
+  const article = document.querySelector('article') || document.body;
+  const figures = Array.from(article.querySelectorAll('img')).filter(
+    i => i.naturalWidth > 0 && i.getBoundingClientRect().height > 0).length;
+  const widgets = document.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
+  const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
+  const downloads = Array.from(document.querySelectorAll('.dropdown-download-buttons a[href]'))
+    .map(a => a.getAttribute('href'));
+  return {outputs, text: document.body.textContent, figures, widgets, links, downloads,
+          tables: article.querySelectorAll('table').length};
+}"""
+
+
+@dataclass
+class Report:
+    problems: dict = field(default_factory=dict)  # page -> [problem]
+    notes: list = field(default_factory=list)
+
+    def add(self, page: str, problem: str) -> None:
+        self.problems.setdefault(page, []).append(problem)
+
+
+class Browser:
+    """One headless Chromium; every page gets a fresh context that may reach only 127.0.0.1."""
+
+    def __init__(self, playwright, base_url: str, executable: str = CHROMIUM):
+        self.base_url = base_url
+        self.browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+
+    def open(self, path: str, *, color_scheme: str = "light"):
+        """Load base_url + path; return (page, errors) where errors collects JS/resource failures."""
+        context = self.browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
+        errors, blocked = [], []
+
+        def route(r):
+            if r.request.url.startswith(self.base_url):
+                return r.continue_()
+            blocked.append(r.request.url)
+            return r.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"JavaScript error: {exc}"))
+        page.on("console", lambda msg: msg.type == "error" and not _from_blocked(msg, blocked)
+                and errors.append(f"console error: {msg.text}"))
+        page.on("response", lambda resp: resp.status >= 400 and not resp.url.endswith("/favicon.ico")
+                and errors.append(f"HTTP {resp.status} for {resp.url}"))
+        page.on("requestfailed", lambda req: req.url.startswith(self.base_url)
+                and errors.append(f"failed to load {req.url}: {req.failure}"))
+        page.goto(self.base_url + path, wait_until="load", timeout=60_000)
+        page.blocked = blocked
+        return page, errors
+
+    def close(self):
+        self.browser.close()
+
+
+def _from_blocked(msg, blocked: list) -> bool:
+    """A console error caused by our own blocking of a non-local URL (offline, like CI)."""
+    url = (msg.location or {}).get("url", "")
+    return bool(url) and not url.startswith("http://127.0.0.1") or any(u in msg.text for u in blocked)
+
+
+def check_page(browser: Browser, page_path: str, shots: Path, report: Report, chapter: dict | None) -> dict:
+    """Load one page, run the in-browser checks, save its screenshot; return a few facts."""
+    page, errors = browser.open(page_path)
+    try:
+        math = page.evaluate(JS_WAIT_MATH)
+        missing_images = page.evaluate(JS_WAIT_IMAGES)
+        texts = page.evaluate(JS_TEXTS)
+        facts = page.evaluate(JS_PAGE_FACTS)
+        target = screenshot_path(shots, page_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+        page.wait_for_timeout(100)  # late console errors
+    finally:
+        page.context.close()
+    for e in errors:
+        report.add(page_path, e)
+    if math["hasMath"] and not math["loaded"]:
+        report.add(page_path, "page has math but MathJax did not load")
+    elif math["hasMath"] and not math.get("typeset"):
+        report.add(page_path, "page has math but no mjx-container after typesetting")
+    joined = "\n".join(texts)
+    for tex in find_raw_tex(joined):
+        report.add(page_path, f"raw TeX: {tex[:80]!r}")
+    for markup in find_raw_markup(joined):
+        report.add(page_path, f"unrendered markup: {markup[:80]!r}")
+    for src in missing_images:
+        report.add(page_path, f"missing image: {src}")
+    for problem in output_problems(facts["outputs"], facts["text"]):
+        report.add(page_path, problem)
+    if facts["widgets"] and not (facts["figures"] or facts["tables"]):
+        report.add(page_path, "widgets without a visible static fallback (no figure or table)")
+    if chapter is not None:
+        if not any(d.endswith(chapter["ipynb"]) for d in facts["downloads"]):
+            report.add(page_path, f"no {chapter['ipynb']} in the download menu (found {facts['downloads']})")
+        if chapter["colab"] not in facts["links"]:
+            colab = [link for link in facts["links"] if "colab.research.google.com" in link]
+            report.add(page_path, f"no Colab link {chapter['colab']} (found {colab})")
+    return {"math": math.get("typeset", 0), "figures": facts["figures"], "widgets": facts["widgets"]}
+
+
+def check_search(browser: Browser, report: Report) -> int:
+    """search.html?q=quadratic must list at least one result."""
+    page, errors = browser.open(f"search.html?q={SEARCH_QUERY}")
+    try:
+        try:
+            page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError; reported below
+            pass
+        hits = page.locator("#search-results ul.search li").count()
+    finally:
+        page.context.close()
+    for e in errors:
+        report.add("search.html", e)
+    if hits == 0:
+        report.add("search.html", f"searching for {SEARCH_QUERY!r} found nothing")
+    return hits
+
+
+def check_dark_mode(browser: Browser, page_path: str, shots: Path, report: Report) -> None:
+    """Switch to dark with the theme switcher; the background must turn dark; screenshot it."""
+    page, errors = browser.open(page_path)
+    try:
+        page.evaluate(JS_WAIT_MATH)
+        button = page.locator(".theme-switch-button:visible").first
+        for _ in range(3):  # the switcher cycles light -> dark -> auto
+            if page.evaluate("document.documentElement.dataset.theme") == "dark":
+                break
+            button.click()
+            page.wait_for_timeout(200)
+        theme = page.evaluate("document.documentElement.dataset.theme")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        text = page.evaluate("getComputedStyle(document.querySelector('article') || document.body).color")
+        target = screenshot_path(shots, page_path, "dark")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+    finally:
+        page.context.close()
+    for e in errors:
+        report.add(f"{page_path} (dark)", e)
+    if theme != "dark":
+        report.add(f"{page_path} (dark)", f"theme switcher did not reach dark mode (data-theme={theme!r})")
+    elif not (luminance(background) < 0.2 < luminance(text)):
+        report.add(f"{page_path} (dark)", f"dark mode colours wrong: background {background}, text {text}")
+
+
+# ============================================================================ main
+def run(html_dir: Path, shots: Path, book_root: Path, executable: str) -> Report:
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(book_root))
+    from attn_lib.setup import book_repository
+
+    report = Report()
+    files = site_files(html_dir)
+    pages = content_pages(files)
+    parsed = {p: parse_page((html_dir / p).read_text(encoding="utf-8")) for p in pages}
+    for problem in broken_links(parsed, files):
+        report.add(problem.split(":", 1)[0], "broken link" + problem.split(":", 1)[1])
+
+    repo_url, branch = book_repository(book_root / "_config.yml")
+    chapters = {}
+    for entry in toc_pages(book_root / "_toc.yml"):
+        if f"{entry}.html" not in files:
+            report.add(f"{entry}.html", "listed in _toc.yml but not built")
+        elif is_chapter(entry):
+            chapters[f"{entry}.html"] = {"ipynb": f"{entry.rsplit('/', 1)[-1]}.ipynb",
+                                         "colab": expected_colab_url(repo_url, branch, entry)}
+
+    server, base_url = serve(html_dir)
+    try:
+        with sync_playwright() as playwright:
+            browser = Browser(playwright, base_url, executable)
+            for page_path in pages:
+                if parsed[page_path].redirect is not None:  # e.g. index.html -> the root page
+                    print(f"ok   {page_path}: redirects to {parsed[page_path].redirect}", flush=True)
+                    continue
+                facts = check_page(browser, page_path, shots, report, chapters.get(page_path))
+                status = "FAIL" if page_path in report.problems else "ok  "
+                print(f"{status} {page_path}: {facts['math']} typeset math, {facts['figures']} figures"
+                      + (f", {facts['widgets']} widgets" if facts["widgets"] else ""), flush=True)
+            if "search.html" in files:
+                hits = check_search(browser, report)
+                print(f"{'ok  ' if hits else 'FAIL'} search for {SEARCH_QUERY!r}: {hits} results", flush=True)
+            loadable = [p for p in pages if parsed[p].redirect is None]
+            dark_page = next(iter(chapters), loadable[0])
+            check_dark_mode(browser, dark_page, shots, report)
+            print(f"{'FAIL' if f'{dark_page} (dark)' in report.problems else 'ok  '} dark mode on {dark_page}")
+            browser.close()
+    finally:
+        server.shutdown()
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("html_dir", type=Path, help="the built site, e.g. _build/html")
+    parser.add_argument("--screenshots", type=Path, help="default: <html_dir>/../screenshots")
+    parser.add_argument("--book-root", type=Path, default=ROOT, help="where _config.yml and _toc.yml are")
+    parser.add_argument("--chromium", default=CHROMIUM, help="the Chromium binary Playwright drives")
+    args = parser.parse_args(argv)
+    html_dir = args.html_dir.resolve()
+    if not (html_dir / "index.html").is_file() and not any(html_dir.glob("*.html")):
+        parser.error(f"html_dir {args.html_dir} holds no built pages")
+    if not Path(args.chromium).exists():
+        parser.error(f"no Chromium at {args.chromium}: apt-get install -y chromium")
+    shots = (args.screenshots or html_dir.parent / "screenshots").resolve()
+    report = run(html_dir, shots, args.book_root.resolve(), args.chromium)
+    print(f"\nscreenshots: {shots}")
+    if not report.problems:
+        print("check-html: all pages passed")
+        return 0
+    print(f"check-html: {sum(map(len, report.problems.values()))} problems on {len(report.problems)} pages")
+    for page, problems in sorted(report.problems.items()):
+        print(f"\n{page}")
+        for p in problems:
+            print(f"  - {p}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
