@@ -9,7 +9,7 @@ Schema ``attn_lib.bench/1`` (every timing in seconds, memory in bytes, TFLOP/s =
 
     schema, kind ("attention-suite"), quick (bool), created (ISO 8601 UTC), command, elapsed_s
     device    type ("cuda" | "cpu"), name, slug, capability ([major, minor] | null),
-              memory_bytes, spec (attn_lib.hardware name | null), host_cpu, cpu_count
+              memory_bytes, spec (attn_lib.hardware name | null), host_cpu, cpu_count, torch_threads
     versions  python, torch, triton, cuda, cudnn, numpy, attn_lib, platform
     config    the suite's Plan (sizes, dtypes, head dims, min_run_time, ...)
     attention [{impl ("naive" | "torch_tiled" | "triton" | "sdpa"), n_q, n_k, head_dim, causal,

@@ -228,7 +228,6 @@ def flash_attention(
     m = np.full(lead + (nq,), -np.inf, ct)  # running row maxima
     if io is not None:
         io.write(nq * (dv + 2), "init O, l, m")
-    mask = causal_mask(nq, nk) if causal else None
     last_j = None
     for i, j in visited_blocks(nq, nk, block_q, block_k, causal):
         rows, cols = slice(i * block_q, (i + 1) * block_q), slice(j * block_k, (j + 1) * block_k)
@@ -240,7 +239,8 @@ def flash_attention(
             io.write(n_rows * (dv + 2), "O_i, l_i, m_i")
         last_j = j
         s = np.matmul(q[..., rows, :], np.swapaxes(k[..., cols, :], -1, -2))  # (..., Br, Bc), scaled
-        if causal:
-            s = np.where(mask[rows, cols], s, -np.inf)
+        if causal:  # this block's part of the mask only: never an (Nq, Nk) array
+            keep = np.arange(nk)[cols][None, :] <= np.arange(nq)[rows][:, None] + (nk - nq)
+            s = np.where(keep, s, -np.inf)
         _update_block(o[..., rows, :], l[..., rows], m[..., rows], s, v[..., cols, :])
     return o.astype(out_dtype, copy=False)

@@ -20,6 +20,7 @@ given and returns the same object; ``cache.clone()`` forks it (prompt caching do
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, fields
 
 import torch
@@ -394,10 +395,31 @@ class TinyGPT(nn.Module):
 
 
 # ----------------------------------------------------------------------------- timing helpers
+def _clock(device: torch.device):
+    """The clock for timing on `device`.
+
+    On a single-threaded CPU run, the process's CPU time: other programs on a shared machine
+    then delay our wall clock but not this one. Otherwise (several threads, or a GPU, whose
+    work does not show as CPU time) the wall clock.
+    """
+    if device.type == "cpu" and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
+
+
+def _median_seconds(fn, device: torch.device, min_run_time: float) -> float:
+    """torch.utils.benchmark median; its default timer synchronises a GPU, ours is the CPU clock."""
+    from torch.utils import benchmark
+
+    fn()  # warm-up
+    clock = _clock(device)
+    kwargs = {"timer": clock} if clock is not time.perf_counter else {}
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), **kwargs)
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
 def time_decode_step(model: TinyGPT, cache_len: int, batch: int = 1, min_run_time: float = 0.1) -> float:
     """Median seconds of one decode step against a (random) cache of `cache_len` tokens."""
-    from .bench import time_fn
-
     cache = KVCache.random(model.config, batch, cache_len, device=model.device, dtype=model.dtype)
     token = torch.zeros(batch, dtype=torch.long, device=model.device)
 
@@ -405,13 +427,11 @@ def time_decode_step(model: TinyGPT, cache_len: int, batch: int = 1, min_run_tim
         cache.length = cache_len  # every call appends at the same position
         model.decode_step(token, cache)
 
-    return time_fn(step, min_run_time=min_run_time)
+    return _median_seconds(step, model.device, min_run_time)
 
 
 def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: float = 0.1) -> float:
     """Median seconds of prefilling `n_tokens` (random ids) into a fresh cache."""
-    from .bench import time_fn
-
     gen = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, model.config.vocab, (batch, n_tokens), generator=gen).to(model.device)
     cache = KVCache.empty(model.config, batch, device=model.device, dtype=model.dtype)
@@ -420,7 +440,7 @@ def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: fl
         cache.length = 0  # reuse one buffer: time the compute, not the allocation
         model.prefill(tokens, cache)
 
-    return time_fn(run, min_run_time=min_run_time)
+    return _median_seconds(run, model.device, min_run_time)
 
 
 def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: bool = True, batch: int = 1,
@@ -430,17 +450,16 @@ def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: boo
     The best (not the median) of a few runs: a whole generation is long, so we cannot repeat
     it many times, and on a shared machine interference only ever adds time.
     """
-    import time
-
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.config.vocab, (batch, prompt_len), generator=gen).to(model.device)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    clock = _clock(model.device)
     model.generate(prompt, min(n_new, 2), use_cache=use_cache)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         model.generate(prompt, n_new, use_cache=use_cache)
         sync()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best

@@ -12,7 +12,7 @@ from attn_lib.bench import suite  # noqa: E402
 def tiny_plan() -> suite.Plan:
     """A plan small enough for the unit tests (a couple of seconds on a shared 2-core CPU)."""
     return suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
-                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32])
+                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32], threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,31 @@ def test_table_has_one_row_per_case(run):
     table = suite.format_table(run["attention"])
     assert table.count("\n") == 2 + 2 * 2  # header, rule, 2 N x 2 causal, footnote
     assert "skipped" in table
+
+
+def test_out_of_memory_is_recorded_and_larger_n_skipped(monkeypatch):
+    from attn_lib import torch_impl
+
+    def naive_that_ooms(q, k, v, causal=False):
+        if q.shape[-2] >= 64:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
+        return torch_impl.attention(q, k, v, causal=causal)
+
+    monkeypatch.setattr(suite, "_impl_fn", lambda impl: naive_that_ooms)
+    plan = tiny_plan()
+    plan.seq_lens, plan.impls, plan.causal = [32, 64, 128], ["naive"], [False]
+    status = {r["n_q"]: (r["status"], r["note"]) for r in suite.run_attention(plan)}
+    assert status[32] == ("ok", None)
+    assert status[64] == ("oom", "out of memory")
+    assert status[128] == ("skipped", "out of memory already at N=64")
+    # On a GPU the sweep's own OOM answers the search when it happened at batch 1.
+    records = suite.run_attention(plan)
+    plan.device, plan.oom_search_max, plan.tokens = "cuda", 1024, 32
+    for r in records:
+        r["batch"] = 1
+    assert suite.find_naive_oom(plan, records)["n"] == 64
+
+
+def test_threads_are_recorded_and_restored(run):
+    assert run["device"]["torch_threads"] == 1 and run["config"]["threads"] == 1
+    assert torch.get_num_threads() >= 1  # restored to the default after the run

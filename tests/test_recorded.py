@@ -13,7 +13,7 @@ from attn_lib.bench import suite  # noqa: E402
 @pytest.fixture(scope="module")
 def real_run():
     plan = suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
-                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32])
+                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32], threads=1)
     return suite.run_suite(plan, progress=False, command="test")
 
 

@@ -37,6 +37,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_PAGES = {"genindex.html"}  # generated index: no content of ours
 SEARCH_QUERY = "quadratic"
+#: Errors from the toolchain, not from the book: reported as notes, never as failures.
+#: Jupyter Book 1.0.4 on Sphinx 7.4 emits sphinx-thebe's inline config script twice on every
+#: page, so its second `const THEBE_JS_URL` throws (thebe is not used by this book).
+KNOWN_ISSUES = (re.compile(r"Identifier 'THEBE_JS_URL' has already been declared"),)
 TRACEBACK_MARKER = "Traceback (most recent call last)"
 
 
@@ -140,7 +144,7 @@ _RAW_TEX = [
 ]
 _RAW_MARKUP = [
     re.compile(r"\{glue(?::\w+)?\}`?"),  # an unrendered glue role
-    re.compile(r"^\s*:::+\s*\{?\w", re.M),  # an unrendered colon fence
+    re.compile(r"^\s*:::+\s*\{[\w-]+\}", re.M),  # an unrendered colon fence
     re.compile(r"\{(admonition|note|warning|figure|code-cell)\}"),
 ]
 
@@ -307,6 +311,10 @@ class Report:
     notes: list = field(default_factory=list)
 
     def add(self, page: str, problem: str) -> None:
+        if any(known.search(problem) for known in KNOWN_ISSUES):
+            if problem not in self.notes:
+                self.notes.append(problem)
+            return
         self.problems.setdefault(page, []).append(problem)
 
 
@@ -452,7 +460,10 @@ def run(html_dir: Path, shots: Path, book_root: Path, executable: str) -> Report
 
     repo_url, branch = book_repository(book_root / "_config.yml")
     chapters = {}
-    for entry in toc_pages(book_root / "_toc.yml"):
+    toc = toc_pages(book_root / "_toc.yml")
+    if not any(f"{entry}.html" in files for entry in toc):  # e.g. a single-page build
+        print(f"note: no page of {book_root / '_toc.yml'} is built here; toc and chapter checks skipped")
+    for entry in toc if any(f"{entry}.html" in files for entry in toc) else []:
         if f"{entry}.html" not in files:
             report.add(f"{entry}.html", "listed in _toc.yml but not built")
         elif is_chapter(entry):
@@ -499,6 +510,8 @@ def main(argv=None) -> int:
     shots = (args.screenshots or html_dir.parent / "screenshots").resolve()
     report = run(html_dir, shots, args.book_root.resolve(), args.chromium)
     print(f"\nscreenshots: {shots}")
+    for note in report.notes:
+        print(f"known toolchain issue (not a failure): {note}")
     if not report.problems:
         print("check-html: all pages passed")
         return 0

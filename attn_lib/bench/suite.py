@@ -48,6 +48,7 @@ class Plan:
     decode_lens: list = field(default_factory=lambda: [256, 1024, 4096])
     matmul_sizes: list = field(default_factory=lambda: [256, 512])
     matmul_dtypes: list = field(default_factory=lambda: ["float32"])
+    threads: int | None = None  # torch CPU threads (None: torch's default); 1 on a busy shared machine
 
 
 def plan(device: str | None = None, quick: bool = False) -> Plan:
@@ -67,7 +68,7 @@ def plan(device: str | None = None, quick: bool = False) -> Plan:
                     seq_lens=[1024, 2048, 4096, 8192, 16384], tokens=16384, model_dim=2048,
                     min_run_time=0.2, oom_search_max=262144,
                     prefill_lens=[1024, 2048, 4096, 8192, 16384],
-                    decode_lens=[1024, 2048, 4096, 8192, 16384, 32768, 65535],
+                    decode_lens=[1024, 2048, 4096, 8192, 16384, 32767, 65535],
                     matmul_sizes=[4096, 8192], matmul_dtypes=half + ["float32"])
     if quick:
         return Plan(device="cpu", quick=True, seq_lens=[128, 256, 512], tokens=512, model_dim=128,
@@ -75,7 +76,7 @@ def plan(device: str | None = None, quick: bool = False) -> Plan:
                     matmul_sizes=[256, 512])
     return Plan(device="cpu", seq_lens=[512, 1024, 2048, 4096], tokens=4096, model_dim=256,
                 min_run_time=0.2, prefill_lens=[128, 256, 512, 1024, 2048],
-                decode_lens=[512, 1024, 2048, 4096, 8192, 16383], matmul_sizes=[512, 1024, 2048])
+                decode_lens=[512, 1024, 2048, 4096, 8191], matmul_sizes=[512, 1024, 2048])
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -164,6 +165,17 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def _record(impl: str, n: int, head_dim: int, causal: bool, dtype: str, batch: int, heads: int) -> dict:
+    """An attention record with nothing measured yet (schema: attn_lib.recorded)."""
+    from ..triton_flash import flops
+
+    return {"impl": impl, "n_q": n, "n_k": n, "head_dim": head_dim, "causal": causal, "dtype": dtype,
+            "batch": batch, "heads": heads, "status": "ok", "note": None,
+            "flops": flops(batch, heads, n, n, head_dim, causal),
+            "median_s": None, "iqr_s": None, "times_s": [], "calls_per_time": None,
+            "tflops": None, "peak_bytes": None}
+
+
 def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str, *, batch: int, heads: int,
                       device: str, min_run_time: float) -> dict:
     """Time one implementation on (batch, heads, n, head_dim) inputs; one record of the JSON.
@@ -174,13 +186,8 @@ def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str
     import torch
 
     from .. import bench
-    from ..triton_flash import flops
 
-    record = {"impl": impl, "n_q": n, "n_k": n, "head_dim": head_dim, "causal": causal, "dtype": dtype,
-              "batch": batch, "heads": heads, "status": "ok", "note": None,
-              "flops": flops(batch, heads, n, n, head_dim, causal),
-              "median_s": None, "iqr_s": None, "times_s": [], "calls_per_time": None,
-              "tflops": None, "peak_bytes": None}
+    record = _record(impl, n, head_dim, causal, dtype, batch, heads)
     if impl == "triton" and device != "cuda":
         return {**record, "status": "skipped", "note": "no GPU: the Triton kernel would run in the interpreter"}
     if impl == "triton":
@@ -190,19 +197,19 @@ def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str
             return {**record, "status": "skipped", "note": "triton is not installed"}
     fn = _impl_fn(impl)
     gen = torch.Generator(device="cpu").manual_seed(0)
+    q = k = v = None
     try:
         q, k, v = (torch.randn(batch, heads, n, head_dim, generator=gen).to(device, _dtype(dtype)) for _ in range(3))
         timing = bench.measure(fn, q, k, v, causal=causal, min_run_time=min_run_time)
-        record.update(timing, tflops=record["flops"] / timing["median_s"] / 1e12)
         if device == "cuda":
             record["peak_bytes"] = int(bench.peak_cuda_bytes(fn, q, k, v, causal=causal))
+        record.update(timing, tflops=record["flops"] / timing["median_s"] / 1e12)
     except Exception as err:  # noqa: BLE001 - a benchmark records failures and moves on
-        if not _is_oom(err):
-            record.update(status="error", note=f"{type(err).__name__}: {str(err)[:300]}")
-        else:
-            record.update(status="oom", note="out of memory", median_s=None, tflops=None)
+        oom = _is_oom(err)
+        record.update(status="oom" if oom else "error", peak_bytes=None,
+                      note="out of memory" if oom else f"{type(err).__name__}: {str(err)[:300]}")
     finally:
-        q = k = v = None  # noqa: F841 - release before the next size
+        q = k = v = None  # noqa: F841 - release the inputs before the next size
         _free(device)
     return record
 
@@ -238,14 +245,7 @@ def run_attention(p: Plan, progress=None) -> list[dict]:
 
 
 def _skipped_after_oom(case: dict, n_oom: int) -> dict:
-    from ..triton_flash import flops
-
-    return {"impl": case["impl"], "n_q": case["n"], "n_k": case["n"], "head_dim": case["head_dim"],
-            "causal": case["causal"], "dtype": case["dtype"], "batch": case["batch"], "heads": case["heads"],
-            "status": "skipped", "note": f"out of memory already at N={n_oom}",
-            "flops": flops(case["batch"], case["heads"], case["n"], case["n"], case["head_dim"], case["causal"]),
-            "median_s": None, "iqr_s": None, "times_s": [], "calls_per_time": None, "tflops": None,
-            "peak_bytes": None}
+    return {**_record(**case), "status": "skipped", "note": f"out of memory already at N={n_oom}"}
 
 
 def find_naive_oom(p: Plan, records: list[dict], progress=None) -> dict:
@@ -332,8 +332,13 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
     """
     from .. import recorded
 
+    import torch
+
     p = p or plan()
     start = time.perf_counter()
+    default_threads = torch.get_num_threads()
+    if p.threads:
+        torch.set_num_threads(p.threads)
     n_steps = (len(attention_cases(p)) + len(p.prefill_lens) + len(p.decode_lens)
                + len(p.matmul_sizes) * len(p.matmul_dtypes))
     bar = _progress_bar(n_steps, progress)
@@ -348,10 +353,12 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
         matmul = run_matmul(p, bar)
     finally:
         bar.close()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(default_threads)
     now = _dt.datetime.now(_dt.timezone.utc)
     result = {"schema": SCHEMA, "kind": KIND, "quick": p.quick,
               "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-              "device": device_info(p.device), "versions": versions(), "command": command,
+              "device": {**device_info(p.device), "torch_threads": threads}, "versions": versions(), "command": command,
               "config": asdict(p), "attention": attention, "naive_oom": naive_oom, "kv_cache": kv,
               "matmul": matmul, "elapsed_s": round(time.perf_counter() - start, 3)}
     if p.device == "cuda" and "triton" in p.impls:
@@ -472,7 +479,8 @@ def summary(result: dict) -> str:
         lines.append("decode step (s): " + ", ".join(f"cache={r['n']}: {r['median_s']:.3g}" for r in kv["decode"]))
     else:
         lines.append(f"prefill/decode skipped: {kv['note']}")
-    lines.append("matmul TFLOP/s: " + ", ".join(f"{r['dtype']} n={r['n']}: {r['tflops']:.3g}" for r in result["matmul"]))
+    lines.append("matmul TFLOP/s: " + ", ".join(f"{r['dtype']} n={r['n']}: {r['tflops']:.3g}"
+                                                for r in result["matmul"]))
     if dev["type"] == "cuda":
         lines += ["", format_targets(check_targets(result))]
     return "\n".join(lines)
@@ -486,15 +494,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a CPU smoke run, under a minute)")
     parser.add_argument("--out", help="JSON path (default: book/data/bench-<device>-<date>.json)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     from .. import device as default_device
 
     if args.device == "cuda" and default_device() != "cuda":
         parser.error("--device cuda: no CUDA device is available")
-    flags = ["--quick"] * args.quick + ([f"--device {args.device}"] if args.device else [])
-    result = run_suite(plan(args.device, quick=args.quick), progress=not args.no_progress,
-                       command=" ".join(["python -m attn_lib.bench"] + flags))
+    flags = (["--quick"] * args.quick + ([f"--device {args.device}"] if args.device else [])
+             + ([f"--threads {args.threads}"] if args.threads else []))
+    p = plan(args.device, quick=args.quick)
+    p.threads = args.threads or p.threads
+    result = run_suite(p, progress=not args.no_progress, command=" ".join(["python -m attn_lib.bench"] + flags))
     path = write_json(result, args.out or default_path(result))
     print(summary(result))
     print(f"\nwrote {path}")

@@ -1,0 +1,153 @@
+"""CPU benchmark: five attention implementations against torch.mm, plus the tiled path's memory.
+
+    .venv/bin/python benchmarks/cpu_attention.py            # about two minutes on 2 cores
+
+Prints torch.mm's GFLOP/s (the practical limit of this CPU), then at N=4096, d=64, one head
+(q, k, v of shape (1, 1, N, d), float32) the time and GFLOP/s (4·N²·d FLOPs) of NumPy naive
+(reference.attention), NumPy tiled (reference.flash_attention, Algorithm 1's default blocks),
+torch naive (torch_impl.attention), torch tiled (torch_impl.flash_attention) and torch SDPA;
+then the peak extra memory of the NumPy tiled path at N=32768, where the naive score matrix
+alone is 4 GiB. Last, each target with the measured ratio and PASS or MISS.
+
+The machine is shared, so every timing is a median (torch.utils.benchmark), all
+implementations are timed in each of several interleaved rounds, each ratio is formed within
+a round, and the median ratio over the rounds is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from attn_lib import bench, counting, reference, torch_impl
+
+MIB, GIB = 2**20, 2**30
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def inputs(n: int, d: int, seed: int = 0):
+    """q, k, v (1, 1, n, d) float32 as torch tensors and as NumPy views of the same memory."""
+    g = torch.Generator().manual_seed(seed)
+    qkv_t = [torch.randn(1, 1, n, d, generator=g) for _ in range(3)]
+    return qkv_t, [x.numpy() for x in qkv_t]
+
+
+def implementations(qkv_t, qkv_np):
+    return {
+        "numpy naive": lambda: reference.attention(*qkv_np),
+        "numpy tiled": lambda: reference.flash_attention(*qkv_np),
+        "torch naive": lambda: torch_impl.attention(*qkv_t),
+        "torch tiled": lambda: torch_impl.flash_attention(*qkv_t),
+        "torch SDPA": lambda: torch_impl.sdpa(*qkv_t),
+    }
+
+
+def check_agreement(impls) -> float:
+    """Largest difference of any output from SDPA's: a benchmark of wrong code means nothing."""
+    ref = impls["torch SDPA"]().numpy()
+    return max(float(np.abs(np.asarray(fn()) - ref).max()) for fn in impls.values())
+
+
+def timing_rounds(impls, mm_args, rounds: int, min_run_time: float) -> list[dict]:
+    """Per round: seconds per call of torch.mm and of every implementation."""
+    out = []
+    for r in range(rounds):
+        row = {"torch.mm": bench.time_fn(torch.mm, *mm_args, min_run_time=min_run_time)}
+        for name, fn in impls.items():
+            row[name] = bench.time_fn(fn, min_run_time=min_run_time)
+        out.append(row)
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row.items()), flush=True)
+    return out
+
+
+def verdict(name: str, measured: float, target: float, unit: str, higher_is_better: bool = True) -> bool:
+    ok = measured >= target if higher_is_better else measured <= target
+    if ok:
+        note = "PASS"
+    elif higher_is_better:
+        note = f"MISS (short by {(1 - measured / target) * 100:.0f}%: {measured:.3g} vs {target:.3g}{unit})"
+    else:
+        note = f"MISS (over by {(measured / target - 1) * 100:.0f}%: {measured:.3g} vs {target:.3g}{unit})"
+    print(f"  {name:<46s} {measured:9.3g}{unit:<6s} target {'>=' if higher_is_better else '<='} "
+          f"{target:g}{unit:<6s} {note}")
+    return ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=4096, help="sequence length for the timings")
+    ap.add_argument("--d", type=int, default=64, help="head dimension")
+    ap.add_argument("--mem-n", type=int, default=32768, help="sequence length for the memory measurement")
+    ap.add_argument("--mm-n", type=int, default=2048, help="size of the square torch.mm that sets the limit")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-run-time", type=float, default=0.5, help="seconds per timing (torch.utils.benchmark)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n, d = args.n, args.d
+    started = time.perf_counter()
+
+    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
+          f"numpy {np.__version__}  python {platform.python_version()}")
+    print(f"CPU {cpu_name()}, torch threads {torch.get_num_threads()}; float32, q/k/v (1, 1, N, d), d={d}")
+    print(f"torch_impl blocks (Bq, Bk) = ({torch_impl.DEFAULT_BLOCK_Q}, {torch_impl.DEFAULT_BLOCK_K}); "
+          f"reference blocks (Br, Bc) = {reference.algorithm1_blocks(reference.DEFAULT_SRAM_ELEMENTS, d)} "
+          f"from M = {reference.DEFAULT_SRAM_ELEMENTS} elements (Algorithm 1)")
+
+    qkv_t, qkv_np = inputs(n, d)
+    impls = implementations(qkv_t, qkv_np)
+    print(f"\noutputs agree with SDPA to {check_agreement(impls):.1e} (max abs difference)")
+
+    mm = [torch.randn(args.mm_n, args.mm_n) for _ in range(2)]
+    print(f"\ntiming at N={n} ({args.rounds} interleaved rounds):", flush=True)
+    rows = timing_rounds(impls, mm, args.rounds, args.min_run_time)
+    attn_flop, mm_flop = counting.attention_flops(n, d), 2 * args.mm_n**3
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    ratio = lambda f: statistics.median(f(r) for r in rows)  # noqa: E731  per-round ratio, then median
+
+    print(f"\n  {'':<14s}{'time':>11s}{'GFLOP/s':>10s}   (4·N²·d = {attn_flop / 1e9:.2f} GFLOP per call)")
+    print(f"  {'torch.mm':<14s}{med['torch.mm'] * 1e3:9.1f}ms{mm_flop / med['torch.mm'] / 1e9:10.1f}"
+          f"   ({args.mm_n}×{args.mm_n} @ {args.mm_n}×{args.mm_n}: the limit)")
+    for name in impls:
+        print(f"  {name:<14s}{med[name] * 1e3:9.1f}ms{attn_flop / med[name] / 1e9:10.1f}")
+
+    print(f"\npeak extra memory (tracemalloc), N={args.mem_n}, d={d}, float32:", flush=True)
+    _, big_np = inputs(args.mem_n, d, seed=1)
+    peak = bench.peak_cpu_bytes(reference.flash_attention, *big_np)
+    scores = counting.score_matrix_bytes(args.mem_n, 4)
+    print(f"  numpy tiled: {peak / MIB:.1f} MiB   (naive score matrix alone: {scores / GIB:.1f} GiB, "
+          f"{scores / peak:.0f}x more)")
+    naive_peak = bench.peak_cpu_bytes(reference.attention, *qkv_np)
+    print(f"  numpy naive at N={n}, for scale: {naive_peak / MIB:.0f} MiB "
+          f"(its score matrix: {counting.score_matrix_bytes(n, 4) / MIB:.0f} MiB)")
+
+    print("\ntargets (ratios measured within each round, median over rounds):")
+    mm_rate = lambda r: mm_flop / r["torch.mm"]  # noqa: E731
+    results = [
+        verdict("torch_impl.flash_attention speed / SDPA speed",
+                ratio(lambda r: r["torch SDPA"] / r["torch tiled"]), 1.2, "x"),
+        verdict("torch_impl.flash_attention GFLOP/s / torch.mm",
+                ratio(lambda r: attn_flop / r["torch tiled"] / mm_rate(r)) * 100, 90, "%"),
+        verdict("numpy tiled speed / numpy naive speed",
+                ratio(lambda r: r["numpy naive"] / r["numpy tiled"]), 2.0, "x"),
+        verdict(f"numpy tiled peak extra memory at N={args.mem_n}", peak / MIB, 64, "MiB", higher_is_better=False),
+    ]
+    print(f"  for reference: SDPA GFLOP/s / torch.mm = "
+          f"{ratio(lambda r: attn_flop / r['torch SDPA'] / mm_rate(r)) * 100:.0f}%")
+    print(f"\n{sum(results)}/{len(results)} targets met; total run time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
