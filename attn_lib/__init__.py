@@ -6,7 +6,15 @@ Submodules (each says which chapter uses it):
   counting    handshakes, FLOPs, bytes, crossovers (ch. 1-3)
   models      published model configurations (ch. 2, 3)
   hardware    published GPU peaks, roofline (ch. 2-4)
-  bench       timing, peak memory, log-log slopes (every chapter)
+  bench       timing, peak memory, log-log slopes (every chapter); `python -m attn_lib.bench`
+  flop_check  one layer of real torch ops under FlopCounterMode (ch. 2)
+  tiny_gpt    a tiny decoder with prefill / decode_step / generate (ch. 3)
+  kv_cache    NumPy decode step against a cache, decode-time accounting (ch. 3)
+  triton_flash  a fused FlashAttention forward kernel in Triton (ch. 4)
+  variants    attention that changes the model: sliding window (ch. 4)
+  recorded    recorded benchmark runs in book/data (ch. 4)
+  claims      the claims ledger's checks (appendix)
+  setup, book, viz  notebook set-up, glue, figures and explorers
 
 Importing attn_lib never needs a GPU, torch or Triton; submodules load on first use.
 """
@@ -17,8 +25,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "reference", "torch_impl", "counting", "models", "hardware", "bench",
-    "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded",
+    "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",
+    "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded", "flop_check",
+    "claims", "variants", "viz",
 }
 
 

@@ -142,11 +142,23 @@ def _verdict(ok: bool, caveat: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _inplace_matmul_flops(self_shape, a_shape, b_shape, out_shape=None, **kwargs) -> int:
+    """2·m·k·n (times the batch) for acc.addmm_(a, b) / acc.baddbmm_(a, b): (…, m, k) @ (…, k, n)."""
+    return 2 * math.prod(a_shape) * b_shape[-1]
+
+
 def counted_flops(fn: Callable, *args, **kwargs) -> int:
-    """FLOPs torch's FlopCounterMode sees while fn runs (matmuls only, not the softmax)."""
+    """FLOPs torch's FlopCounterMode sees while fn runs (matmuls only, not the softmax).
+
+    torch's table has the out-of-place addmm/baddbmm but not the in-place forms a tiled loop
+    accumulates with (``acc.baddbmm_(p, v)``); we register those too, with the same count.
+    """
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    aten = torch.ops.aten
+    inplace = {aten.addmm_: _inplace_matmul_flops, aten.baddbmm_: _inplace_matmul_flops}
+    with FlopCounterMode(display=False, custom_mapping=inplace) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
 

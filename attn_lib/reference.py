@@ -180,15 +180,19 @@ def visited_blocks(nq: int, nk: int, block_q: int, block_k: int, causal: bool) -
 
 
 def _update_block(o, l, m, s, v_j) -> None:
-    """Algorithm 1 lines 9-13, in place: fold scores s (..., Br, Bc) and V_j into O_i, l_i, m_i."""
-    m_blk = np.max(s, axis=-1)  # (..., Br)
-    m_new = np.maximum(m, m_blk)
+    """Algorithm 1 lines 9-13, in place: fold scores s (..., Br, Bc) and V_j into O_i, l_i, m_i.
+
+    s is overwritten with the unnormalised probabilities (no (Br, Bc) temporaries), and
+    O_i = (alpha·l·O_i + P V_j) / l_new is updated where it lies.
+    """
+    m_new = np.maximum(m, np.max(s, axis=-1))  # (..., Br)
     m_safe = np.where(np.isfinite(m_new), m_new, 0.0)  # rows with no visible key yet
-    p = np.exp(s - m_safe[..., None])  # (..., Br, Bc), unnormalised
+    p = np.exp(np.subtract(s, m_safe[..., None], out=s), out=s)  # (..., Br, Bc), unnormalised
     alpha = np.exp(np.where(np.isfinite(m), m - m_safe, -np.inf))  # rescales the old state
     l_new = alpha * l + np.sum(p, axis=-1)
-    denom = np.where(l_new > 0, l_new, 1.0)[..., None]
-    o[...] = ((alpha * l)[..., None] * o + np.matmul(p, v_j)) / denom
+    o *= (alpha * l)[..., None]
+    o += np.matmul(p, v_j)
+    o /= np.where(l_new > 0, l_new, 1.0)[..., None]
     l[...], m[...] = l_new, m_new
 
 

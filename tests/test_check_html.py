@@ -94,6 +94,9 @@ def test_find_raw_tex_ignores_ordinary_text(text):
     ("value {glue}`x`", ["{glue}`"]),
     (":::{admonition} Exercise 1\nbody\n:::", [":::{admonition}", "{admonition}"]),
     ("nothing to see", []),
+    ("| # | claim | |---:|---| | 1 | x |", ["|---:|"]),
+    ("| # | claim | |—:|—|:—:| | 1 | x |", ["|—:|", "|:—:|"]),
+    ("a | b and -- c |", []),
 ])
 def test_find_raw_markup(text, found):
     assert check_html.find_raw_markup(text) == found

@@ -6,7 +6,8 @@ import torch
 
 from attn_lib import torch_impl
 from attn_lib.tiny_gpt import (KVCache, TinyGPT, TinyGPTConfig, bench_config, grouped_attention,
-                               time_decode_step, time_generate, time_prefill)
+                               time_decode_step, time_decode_steps, time_generate, time_prefill,
+                               time_prefills)
 
 SMALL = dict(vocab=97, context=64, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
@@ -159,6 +160,8 @@ def test_bench_config_and_timing_helpers():
     assert 0 < time_decode_step(m, 32, batch=2, min_run_time=0.01) < 1
     assert 0 < time_prefill(m, 32, min_run_time=0.01) < 1
     assert 0 < time_generate(m, 4, 8, use_cache=False, repeats=1) < 5
+    assert all(0 < t < 1 for t in time_decode_steps(m, [8, 16], rounds=2, min_run_time=0.01))
+    assert all(0 < t < 1 for t in time_prefills(m, [8, 16], rounds=1, min_run_time=0.01))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -146,6 +146,8 @@ _RAW_MARKUP = [
     re.compile(r"\{glue(?::\w+)?\}`?"),  # an unrendered glue role
     re.compile(r"^\s*:::+\s*\{[\w-]+\}", re.M),  # an unrendered colon fence
     re.compile(r"\{(admonition|note|warning|figure|code-cell)\}"),
+    # a markdown table rule left as text (smart quotes turn --- into an em dash)
+    re.compile(r"\|\s*:?(?:-{3,}|[—–][—–-]*):?\s*\|"),
 ]
 
 
@@ -158,7 +160,7 @@ def find_raw_tex(text: str) -> list[str]:
 
 
 def find_raw_markup(text: str) -> list[str]:
-    """MyST markup left in the rendered text: glue roles, ::: fences, {directive} names."""
+    """Markup left in the rendered text: glue roles, ::: fences, {directive} names, table rules."""
     found = []
     for pattern in _RAW_MARKUP:
         found += [m.group(0).strip() for m in pattern.finditer(text)]
