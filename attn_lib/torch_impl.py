@@ -14,8 +14,10 @@ import torch.nn.functional as F
 
 from ._checks import check_block, check_qkv, resolve_scale
 
-#: Block sizes of the tiled loop; measured best on a 2-core CPU (benchmarks/cpu_attention.py).
-DEFAULT_BLOCK_Q = 256
+#: Block sizes of the tiled loop. On the 2-core development CPU (1 MiB L2 per core) a 512x512
+#: float32 score block was fastest of 128-2048 x 128-1024 (benchmarks/cpu_attention.py), if
+#: only by ~10% over 256x512: bigger blocks mean fewer, larger matmuls and fewer Python steps.
+DEFAULT_BLOCK_Q = 512
 DEFAULT_BLOCK_K = 512
 
 LOG2_E = math.log2(math.e)  # exp(x) = exp2(x · log2 e)

@@ -12,19 +12,41 @@ alone is 4 GiB. Last, each target with the measured ratio and PASS or MISS.
 The machine is shared, so every timing is a median (torch.utils.benchmark), all
 implementations are timed in each of several interleaved rounds, each ratio is formed within
 a round, and the median ratio over the rounds is reported.
+
+Threads and clock. By default everything runs on ONE thread (torch and NumPy's OpenBLAS) and
+is timed in CPU time of this process: on a machine shared with other jobs, wall time counts
+the slices the others take, and a 2-thread OpenMP op stalls at its barrier whenever the
+other core is busy (we saw 100x slowdowns of the many-op tiled paths). One thread measures
+the algorithms, not the scheduler. On an idle machine, `--threads 2` (wall clock) uses both cores.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
+import sys
 import time
 
-import numpy as np
-import torch
 
-from attn_lib import bench, counting, reference, torch_impl
+def _early_threads(argv) -> int:
+    """--threads must reach OpenBLAS before NumPy is imported."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return 1
+
+
+THREADS = _early_threads(sys.argv[1:])
+os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from attn_lib import bench, counting, reference, torch_impl  # noqa: E402
 
 MIB, GIB = 2**20, 2**30
 
@@ -44,10 +66,12 @@ def inputs(n: int, d: int, seed: int = 0):
     return qkv_t, [x.numpy() for x in qkv_t]
 
 
-def implementations(qkv_t, qkv_np):
+def implementations(qkv_t, qkv_np, np_blocks):
+    bq, bk = np_blocks
     return {
         "numpy naive": lambda: reference.attention(*qkv_np),
-        "numpy tiled": lambda: reference.flash_attention(*qkv_np),
+        "numpy tiled": lambda: reference.flash_attention(*qkv_np, block_q=bq, block_k=bk),
+        "numpy tiled, Algorithm 1 blocks": lambda: reference.flash_attention(*qkv_np),
         "torch naive": lambda: torch_impl.attention(*qkv_t),
         "torch tiled": lambda: torch_impl.flash_attention(*qkv_t),
         "torch SDPA": lambda: torch_impl.sdpa(*qkv_t),
@@ -60,15 +84,16 @@ def check_agreement(impls) -> float:
     return max(float(np.abs(np.asarray(fn()) - ref).max()) for fn in impls.values())
 
 
-def timing_rounds(impls, mm_args, rounds: int, min_run_time: float) -> list[dict]:
+def timing_rounds(impls, mm_args, rounds: int, min_run_time: float, clock) -> list[dict]:
     """Per round: seconds per call of torch.mm and of every implementation."""
     out = []
     for r in range(rounds):
-        row = {"torch.mm": bench.time_fn(torch.mm, *mm_args, min_run_time=min_run_time)}
+        row = {"torch.mm": clock(torch.mm, *mm_args, min_run_time=min_run_time)}
         for name, fn in impls.items():
-            row[name] = bench.time_fn(fn, min_run_time=min_run_time)
+            row[name] = clock(fn, min_run_time=min_run_time)
         out.append(row)
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row.items()), flush=True)
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row.items()) + " (ms)",
+              flush=True)
     return out
 
 
@@ -91,41 +116,51 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=64, help="head dimension")
     ap.add_argument("--mem-n", type=int, default=32768, help="sequence length for the memory measurement")
     ap.add_argument("--mm-n", type=int, default=2048, help="size of the square torch.mm that sets the limit")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--min-run-time", type=float, default=0.5, help="seconds per timing (torch.utils.benchmark)")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--np-blocks", default="512,512",
+                    help="block_q,block_k of the NumPy tiled path: a 512x512 float32 score block is 1 MiB, "
+                         "one core's L2 here (Algorithm 1's Br = min(Bc, d) = 64 rows is sized for GPU SRAM)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--min-run-time", type=float, default=0.4, help="seconds per timing (torch.utils.benchmark)")
+    ap.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (see the module docstring)")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
+                    help="cpu: CPU time of this process (default with 1 thread); wall: elapsed time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    clock_name = args.clock or ("cpu" if args.threads == 1 else "wall")
+    clock = bench.cpu_time_fn if clock_name == "cpu" else bench.time_fn
+    np_blocks = tuple(int(x) for x in args.np_blocks.split(","))
     n, d = args.n, args.d
     started = time.perf_counter()
 
     print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
           f"numpy {np.__version__}  python {platform.python_version()}")
-    print(f"CPU {cpu_name()}, torch threads {torch.get_num_threads()}; float32, q/k/v (1, 1, N, d), d={d}")
-    print(f"torch_impl blocks (Bq, Bk) = ({torch_impl.DEFAULT_BLOCK_Q}, {torch_impl.DEFAULT_BLOCK_K}); "
-          f"reference blocks (Br, Bc) = {reference.algorithm1_blocks(reference.DEFAULT_SRAM_ELEMENTS, d)} "
-          f"from M = {reference.DEFAULT_SRAM_ELEMENTS} elements (Algorithm 1)")
+    print(f"CPU {cpu_name()} ({os.cpu_count()} cores); torch and OpenBLAS threads {torch.get_num_threads()}, "
+          f"{clock_name} clock; float32, q/k/v (1, 1, N, d), d={d}")
+    print(f"blocks: torch_impl (Bq, Bk) = ({torch_impl.DEFAULT_BLOCK_Q}, {torch_impl.DEFAULT_BLOCK_K}) (its defaults); "
+          f"numpy tiled (Br, Bc) = {np_blocks}; Algorithm 1 from M = {reference.DEFAULT_SRAM_ELEMENTS} "
+          f"elements gives {reference.algorithm1_blocks(reference.DEFAULT_SRAM_ELEMENTS, d)}")
 
     qkv_t, qkv_np = inputs(n, d)
-    impls = implementations(qkv_t, qkv_np)
+    impls = implementations(qkv_t, qkv_np, np_blocks)
     print(f"\noutputs agree with SDPA to {check_agreement(impls):.1e} (max abs difference)")
 
     mm = [torch.randn(args.mm_n, args.mm_n) for _ in range(2)]
     print(f"\ntiming at N={n} ({args.rounds} interleaved rounds):", flush=True)
-    rows = timing_rounds(impls, mm, args.rounds, args.min_run_time)
+    rows = timing_rounds(impls, mm, args.rounds, args.min_run_time, clock)
     attn_flop, mm_flop = counting.attention_flops(n, d), 2 * args.mm_n**3
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     ratio = lambda f: statistics.median(f(r) for r in rows)  # noqa: E731  per-round ratio, then median
 
-    print(f"\n  {'':<14s}{'time':>11s}{'GFLOP/s':>10s}   (4·N²·d = {attn_flop / 1e9:.2f} GFLOP per call)")
-    print(f"  {'torch.mm':<14s}{med['torch.mm'] * 1e3:9.1f}ms{mm_flop / med['torch.mm'] / 1e9:10.1f}"
-          f"   ({args.mm_n}×{args.mm_n} @ {args.mm_n}×{args.mm_n}: the limit)")
+    print(f"\nmedians over the rounds   (4·N²·d = {attn_flop / 1e9:.2f} GFLOP per attention call)")
+    print(f"  {'':<32s}{'time':>10s}{'GFLOP/s':>10s}")
+    print(f"  {'torch.mm (the limit)':<32s}{med['torch.mm'] * 1e3:8.1f}ms{mm_flop / med['torch.mm'] / 1e9:10.1f}"
+          f"   ({args.mm_n}x{args.mm_n} @ {args.mm_n}x{args.mm_n})")
     for name in impls:
-        print(f"  {name:<14s}{med[name] * 1e3:9.1f}ms{attn_flop / med[name] / 1e9:10.1f}")
+        print(f"  {name:<32s}{med[name] * 1e3:8.1f}ms{attn_flop / med[name] / 1e9:10.1f}")
 
     print(f"\npeak extra memory (tracemalloc), N={args.mem_n}, d={d}, float32:", flush=True)
     _, big_np = inputs(args.mem_n, d, seed=1)
-    peak = bench.peak_cpu_bytes(reference.flash_attention, *big_np)
+    peak = bench.peak_cpu_bytes(reference.flash_attention, *big_np, block_q=np_blocks[0], block_k=np_blocks[1])
     scores = counting.score_matrix_bytes(args.mem_n, 4)
     print(f"  numpy tiled: {peak / MIB:.1f} MiB   (naive score matrix alone: {scores / GIB:.1f} GiB, "
           f"{scores / peak:.0f}x more)")

@@ -382,9 +382,9 @@ def check_page(browser: Browser, page_path: str, shots: Path, report: Report, ch
     elif math["hasMath"] and not math.get("typeset"):
         report.add(page_path, "page has math but no mjx-container after typesetting")
     joined = "\n".join(texts)
-    for tex in find_raw_tex(joined):
+    for tex in sorted(set(find_raw_tex(joined))):
         report.add(page_path, f"raw TeX: {tex[:80]!r}")
-    for markup in find_raw_markup(joined):
+    for markup in sorted(set(find_raw_markup(joined))):
         report.add(page_path, f"unrendered markup: {markup[:80]!r}")
     for src in missing_images:
         report.add(page_path, f"missing image: {src}")

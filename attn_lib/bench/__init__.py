@@ -26,6 +26,28 @@ def time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+def cpu_time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
+    """Median CPU seconds (this process) per call of fn(*args, **kwargs).
+
+    On a shared machine wall time includes the slices other processes take; CPU time does
+    not. Use it with one thread (``torch.set_num_threads(1)``, ``OPENBLAS_NUM_THREADS=1``):
+    with several, it adds their times and any spin-waiting. benchmarks/cpu_attention.py uses it.
+    """
+    import time
+
+    import torch
+    from torch.utils import benchmark
+
+    fn(*args, **kwargs)  # warm-up
+    timer = benchmark.Timer(
+        stmt="fn(*args, **kwargs)",
+        globals={"fn": fn, "args": args, "kwargs": kwargs},
+        num_threads=torch.get_num_threads(),
+        timer=time.process_time,
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
 def peak_cpu_bytes(fn: Callable, *args, **kwargs) -> int:
     """Peak bytes allocated through Python/NumPy while fn runs (tracemalloc), above the start."""
     tracemalloc.start()
