@@ -37,10 +37,6 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_PAGES = {"genindex.html"}  # generated index: no content of ours
 SEARCH_QUERY = "quadratic"
-#: Errors from the toolchain, not from the book: reported as notes, never as failures.
-#: Jupyter Book 1.0.4 on Sphinx 7.4 emits sphinx-thebe's inline config script twice on every
-#: page, so its second `const THEBE_JS_URL` throws (thebe is not used by this book).
-KNOWN_ISSUES = (re.compile(r"Identifier 'THEBE_JS_URL' has already been declared"),)
 TRACEBACK_MARKER = "Traceback (most recent call last)"
 
 
@@ -310,13 +306,8 @@ JS_PAGE_FACTS = """() => {
 @dataclass
 class Report:
     problems: dict = field(default_factory=dict)  # page -> [problem]
-    notes: list = field(default_factory=list)
 
     def add(self, page: str, problem: str) -> None:
-        if any(known.search(problem) for known in KNOWN_ISSUES):
-            if problem not in self.notes:
-                self.notes.append(problem)
-            return
         self.problems.setdefault(page, []).append(problem)
 
 
@@ -512,8 +503,6 @@ def main(argv=None) -> int:
     shots = (args.screenshots or html_dir.parent / "screenshots").resolve()
     report = run(html_dir, shots, args.book_root.resolve(), args.chromium)
     print(f"\nscreenshots: {shots}")
-    for note in report.notes:
-        print(f"known toolchain issue (not a failure): {note}")
     if not report.problems:
         print("check-html: all pages passed")
         return 0
