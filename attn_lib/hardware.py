@@ -39,6 +39,11 @@ GPUS: dict[str, GPU] = {
             "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16/FP16 1,979 TFLOPS with sparsity "
             "(989.4 dense), TF32 989 sparse, FP32 67 TFLOPS, HBM3 3.35 TB/s, 80 GB",
             ("h100",)),
+        GPU("H100 PCIe", {"bf16": 756.5 * T, "fp16": 756.5 * T, "tf32": 378 * T, "fp32": 51.2 * T},
+            2.0e12, 80e9,
+            "NVIDIA H100 Tensor Core GPU datasheet (PCIe): BF16/FP16 1,513 TFLOPS with sparsity "
+            "(756.5 dense), TF32 756 sparse, FP32 51 TFLOPS, HBM2e 2 TB/s, 80 GB",
+            ("h100 pcie",)),
         GPU("H200", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
             4.8e12, 141e9,
             "NVIDIA H200 Tensor Core GPU datasheet (SXM): BF16/FP16 1,979 TFLOPS with sparsity "

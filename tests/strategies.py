@@ -29,10 +29,10 @@ class Case:
     scale: float | None = None
     block_q: int | None = None
     block_k: int | None = None
-    logit_size: float | None = None  # if set, q and k are stretched so typical |logit| ~ this
+    logit_size: float | None = None  # if set, q is stretched so the largest |logit| is this
 
     def arrays(self, dtype=np.float64):
-        """q, k, v as NumPy arrays of `dtype`, standard normal, logits of order `logit_size`."""
+        """q, k, v as NumPy arrays of `dtype`: standard normal, q stretched if `logit_size` is set."""
         rng = np.random.default_rng(self.seed)
         q = rng.standard_normal(self.lead + (self.nq, self.d))
         k = rng.standard_normal(self.lead + (self.nk, self.d))

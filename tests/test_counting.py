@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from attn_lib import counting as C

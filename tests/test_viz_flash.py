@@ -82,3 +82,36 @@ def test_explorer_builds():
     pytest.importorskip("ipywidgets")
     widget = flash.block_order_explorer()
     assert {c.description for c in widget.children if hasattr(c, "description")} >= {"n", "causal"}
+
+
+@pytest.fixture(scope="module")
+def gpu_like_runs(tmp_path_factory):
+    """A real (tiny, CPU) suite run relabelled as a GPU run with peak memory, loaded back."""
+    pytest.importorskip("torch")
+    from attn_lib import recorded
+    from attn_lib.bench import suite
+
+    plan = suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
+                      min_run_time=0.001, prefill_lens=[16], decode_lens=[16], matmul_sizes=[32], threads=1)
+    run = suite.run_suite(plan, progress=False, command="test")
+    run["device"].update(type="cuda", name="Test GPU")
+    for rec in run["attention"]:
+        rec["peak_bytes"] = 1000 * rec["n_q"] if rec["status"] == "ok" else None
+    folder = tmp_path_factory.mktemp("data")
+    suite.write_json(run, folder / "bench-gpu.json")
+    return recorded.load_runs("gpu", directory=folder)
+
+
+def test_recorded_figure_and_summary(gpu_like_runs):
+    fig = flash.recorded_figure(gpu_like_runs)
+    tput, mem = fig.axes
+    assert tput.lines and mem.lines and mem.get_yscale() == "log"
+    assert "Test GPU" in fig._suptitle.get_text()
+    text = flash.recorded_summary(gpu_like_runs)
+    assert text.startswith("On Test GPU, recorded ") and "at N = 64" in text and "TFLOP/s" in text
+
+
+def test_recorded_without_runs():
+    assert "No GPU run" in flash.recorded_summary([])
+    with pytest.raises(ValueError, match="runs"):
+        flash.recorded_figure([])

@@ -7,6 +7,8 @@
   formula lines on log-log axes (IO traffic, peak memory, cost curves).
 - :func:`time_bars`: times of several implementations, with speed-ups against a baseline.
 - :func:`note_figure`: a figure that only carries a message (e.g. "no recorded GPU run yet").
+- :func:`recorded_figure` / :func:`recorded_summary`: GPU runs recorded in book/data
+  (:mod:`attn_lib.recorded`), drawn and summarised for the HTML book, which has no GPU.
 
 matplotlib and ipywidgets are imported inside the functions.
 """
@@ -185,3 +187,48 @@ def note_figure(text: str, *, title: str = ""):
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+# ----------------------------------------------------------------------------- recorded GPU runs
+def recorded_figure(runs, *, causal: bool = False, max_runs: int = 1):
+    """TFLOP/s and peak memory against N from recorded runs (attn_lib.recorded.Run), newest first."""
+    from .. import recorded
+
+    if not runs:
+        raise ValueError("runs must hold at least one recorded run")
+    plt = _plt()
+    fig, (tput, mem) = plt.subplots(1, 2, figsize=(10, 3.9), dpi=DPI)
+    for run in runs[:max_runs]:
+        recorded.plot_recorded(tput, run, "tflops", causal=causal)
+        recorded.plot_recorded(mem, run, "peak_bytes", causal=causal)
+    for ax, ylabel in ((tput, "TFLOP/s (higher is better)"), (mem, "peak CUDA bytes above the inputs")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length N"), ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    if mem.lines and all(min(line.get_ydata()) > 0 for line in mem.lines):
+        mem.set_yscale("log")
+    mask = "causal" if causal else "no mask"
+    fig.suptitle(f"Recorded GPU run ({mask}): {runs[0].label}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def recorded_summary(runs, *, causal: bool = False) -> str:
+    """One sentence on the newest run: TFLOP/s per implementation at the largest N they share."""
+    from .. import recorded
+
+    if not runs:
+        return "No GPU run has been recorded in book/data yet."
+    run = runs[0]
+    tflops = recorded.series(run, "tflops", causal=causal)
+    if not tflops:
+        return f"The run recorded on {run.label} has no successful attention timings."
+    shared = set.intersection(*(set(xs) for xs, _ in tflops.values()))
+    n = max(shared) if shared else max(max(xs) for xs, _ in tflops.values())
+    parts = [f"{recorded.IMPL_LABELS.get(impl, impl)} {ys[xs.index(n)]:.3g} TFLOP/s"
+             for impl, (xs, ys) in tflops.items() if n in xs]
+    oom = run.data.get("naive_oom", {}).get("n")
+    tail = f"; naive attention ran out of memory at N = {oom:,}" if oom else ""
+    return f"On {run.label}, at N = {n:,}: " + ", ".join(parts) + tail + "."
