@@ -25,7 +25,6 @@ from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import models, torch_impl
 

@@ -140,3 +140,23 @@ def test_bad_arguments():
         kc.weight_matmul_cost("gpt2-small", 1.5)
     with pytest.raises(ValueError, match="unknown model"):
         kc.weight_bytes("gpt-5")
+
+
+def test_viz_smoke():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from attn_lib.viz import kv as kvviz
+
+    kvviz.plot_decode_scaling([250, 500, 1000], [1e-3, 2e-3, 4e-3], [500, 1000], 1.0)
+    kvviz.plot_prefill_scaling([100, 200, 400, 800], [1e-3, 2.2e-3, 5e-3, 13e-3], 1536)
+    kvviz.plot_generation([8, 16, 32], [0.01, 0.02, 0.04], [0.02, 0.06, 0.2])
+    kvviz.plot_batch_context(["llama-2-7b", "llama-2-70b"], ("H100 SXM", "T4"))
+    kvviz.plot_roofline({"decode": 1.0, "weights, batch 64": 64.0})
+    plt.close("all")
+    table = kvviz.kv_table_markdown(["opt-13b"])
+    assert "819.2 KB" in table and "800.0 KiB" in table
+    assert kvviz.estimate_table_markdown(("gpt2-small",), (1024,), (1, 8)).count("\n") == 3
+    assert kvviz.explorer() is not None  # builds the widgets (no kernel needed)

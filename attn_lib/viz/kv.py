@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import counting, hardware, kv_cache as kc, models
+from .. import hardware, kv_cache as kc, models
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
 ROOFLINE_GPUS = (("H100 SXM", "fp16"), ("A100 80GB", "fp16"), ("T4", "fp16"))
@@ -15,6 +15,19 @@ def _axes(ax, figsize=(5.5, 3.6)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, dpi=100)
     return ax
+
+
+def _plain_ticks(ax, xticks=None):
+    """Plain numbers on log axes (no 2×10³ minor labels); major x ticks at the measured sizes."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            axis.set_major_formatter(fmt)
+            axis.set_minor_formatter(NullFormatter())
+    if xticks is not None:
+        ax.set_xticks(list(xticks))
 
 
 def markdown_table(headers, rows) -> str:
@@ -37,6 +50,8 @@ def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None)
                    label="fit range" + (f" (slope {slope:.2f})" if slope is not None else ""))
     ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)", title="One decode step")
     ax.legend(fontsize=8)
+    _plain_ticks(ax, lengths)
+    ax.tick_params(axis="x", labelrotation=45)
     return ax
 
 
@@ -59,6 +74,8 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     axes[1].set(xlabel="prompt tokens N", ylabel="d log t / d log N", ylim=(0, 2.5), title="Local slope")
     for ax in axes:
         ax.legend(fontsize=8)
+        _plain_ticks(ax, n)
+        ax.tick_params(axis="x", labelrotation=45)
     plt.tight_layout()
     return axes
 
@@ -76,6 +93,8 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     axes[1].semilogx(steps, np.asarray(uncached_s) / np.asarray(cached_s), "o-", color="C2")
     axes[1].set(xlabel="generated tokens T", ylabel="no-cache time / cached time", title="Speed-up of the cache")
     axes[0].legend(fontsize=8)
+    for ax in axes:
+        _plain_ticks(ax, steps)
     plt.tight_layout()
     return axes
 
@@ -105,11 +124,13 @@ def plot_batch_context(model_names, gpus=("H100 SXM", "T4"), contexts=None, axes
         g = hardware.get(gpu)
         for name in model_names:
             batch = [kc.max_batch(name, int(c), g) for c in contexts]
-            ax.loglog(contexts, np.maximum(batch, 0.5), "o-", ms=3, label=name)  # 0 drawn at 0.5
+            label = name if any(batch) else f"{name} (weights alone do not fit)"
+            ax.loglog(contexts, np.maximum(batch, 0.5), "o-", ms=3, label=label)  # 0 drawn at 0.5
         ax.axhline(1, color="k", lw=0.8)
         ax.set(xlabel="context (tokens per sequence)", ylabel="max batch (sequences)",
                title=f"{g.name}, {g.memory / 1e9:.0f} GB, fp16 weights + KV cache")
         ax.legend(fontsize=8)
+        _plain_ticks(ax)
     plt.tight_layout()
     return axes
 
@@ -133,6 +154,7 @@ def plot_roofline(points: dict, gpus=ROOFLINE_GPUS, ax=None):
     ax.set(xlabel="arithmetic intensity (FLOP/byte)", ylabel="attainable TFLOP/s", ylim=(0.03, 2e3),
            title="Roofline: decode sits far left of every ridge")
     ax.legend(fontsize=7, loc="lower right")
+    _plain_ticks(ax)
     return ax
 
 
