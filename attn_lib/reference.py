@@ -164,19 +164,23 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None, io: 
     return out.astype(q.dtype, copy=False)
 
 
-def visited_blocks(nq: int, nk: int, block_q: int, block_k: int, causal: bool) -> list[tuple[int, int]]:
-    """(i, j) block pairs Algorithm 1 computes, in its order: outer j over keys, inner i over queries.
+def iter_blocks(nq: int, nk: int, block_q: int, block_k: int, causal: bool):
+    """Yield the (i, j) block pairs Algorithm 1 computes, in its order: outer j over keys, inner i
+    over queries. Under the causal mask a block whose every query precedes its first key is skipped.
 
-    Under the causal mask a block whose every query is before its first key is skipped.
+    A generator, so the tiled algorithm's memory stays linear in N (the list has (N/B)² pairs).
     """
-    pairs = []
     for j, k0 in enumerate(range(0, nk, block_k)):
         for i, q0 in enumerate(range(0, nq, block_q)):
             last_q = min(q0 + block_q, nq) - 1
             if causal and k0 > last_q + nk - nq:
                 continue  # the whole block is masked
-            pairs.append((i, j))
-    return pairs
+            yield i, j
+
+
+def visited_blocks(nq: int, nk: int, block_q: int, block_k: int, causal: bool) -> list[tuple[int, int]]:
+    """The pairs of :func:`iter_blocks` as a list (for pictures and counting)."""
+    return list(iter_blocks(nq, nk, block_q, block_k, causal))
 
 
 def _update_block(o, l, m, s, v_j) -> None:
@@ -233,7 +237,7 @@ def flash_attention(
     if io is not None:
         io.write(nq * (dv + 2), "init O, l, m")
     last_j = None
-    for i, j in visited_blocks(nq, nk, block_q, block_k, causal):
+    for i, j in iter_blocks(nq, nk, block_q, block_k, causal):
         rows, cols = slice(i * block_q, (i + 1) * block_q), slice(j * block_k, (j + 1) * block_k)
         n_rows, n_cols = len(range(nq)[rows]), len(range(nk)[cols])
         if io is not None:

@@ -14,10 +14,6 @@ time on one core, where its L2 cache plays the part of a GPU's SRAM.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import glob
-import os
 
 import numpy as np
 
@@ -120,68 +116,3 @@ def receptive_field(n_layers: int, window: int) -> int:
     if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
         raise ValueError(f"n_layers must be an int >= 0, got {n_layers!r}")
     return n_layers * (window - 1) + 1
-
-
-# ----------------------------------------------------------------------------- measurement
-def _openblas_thread_setter():
-    """NumPy's bundled OpenBLAS `set_num_threads`, or None where it cannot be found."""
-    libs_dir = os.path.dirname(np.__file__) + ".libs"  # where NumPy's wheels vendor OpenBLAS
-    for path in glob.glob(os.path.join(libs_dir, "*openblas*")):
-        lib = ctypes.CDLL(path)
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            if hasattr(lib, name):
-                return getattr(lib, name)
-    return None
-
-
-@contextlib.contextmanager
-def limit_threads(n: int = 1):
-    """Run torch and NumPy's BLAS on n threads inside the block, then restore torch's count.
-
-    On a shared machine, multi-threaded BLAS calls on small blocks can be slowed many-fold
-    by oversubscription; one thread gives stable ratios (and one core's cache to tile for).
-    """
-    import torch
-
-    before = use_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        setter = _openblas_thread_setter()
-        if setter is not None:
-            setter(os.cpu_count() or 1)  # OpenBLAS's own default: one thread per core
-
-
-def use_threads(n: int) -> int:
-    """Set torch's and NumPy's BLAS thread counts to n for the rest of the session.
-
-    Returns torch's previous count. Chapter 4 calls use_threads(1) on a CPU.
-    """
-    import torch
-
-    n = check_block("n", n)
-    before, setter = torch.get_num_threads(), _openblas_thread_setter()
-    torch.set_num_threads(n)
-    if setter is not None:
-        setter(n)
-    return before
-
-
-def cpu_seconds(fn, *args, min_time: float = 0.1, **kwargs) -> float:
-    """CPU seconds per call of fn(*args, **kwargs), by ``time.process_time``, after a warm-up.
-
-    On one thread this is the work the call itself did: unlike wall-clock time, it does not
-    grow when other programs on a shared machine take turns on the core.
-    """
-    import time
-
-    fn(*args, **kwargs)  # warm-up: first-call allocations
-    calls, start = 0, time.process_time()
-    while True:
-        fn(*args, **kwargs)
-        calls += 1
-        elapsed = time.process_time() - start
-        if elapsed >= min_time:
-            return elapsed / calls

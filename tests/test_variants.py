@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from attn_lib import reference, variants
+from attn_lib import bench, reference, variants
 
 
 def masked_reference(q, k, v, mask):
@@ -92,11 +92,11 @@ def test_torch_path_matches_numpy_and_counts_linear_flops():
 def test_limit_threads_restores_torch_threads():
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
-    with variants.limit_threads(1):
+    with bench.limit_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="n"):
-        with variants.limit_threads(0):
+        with bench.limit_threads(0):
             pass
 
 
@@ -104,7 +104,7 @@ def test_use_threads_returns_previous_count():
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     try:
-        assert variants.use_threads(1) == before
+        assert bench.use_threads(1) == before
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -112,5 +112,5 @@ def test_use_threads_returns_previous_count():
 
 def test_cpu_seconds_is_per_call_and_positive():
     calls = []
-    t = variants.cpu_seconds(lambda: calls.append(sum(range(10_000))), min_time=0.01)
+    t = bench.cpu_seconds(lambda: calls.append(sum(range(10_000))), min_time=0.01)
     assert t > 0 and len(calls) >= 2  # the warm-up and at least one timed call

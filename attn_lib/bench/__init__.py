@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from .threads import cpu_seconds, limit_threads, use_threads  # noqa: F401  (public here)
+
 
 def time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
     """Median seconds per call of fn(*args, **kwargs), using every CPU thread torch uses."""
