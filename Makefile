@@ -29,7 +29,7 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	  --nbval-cell-timeout=600 --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 build-strict: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
