@@ -20,13 +20,12 @@ given and returns the same object; ``cache.clone()`` forks it (prompt caching do
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
 
-from . import models, torch_impl
+from . import bench, models, torch_impl
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
@@ -394,27 +393,9 @@ class TinyGPT(nn.Module):
 
 
 # ----------------------------------------------------------------------------- timing helpers
-def _clock(device: torch.device):
-    """The clock for timing on `device`.
-
-    On a single-threaded CPU run, the process's CPU time: other programs on a shared machine
-    then delay our wall clock but not this one. Otherwise (several threads, or a GPU, whose
-    work does not show as CPU time) the wall clock.
-    """
-    if device.type == "cpu" and torch.get_num_threads() == 1:
-        return time.process_time
-    return time.perf_counter
-
-
 def _median_seconds(fn, device: torch.device, min_run_time: float) -> float:
-    """torch.utils.benchmark median; its default timer synchronises a GPU, ours is the CPU clock."""
-    from torch.utils import benchmark
-
-    fn()  # warm-up
-    clock = _clock(device)
-    kwargs = {"timer": clock} if clock is not time.perf_counter else {}
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), **kwargs)
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    """Median seconds of fn() on `device`, by the clock attn_lib.bench picks for it."""
+    return bench.time_fn(fn, min_run_time=min_run_time, clock=bench.clock_for(device))
 
 
 def time_decode_steps(model: TinyGPT, cache_lens, batch: int = 1, *, rounds: int = 3,
@@ -477,7 +458,7 @@ def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: boo
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.config.vocab, (batch, prompt_len), generator=gen).to(model.device)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
-    clock = _clock(model.device)
+    clock = bench.clock_for(model.device)
     model.generate(prompt, min(n_new, 2), use_cache=use_cache)  # warm-up
     best = float("inf")
     for _ in range(repeats):

@@ -6,16 +6,36 @@ on a GPU. Ratios, not absolute times, are what a noisy machine can be trusted wi
 """
 from __future__ import annotations
 
+import time
 import tracemalloc
 from typing import Callable
 
 import numpy as np
 
-from .threads import cpu_seconds, limit_threads, use_threads  # noqa: F401  (public here)
+from .threads import limit_threads, use_threads  # noqa: F401  (public here)
 
 
-def time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
-    """Median seconds per call of fn(*args, **kwargs), using every CPU thread torch uses."""
+def clock_for(device) -> Callable[[], float]:
+    """The clock to time work on `device` with (chapters 1, 3, 4).
+
+    On a CPU running one thread: this process's CPU time, which other programs on a shared
+    machine do not inflate. Otherwise (several threads, whose spin-waits it would add up, or
+    a GPU, whose work is not CPU time): the wall clock.
+    """
+    import torch
+
+    if str(device).startswith("cpu") and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
+
+
+def time_fn(fn: Callable, *args, min_run_time: float = 0.2, clock: Callable[[], float] | None = None,
+            **kwargs) -> float:
+    """Median seconds per call of fn(*args, **kwargs), using every CPU thread torch uses.
+
+    `clock` defaults to torch.utils.benchmark's wall clock, which synchronises CUDA; pass
+    ``time.process_time`` (or :func:`clock_for`'s choice) for CPU time on a shared machine.
+    """
     import torch
     from torch.utils import benchmark
 
@@ -24,6 +44,7 @@ def time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
         stmt="fn(*args, **kwargs)",
         globals={"fn": fn, "args": args, "kwargs": kwargs},
         num_threads=torch.get_num_threads(),  # Timer's default is 1 thread
+        **({"timer": clock} if clock is not None and clock is not time.perf_counter else {}),
     )
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
@@ -32,22 +53,15 @@ def cpu_time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> flo
     """Median CPU seconds (this process) per call of fn(*args, **kwargs).
 
     On a shared machine wall time includes the slices other processes take; CPU time does
-    not. Use it with one thread (``torch.set_num_threads(1)``, ``OPENBLAS_NUM_THREADS=1``):
-    with several, it adds their times and any spin-waiting. benchmarks/cpu_attention.py uses it.
+    not. Use it with one thread (:func:`use_threads`): with several, it adds their times and
+    any spin-waiting. benchmarks/cpu_attention.py and chapter 4 use it.
     """
-    import time
+    return time_fn(fn, *args, min_run_time=min_run_time, clock=time.process_time, **kwargs)
 
-    import torch
-    from torch.utils import benchmark
 
-    fn(*args, **kwargs)  # warm-up
-    timer = benchmark.Timer(
-        stmt="fn(*args, **kwargs)",
-        globals={"fn": fn, "args": args, "kwargs": kwargs},
-        num_threads=torch.get_num_threads(),
-        timer=time.process_time,
-    )
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+def cpu_seconds(fn: Callable, *args, min_time: float = 0.1, **kwargs) -> float:
+    """:func:`cpu_time_fn` with a shorter default budget (chapter 4's timing cells)."""
+    return cpu_time_fn(fn, *args, min_run_time=min_time, **kwargs)
 
 
 def peak_cpu_bytes(fn: Callable, *args, **kwargs) -> int:

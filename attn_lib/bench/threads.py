@@ -59,21 +59,3 @@ def use_threads(n: int) -> int:
     if setter is not None:
         setter(n)
     return before
-
-
-def cpu_seconds(fn, *args, min_time: float = 0.1, **kwargs) -> float:
-    """CPU seconds per call of fn(*args, **kwargs), by ``time.process_time``, after a warm-up.
-
-    On one thread this is the work the call itself did: unlike wall-clock time, it does not
-    grow when other programs on a shared machine take turns on the core.
-    """
-    import time
-
-    fn(*args, **kwargs)  # warm-up: first-call allocations
-    calls, start = 0, time.process_time()
-    while True:
-        fn(*args, **kwargs)
-        calls += 1
-        elapsed = time.process_time() - start
-        if elapsed >= min_time:
-            return elapsed / calls

@@ -8,12 +8,11 @@ produce the measured log-log scaling figure.
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
 
-from .. import counting
+from .. import bench, counting
 
 
 def format_bytes(nbytes: float) -> str:
@@ -114,7 +113,7 @@ def time_sizes(fns: dict[str, Callable], sizes, make_inputs: Callable, *, reps: 
     import torch
 
     cuda = device == "cuda"
-    clock = time.perf_counter if cuda else time.process_time
+    clock = bench.clock_for(device)  # CPU time on one CPU thread, else the wall clock
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     inputs = [make_inputs(n) for n in sizes]
     best = {name: [float("inf")] * len(inputs) for name in fns}
