@@ -10,15 +10,14 @@ claims are restated in our words). Used by book/appendix_claims.ipynb.
 from __future__ import annotations
 
 import itertools
-import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from . import bench, counting, hardware, models, reference
+from .flop_check import counted_flops
 
 HOLDS, CAVEAT, FAILS = "holds", "holds with a caveat", "does not hold"
 VERDICTS = (HOLDS, CAVEAT, FAILS)
@@ -142,40 +141,6 @@ def _verdict(ok: bool, caveat: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _inplace_matmul_flops(self_shape, a_shape, b_shape, out_shape=None, **kwargs) -> int:
-    """2·m·k·n (times the batch) for acc.addmm_(a, b) / acc.baddbmm_(a, b): (…, m, k) @ (…, k, n)."""
-    return 2 * math.prod(a_shape) * b_shape[-1]
-
-
-def counted_flops(fn: Callable, *args, **kwargs) -> int:
-    """FLOPs torch's FlopCounterMode sees while fn runs (matmuls only, not the softmax).
-
-    torch's table has the out-of-place addmm/baddbmm but not the in-place forms a tiled loop
-    accumulates with (``acc.baddbmm_(p, v)``); we register those too, with the same count.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    aten = torch.ops.aten
-    inplace = {aten.addmm_: _inplace_matmul_flops, aten.baddbmm_: _inplace_matmul_flops}
-    with FlopCounterMode(display=False, custom_mapping=inplace) as counter:
-        fn(*args, **kwargs)
-    return counter.get_total_flops()
-
-
-@contextmanager
-def _one_thread():
-    """Time on one CPU thread: on a shared machine multi-threaded BLAS mostly waits for cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def best_time(fn: Callable, *args, repeats: int = 5, **kwargs) -> float:
     """Fastest of `repeats` calls after a warm-up (seconds): the least disturbed by other jobs."""
     import torch
@@ -503,7 +468,7 @@ def decode_vs_prefill_measured(d: int = 64):
     from . import torch_impl
 
     sz = _sizes_for_device()
-    with _one_thread():
+    with bench.limit_threads(1):
         decode = [best_time(torch_impl.attention, _randn(sz["heads"], 1, d), k, k)
                   for k in (_randn(sz["heads"], m, d) for m in sz["decode"])]
         prefill = [best_time(torch_impl.attention, x, x, x, causal=True, repeats=3)
@@ -631,7 +596,7 @@ def quadratic_vs_recurrence(d: int = 64):
     from . import device, torch_impl
 
     short, long = 64, (16_384 if device() == "cuda" else 4_096)
-    with _one_thread():
+    with bench.limit_threads(1):
         times = {}
         for n in (short, long):
             x = _randn(n, d)

@@ -12,6 +12,8 @@ full-size presets can be counted in milliseconds; on "cpu"/"cuda" the arithmetic
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,11 +24,26 @@ from . import counting, models
 MATMUL_PARTS = ("projections", "scores", "av", "mlp")
 
 
-def _count(fn, *args) -> tuple[int, object]:
-    """(FLOPs torch counted while fn(*args) ran, its result)."""
-    with FlopCounterMode(display=False) as counter:
-        out = fn(*args)
+def _inplace_matmul_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """2·m·k·n (times the batch) for acc.addmm_(a, b) / acc.baddbmm_(a, b): (…, m, k) @ (…, k, n)."""
+    return 2 * math.prod(a_shape) * b_shape[-1]
+
+
+#: torch's table has addmm/baddbmm but not their in-place forms, with which a tiled loop
+#: accumulates (``acc.baddbmm_(p, v)`` in torch_impl.flash_attention); same count.
+INPLACE_MATMULS = {torch.ops.aten.addmm_: _inplace_matmul_flops, torch.ops.aten.baddbmm_: _inplace_matmul_flops}
+
+
+def _count(fn, *args, **kwargs) -> tuple[int, object]:
+    """(FLOPs torch counted while fn(*args, **kwargs) ran, its result)."""
+    with FlopCounterMode(display=False, custom_mapping=INPLACE_MATMULS) as counter:
+        out = fn(*args, **kwargs)
     return counter.get_total_flops(), out
+
+
+def counted_flops(fn, *args, **kwargs) -> int:
+    """Matmul FLOPs FlopCounterMode sees while fn runs, in-place accumulation included (ch. 2, 4)."""
+    return _count(fn, *args, **kwargs)[0]
 
 
 def _weights(cfg: models.ModelConfig, device, dtype, seed: int) -> dict[str, torch.Tensor]:

@@ -101,6 +101,24 @@ def repo_url_from_config(config_path: str | Path = "_config.yml") -> str:
     return book_repository(config_path)[0]
 
 
+def toc_pages(toc_path: str | Path = "_toc.yml") -> list[str]:
+    """Every `file:` (the root first) of the book's _toc.yml, in reading order, without suffix."""
+    import yaml
+
+    toc = yaml.safe_load(find_config(toc_path).read_text())
+    pages = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                pages.append(item["file"])
+            walk(item.get("sections"))
+
+    for part in toc.get("parts", [toc]):
+        walk(part.get("chapters"))
+    return pages
+
+
 def book_repository(config_path: str | Path = "_config.yml") -> tuple[str, str]:
     """(repository URL, branch) from the book's _config.yml; the branch defaults to 'main'."""
     import yaml

@@ -110,15 +110,5 @@ def test_claim_registration_validates():
         claims.claim("t", "C", "text")
 
 
-def test_counted_flops_is_the_matmul_count():
-    torch = pytest.importorskip("torch")
-    a = torch.ones(8, 4)
-    assert claims.counted_flops(torch.matmul, a, a.T) == 2 * 8 * 4 * 8
+def test_best_time_of_a_no_op_is_tiny():
     assert np.isclose(claims.best_time(lambda: None, repeats=2), 0, atol=0.1)
-
-
-def test_counted_flops_sees_in_place_accumulation():
-    torch = pytest.importorskip("torch")
-    acc, p, v = torch.zeros(2, 4, 5), torch.ones(2, 4, 3), torch.ones(2, 3, 5)
-    assert claims.counted_flops(lambda: acc.baddbmm_(p, v)) == 2 * 2 * 4 * 3 * 5
-    assert claims.counted_flops(lambda: torch.zeros(4, 5).addmm_(torch.ones(4, 3), torch.ones(3, 5))) == 120

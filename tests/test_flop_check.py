@@ -44,3 +44,14 @@ def test_bad_input():
         flop_check.counted_layer_flops(TINY_MHA, 4, dtype=torch.int32)
     with pytest.raises(ValueError, match="unknown model"):
         flop_check.counted_layer_flops("no-such-model", 4)
+
+
+def test_counted_flops_is_the_matmul_count():
+    a = torch.ones(8, 4)
+    assert flop_check.counted_flops(torch.matmul, a, a.T) == 2 * 8 * 4 * 8
+
+
+def test_counted_flops_sees_in_place_accumulation():
+    acc, p, v = torch.zeros(2, 4, 5), torch.ones(2, 4, 3), torch.ones(2, 3, 5)
+    assert flop_check.counted_flops(lambda: acc.baddbmm_(p, v)) == 2 * 2 * 4 * 3 * 5
+    assert flop_check.counted_flops(lambda: torch.zeros(4, 5).addmm_(torch.ones(4, 3), torch.ones(3, 5))) == 120

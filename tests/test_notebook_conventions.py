@@ -15,29 +15,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 from attn_lib import setup
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_EXERCISES = 3
 EXERCISE = re.compile(r"^(:::+|```+)\{admonition\}\s*Exercise\b", re.MULTILINE)
-
-
-def toc_entries(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
-    """Every `file:` of the toc (root first), in reading order, without extension."""
-    toc = yaml.safe_load(toc_path.read_text())
-    entries = [toc["root"]]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            walk(item.get("sections"))
-
-    for part in toc.get("parts", [toc]):
-        walk(part.get("chapters"))
-    return entries
 
 
 def resolve(entry: str) -> Path | None:
@@ -49,7 +32,7 @@ def resolve(entry: str) -> Path | None:
     return None
 
 
-ENTRIES = toc_entries()
+ENTRIES = setup.toc_pages(ROOT / "_toc.yml")
 # Notebooks that exist, in toc order; a missing one fails test_toc_entry_exists.
 NOTEBOOK_ENTRIES = [e for e in ENTRIES if resolve(e) is not None and resolve(e).suffix == ".ipynb"]
 

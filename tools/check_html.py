@@ -183,21 +183,10 @@ def output_problems(outputs: list[dict], page_text: str) -> list[str]:
 
 
 def toc_pages(toc_path: Path) -> list[str]:
-    """Every `file:` (and the root) of a Jupyter Book _toc.yml, in reading order, no suffix."""
-    import yaml
+    """Every page of a Jupyter Book _toc.yml, in reading order (attn_lib.setup reads it)."""
+    from attn_lib.setup import toc_pages as read_toc
 
-    toc = yaml.safe_load(Path(toc_path).read_text())
-    pages = [toc["root"]]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                pages.append(item["file"])
-            walk(item.get("sections"))
-
-    for part in toc.get("parts", [toc]):
-        walk(part.get("chapters"))
-    return pages
+    return read_toc(toc_path)
 
 
 def is_chapter(toc_entry: str) -> bool:
