@@ -131,6 +131,44 @@ def flash_attention(
     return out.reshape(lead + (nq, dv))
 
 
+def attention_lse(q, k, v, *, causal: bool = False, scale: float | None = None,
+                  offset: int | None = None):
+    """Attention of q against one block of keys, plus each row's log-sum-exp (natural log).
+
+    q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) -> out (..., Nq, dv) in float32 or wider,
+    lse (..., Nq). With `causal`, query i sees key j iff j <= i + offset; the default
+    offset Nk - Nq is the library's bottom-right rule, and a block cut from a longer sequence
+    passes its own (query start + Nk_total - Nq_total - key start), as the tiled loops do. Rows that see no key give out 0 and lse -inf: the identity of
+    :func:`merge_partials`, which joins such partial results (chapters 4 and 5).
+    """
+    _check(q, k, v)
+    scale = resolve_scale(scale, q.shape[-1])
+    sd = _stat_dtype(q.dtype)
+    s = torch.matmul(q.to(sd) * scale, k.to(sd).transpose(-1, -2))  # (..., Nq, Nk)
+    if causal:
+        nq, nk = q.shape[-2], k.shape[-2]
+        offset = nk - nq if offset is None else int(offset)
+        s = s.masked_fill(~_block_mask(0, nq, 0, nk, offset, q.device), float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)  # (..., Nq); -inf where a row sees nothing
+    p = torch.exp(s - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[..., None])
+    return torch.matmul(p, v.to(sd)), lse
+
+
+def merge_partials(out_a, lse_a, out_b, lse_b):
+    """Join two partial attentions over disjoint key sets: the log-sum-exp merge.
+
+    out (..., Nq, dv) is each part's softmax-weighted values, lse (..., Nq) its log-sum-exp.
+    The merged output weights each part by exp(lse_part - lse); it is associative and
+    commutative, and a part with lse = -inf (no visible key) contributes nothing.
+    Chapter 4 derives it from the online softmax; split-KV decode and ring attention use it.
+    """
+    lse = torch.logaddexp(lse_a, lse_b)  # (..., Nq)
+    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    w_a = torch.exp(lse_a - safe)[..., None]  # (..., Nq, 1); exp(-inf) = 0
+    w_b = torch.exp(lse_b - safe)[..., None]
+    return w_a * out_a + w_b * out_b, lse
+
+
 def sdpa(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """torch's fused ``scaled_dot_product_attention`` behind this library's causal convention.
 
