@@ -1,11 +1,177 @@
-"""Input validation shared by every attention implementation.
+"""The one input-checking rule of attn_lib: every public function validates its arguments here.
 
-Works on anything with ``.ndim``, ``.shape`` and ``.dtype`` (NumPy arrays, torch tensors),
-so the NumPy, torch and Triton paths reject bad input with the same messages.
+Rules (each error is a TypeError for a wrong kind of value, a ValueError for a wrong value,
+and its message starts with the argument's name):
+
+- flags (causal, cached, ...) are ``bool``; ``"False"`` or ``0`` is a TypeError.
+- ``scale`` is a finite real number or None; bool is a TypeError, nan/inf a ValueError.
+- counts (heads, layers, dims, batch, block and world sizes) are positive ints; counts where
+  0 means something (tokens still to come, a prefix of length 0) use the non-negative rule.
+  NumPy integer scalars are accepted wherever a Python int is (``np.int64(4)`` = ``4``), and
+  converted to int; bool and floats (even ``4.0``) are rejected.
+- byte sizes (bytes_per_value, ...) are positive finite real numbers (0.5 for 4-bit values).
+- arrays: q, k, v shapes and dtypes (:func:`check_qkv`, for NumPy arrays and torch tensors);
+  the NumPy reference rejects torch tensors and points to attn_lib.torch_impl.
+- ``io`` is an :class:`attn_lib.reference.IOCounter` or None.
 """
 from __future__ import annotations
 
 import math
+import numbers
+
+
+# ----------------------------------------------------------------------------- scalars
+def _kind(value) -> str:
+    return type(value).__name__
+
+
+def check_bool(name: str, value) -> bool:
+    """A flag: exactly True or False (np.bool_ too); strings and ints are refused."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({_kind(value)})")
+
+
+def check_optional_bool(name: str, value) -> bool | None:
+    """A flag or None (None: 'any' in a filter)."""
+    return None if value is None else check_bool(name, value)
+
+
+def _as_int(name: str, value, want: str) -> int:
+    # numbers.Integral covers int and NumPy integer scalars; bool is an int we refuse.
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {want}, got {value!r} ({_kind(value)})")
+    return int(value)
+
+
+def check_int(name: str, value) -> int:
+    """Any int (negative too: an axis, a diagonal offset); NumPy integers accepted."""
+    return _as_int(name, value, "an int")
+
+
+def check_positive_int(name: str, value) -> int:
+    """A count that must be >= 1 (heads, layers, dims, batch, block sizes)."""
+    n = _as_int(name, value, "a positive int")
+    if n <= 0:
+        raise ValueError(f"{name} must be a positive int, got {n}")
+    return n
+
+
+def check_nonneg_int(name: str, value) -> int:
+    """A count where 0 is meaningful (tokens to generate, a prefix of length 0)."""
+    n = _as_int(name, value, "an int >= 0")
+    if n < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {n}")
+    return n
+
+
+def check_optional_positive_int(name: str, value) -> int | None:
+    """A positive int, or None for 'choose for me' (block sizes, windows in configs)."""
+    return None if value is None else check_positive_int(name, value)
+
+
+#: Block sizes: a positive int or None (the name other modules already import).
+check_block = check_optional_positive_int
+
+
+def check_int_in(name: str, value, lo: int, hi: int) -> int:
+    """An int index in [lo, hi)."""
+    n = check_int(name, value)
+    if not lo <= n < hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}), got {n}")
+    return n
+
+
+def check_real(name: str, value) -> float:
+    """A finite real number (int, float, NumPy scalar); bool, nan and inf are refused."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({_kind(value)})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value.item() if hasattr(value, "item") else value
+
+
+def check_positive(name: str, value) -> float:
+    """A finite real number > 0: byte sizes, bandwidths, times. Ints stay ints."""
+    x = check_real(name, value)
+    if x <= 0:
+        raise ValueError(f"{name} must be positive, got {x!r}")
+    return x
+
+
+def check_nonneg(name: str, value) -> float:
+    """A finite real number >= 0: FLOP and byte totals."""
+    x = check_real(name, value)
+    if x < 0:
+        raise ValueError(f"{name} must be >= 0, got {x!r}")
+    return x
+
+
+def check_bytes(name: str, value) -> float:
+    """A byte size (bytes_per_value, ...): positive; 2 for fp16, 0.5 for 4-bit values."""
+    return check_positive(name, value)
+
+
+def check_choice(name: str, value, choices) -> object:
+    """One of a fixed set of values (strings mostly)."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_str(name: str, value) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {value!r} ({_kind(value)})")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty str")
+    return value
+
+
+def check_type(name: str, value, cls, what: str | None = None) -> object:
+    """value is an instance of cls (or a tuple of classes)."""
+    if not isinstance(value, cls):
+        what = what or getattr(cls, "__name__", str(cls))
+        raise TypeError(f"{name} must be {what}, got {_kind(value)}")
+    return value
+
+
+def check_scale(scale) -> float | None:
+    """The softmax scale: a finite real number or None (None: 1/sqrt(d))."""
+    return None if scale is None else float(check_real("scale", scale))
+
+
+def resolve_scale(scale, d: int) -> float:
+    """Validated scale; None becomes the default 1/sqrt(d)."""
+    scale = check_scale(scale)
+    return 1.0 / math.sqrt(d) if scale is None else scale
+
+
+# ----------------------------------------------------------------------------- arrays
+def is_torch(x) -> bool:
+    """True for a torch tensor (checked without importing torch)."""
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def check_numpy(name: str, x) -> None:
+    """The NumPy reference takes arrays, not torch tensors: say where tensors go."""
+    if is_torch(x):
+        raise TypeError(f"{name} must be a NumPy array, got {_kind(x)}; for torch tensors use "
+                        f"attn_lib.torch_impl (same names and semantics)")
+
+
+def check_tensor(name: str, x) -> None:
+    """A torch tensor (torch_impl, tiny_gpt, triton_flash)."""
+    if not is_torch(x) or not hasattr(x, "ndim"):
+        raise TypeError(f"{name} must be a torch.Tensor, got {_kind(x)}")
+
+
+def check_io(io) -> None:
+    """io is an attn_lib.reference.IOCounter or None."""
+    from .reference import IOCounter  # imported here: reference imports this module
+
+    if io is not None and not isinstance(io, IOCounter):
+        raise TypeError(f"io must be an attn_lib.reference.IOCounter or None, got {io!r} ({_kind(io)})")
 
 
 def _is_float(dtype) -> bool:
@@ -37,23 +203,3 @@ def check_qkv(q, k, v) -> None:
         raise ValueError(f"q, k, v must have equal leading (batch, head) dims, got {shapes}")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-
-
-def check_block(name: str, value) -> int | None:
-    """Return a block size as int (None stays None); reject non-positive or non-integer ones."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
-
-
-def resolve_scale(scale, d: int) -> float:
-    """Default softmax scale 1/sqrt(d)."""
-    if scale is None:
-        return 1.0 / math.sqrt(d)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise TypeError(f"scale must be a number or None, got {scale!r}")
-    return float(scale)

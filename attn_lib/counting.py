@@ -8,34 +8,27 @@ are computed (what FlashAttention's causal kernel does), giving exactly 2·N(N+1
 from __future__ import annotations
 
 from . import models
+from ._checks import check_bool, check_bytes, check_nonneg_int, check_positive_int
 
 #: Elementwise FLOPs we charge per score for the softmax: max, subtract, exp, sum, divide.
 SOFTMAX_FLOPS_PER_SCORE = 5
 
 
-def _check_n(name: str, n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{name} must be an int, got {n!r}")
-    if n < 0:
-        raise ValueError(f"{name} must be >= 0, got {n}")
-    return n
-
-
 def handshakes(n: int) -> int:
     """Unordered pairs of n people, nobody shaking their own hand: n(n-1)/2."""
-    n = _check_n("n", n)
+    n = check_nonneg_int("n", n)
     return n * (n - 1) // 2
 
 
 def attention_pairs(n_tokens: int, *, causal: bool = False) -> int:
     """(query, key) pairs attention scores: ordered and self included, N² (N(N+1)/2 causal)."""
-    n = _check_n("n_tokens", n_tokens)
+    n, causal = check_nonneg_int("n_tokens", n_tokens), check_bool("causal", causal)
     return n * (n + 1) // 2 if causal else n * n
 
 
 def attention_flops(n_tokens: int, d_model: int, n_layers: int = 1, *, causal: bool = False) -> int:
     """FLOPs of QKᵀ and PV over all heads and layers: 4·N²·d·L (2·N(N+1)·d·L causal)."""
-    _check_n("d_model", d_model), _check_n("n_layers", n_layers)
+    d_model, n_layers = check_positive_int("d_model", d_model), check_positive_int("n_layers", n_layers)
     return 4 * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
 
 
@@ -50,7 +43,7 @@ def layer_flops(model: str | models.ModelConfig, n_tokens: int, *, causal: bool 
     mlp:         2·N·d·d_ff per matrix: 16·N·d² for a 4× GELU MLP, 6·N·d·d_ff for SwiGLU
     """
     cfg = models.get(model)
-    n = _check_n("n_tokens", n_tokens)
+    n = check_nonneg_int("n_tokens", n_tokens)
     pairs = attention_pairs(n, causal=causal) * cfg.n_heads  # scores over all heads
     d = cfg.d_model
     return {
@@ -66,7 +59,7 @@ def layer_flops(model: str | models.ModelConfig, n_tokens: int, *, causal: bool 
 def forward_flops(model: str | models.ModelConfig, n_tokens: int, *, causal: bool = False,
                   unembedding: bool = False) -> dict[str, int]:
     """Whole-model forward FLOPs by part (all layers), optionally with the output logits."""
-    cfg = models.get(model)
+    cfg, unembedding = models.get(model), check_bool("unembedding", unembedding)
     parts = {k: v * cfg.n_layers for k, v in layer_flops(cfg, n_tokens, causal=causal).items()}
     if unembedding:
         parts["unembedding"] = 2 * n_tokens * cfg.d_model * cfg.vocab
@@ -87,6 +80,7 @@ def crossover_length(model: str | models.ModelConfig, against: str = "mlp", *, c
     (both; N = 6d). Score FLOPs per token grow as 4·N·d_attn (2·N·d_attn causal, to leading
     order), dense FLOPs per token are constant, so the crossover is their ratio.
     """
+    causal = check_bool("causal", causal)
     parts = layer_flops(model, 1)
     dense = {"projections": parts["projections"], "mlp": parts["mlp"]}
     dense["dense"] = dense["projections"] + dense["mlp"]
@@ -99,7 +93,8 @@ def crossover_length(model: str | models.ModelConfig, against: str = "mlp", *, c
 
 def score_matrix_bytes(n_tokens: int, bytes_per_value: int = 2, *, n_heads: int = 1, n_layers: int = 1) -> int:
     """Bytes of the materialised N×N score matrix (per head per layer by default)."""
-    n = _check_n("n_tokens", n_tokens)
+    n, bytes_per_value = check_nonneg_int("n_tokens", n_tokens), check_bytes("bytes_per_value", bytes_per_value)
+    n_heads, n_layers = check_positive_int("n_heads", n_heads), check_positive_int("n_layers", n_layers)
     return n * n * bytes_per_value * n_heads * n_layers
 
 
@@ -110,9 +105,10 @@ def kv_cache_bytes(model: str | models.ModelConfig, n_tokens: int, bytes_per_val
     Grouped-query models store only their kv heads; a sliding window caps the stored tokens.
     """
     cfg = models.get(model)
-    n = _check_n("n_tokens", n_tokens)
+    n, batch = check_nonneg_int("n_tokens", n_tokens), check_positive_int("batch", batch)
+    bytes_per_value = check_bytes("bytes_per_value", bytes_per_value)
     stored = min(n, cfg.sliding_window) if cfg.sliding_window else n
-    return 2 * cfg.n_layers * cfg.d_kv * stored * bytes_per_value * _check_n("batch", batch)
+    return 2 * cfg.n_layers * cfg.d_kv * stored * bytes_per_value * batch
 
 
 def kaplan_forward_flops_per_token(model: str | models.ModelConfig, n_ctx: int) -> float:
@@ -120,7 +116,7 @@ def kaplan_forward_flops_per_token(model: str | models.ModelConfig, n_ctx: int) 
 
     N_params counts non-embedding weights: layers · (attention 2·d·(d_attn + d_kv) + MLP).
     """
-    cfg = models.get(model)
+    cfg, n_ctx = models.get(model), check_positive_int("n_ctx", n_ctx)
     n_params = cfg.n_layers * (2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff)
     return 2 * n_params + 2 * cfg.n_layers * n_ctx * cfg.d_attn
 
@@ -131,6 +127,6 @@ def palm_training_flops_per_token(model: str | models.ModelConfig, seq_len: int)
     N = non-embedding parameters, L layers, H heads, Q head dim, T sequence length. Forward
     is a third of it: 2·N + 4·L·H·Q·T, i.e. 4·L·d_attn·T per token = our 4·N²·d per sequence.
     """
-    cfg = models.get(model)
+    cfg, seq_len = models.get(model), check_positive_int("seq_len", seq_len)
     n_params = cfg.n_layers * (2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff)
     return 6 * n_params + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len

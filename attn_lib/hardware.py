@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ._checks import check_nonneg, check_positive, check_str, check_type
+
 
 @dataclass(frozen=True)
 class GPU:
@@ -20,9 +22,17 @@ class GPU:
     source: str
     aliases: tuple = ()
 
+    def __post_init__(self):
+        check_str("name", self.name), check_str("source", self.source)
+        check_type("peak_flops", self.peak_flops, dict, "a dict {dtype: FLOP/s}")
+        for dtype, flops in self.peak_flops.items():
+            check_positive(f"peak_flops[{dtype!r}]", flops)
+        check_positive("bandwidth", self.bandwidth), check_positive("memory", self.memory)
+        check_type("aliases", self.aliases, tuple, "a tuple of str")
+
     def peak(self, dtype: str = "bf16") -> float:
         if dtype not in self.peak_flops:
-            raise ValueError(f"{self.name} has no {dtype} peak; known: {', '.join(self.peak_flops)}")
+            raise ValueError(f"dtype {dtype!r}: {self.name} has no {dtype} peak; known: {', '.join(self.peak_flops)}")
         return self.peak_flops[dtype]
 
     def ridge_point(self, dtype: str = "bf16") -> float:
@@ -81,7 +91,7 @@ FLASH_PAPER_A100 = {
 
 def lookup(name: str) -> GPU | None:
     """The spec whose name or alias occurs in a device name such as 'NVIDIA H100 80GB HBM3'."""
-    low = name.lower()
+    low = check_str("name", name).lower()
     for gpu in sorted(GPUS.values(), key=lambda g: -max(map(len, g.aliases + (g.name,)))):
         if any(re.search(rf"\b{re.escape(a)}\b", low) for a in gpu.aliases + (gpu.name.lower(),)):
             return gpu
@@ -91,6 +101,7 @@ def lookup(name: str) -> GPU | None:
 def get(gpu: str | GPU) -> GPU:
     if isinstance(gpu, GPU):
         return gpu
+    check_type("gpu", gpu, str, "a GPU name or hardware.GPU")
     if gpu in GPUS:
         return GPUS[gpu]
     found = lookup(gpu)
@@ -101,5 +112,6 @@ def get(gpu: str | GPU) -> GPU:
 
 def roofline_time(flops: float, bytes_moved: float, gpu: str | GPU = "H100 SXM", dtype: str = "bf16") -> float:
     """Lower bound on run time (s): the slower of doing the math and moving the bytes."""
+    flops, bytes_moved = check_nonneg("flops", flops), check_nonneg("bytes_moved", bytes_moved)
     g = get(gpu)
     return max(flops / g.peak(dtype), bytes_moved / g.bandwidth)

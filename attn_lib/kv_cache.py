@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from . import counting, hardware, models
+from ._checks import check_bool, check_bytes, check_nonneg, check_nonneg_int, check_positive_int
 from .reference import softmax
 
 
@@ -27,22 +28,6 @@ def _model(model) -> models.ModelConfig:
     if hasattr(model, "to_model_config"):  # a TinyGPTConfig
         return model.to_model_config()
     return models.get(model)
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- NumPy decode step
@@ -62,12 +47,20 @@ def decode_attention_step(x, k_cache, v_cache, wq, wk, wv, wo, *, n_heads: int):
     if x.ndim != 2 or k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
         raise ValueError(f"need x (B, d_model) and equal k_cache, v_cache (B, Hkv, L, hd); got x "
                          f"{x.shape}, k_cache {k_cache.shape}, v_cache {v_cache.shape}")
-    B, _ = x.shape
+    B, d_model = x.shape
     _, n_kv, _, hd = k_cache.shape
-    n_heads = _positive("n_heads", n_heads)
+    n_heads = check_positive_int("n_heads", n_heads)
     if n_heads % n_kv or wq.shape[1] != n_heads * hd or wk.shape[1] != n_kv * hd:
         raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv}, and wq {wq.shape}, "
                          f"wk {wk.shape} must produce n_heads·hd and n_kv_heads·hd columns (hd={hd})")
+    want = {"wq": (d_model, n_heads * hd), "wk": (d_model, n_kv * hd), "wv": (d_model, n_kv * hd),
+            "wo": (n_heads * hd, d_model)}
+    for name, shape in want.items():
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name} must have shape {shape} for x {x.shape}, k_cache "
+                             f"{k_cache.shape}, n_heads={n_heads}; got {arrays[name].shape}")
+    if k_cache.shape[0] != B:
+        raise ValueError(f"x {x.shape} and k_cache {k_cache.shape} must share the batch B")
     q = (x @ wq).reshape(B, n_kv, n_heads // n_kv, hd)  # (B, Hkv, G, hd): query heads by shared kv head
     k_new = (x @ wk).reshape(B, n_kv, 1, hd)
     v_new = (x @ wv).reshape(B, n_kv, 1, hd)
@@ -87,7 +80,8 @@ def generation_attention_pairs(prompt_len: int, n_new: int, *, cached: bool) -> 
     cache the first step is the prefill, P(P+1)/2, and each later step scores one new query
     against P + t - 1 keys, Σ ~ T²/2.
     """
-    p, n = _positive("prompt_len", prompt_len), _count("n_new", n_new)
+    p, n = check_positive_int("prompt_len", prompt_len), check_nonneg_int("n_new", n_new)
+    cached = check_bool("cached", cached)
     if n == 0:
         return 0
     if not cached:
@@ -106,10 +100,10 @@ def decode_attention_cost(model, cache_len: int, *, batch: int = 1, bytes_per_va
     GQA multiplies it by the group size, since each key/value row serves that many heads.
     """
     cfg = _model(model)
-    keys = _positive("cache_len", cache_len)
+    keys = check_positive_int("cache_len", cache_len)
     if cfg.sliding_window:
         keys = min(keys, cfg.sliding_window)
-    b, bpv = _positive("batch", batch), _positive("bytes_per_value", bytes_per_value)
+    b, bpv = check_positive_int("batch", batch), check_bytes("bytes_per_value", bytes_per_value)
     scores = keys * cfg.n_heads
     flops = scores * (4 * cfg.head_dim + 1 + counting.SOFTMAX_FLOPS_PER_SCORE)
     values = 2 * keys * cfg.d_kv + 2 * cfg.d_attn
@@ -132,7 +126,8 @@ def weight_matmul_cost(model, batch: int = 1, *, bytes_per_value: int = 2, unemb
     values. Intensity = 2·batch·m·n / (bpv·(m·n + batch·(m + n))) ≈ batch for fp16.
     """
     cfg = _model(model)
-    b, bpv = _positive("batch", batch), _positive("bytes_per_value", bytes_per_value)
+    b, bpv = check_positive_int("batch", batch), check_bytes("bytes_per_value", bytes_per_value)
+    unembedding = check_bool("unembedding", unembedding)
     shapes = _weight_shapes(cfg, unembedding)
     flops = sum(2 * b * m * n for m, n in shapes)
     total_bytes = sum(bpv * (m * n + b * (m + n)) for m, n in shapes)
@@ -147,7 +142,7 @@ def compute_bound_batch(gpu, dtype: str = "bf16", bytes_per_value: int = 2) -> f
     equal to the ridge point (peak FLOP/s / bandwidth) gives B. For fp16/bf16, B = ridge.
     """
     g = hardware.get(gpu)
-    return g.ridge_point(dtype) * _positive("bytes_per_value", bytes_per_value) / 2
+    return g.ridge_point(dtype) * check_bytes("bytes_per_value", bytes_per_value) / 2
 
 
 # ----------------------------------------------------------------------------- memory
@@ -157,15 +152,15 @@ def weight_bytes(model, bytes_per_value: int = 2, *, untied_embeddings: bool = T
     Norms and biases are ignored (well under 0.1 %). GPT-2 and OPT tie the two embeddings
     (pass untied_embeddings=False); the Llama and Mistral models do not.
     """
-    cfg = _model(model)
+    cfg, untied_embeddings = _model(model), check_bool("untied_embeddings", untied_embeddings)
     n = sum(m * k for m, k in _weight_shapes(cfg, untied_embeddings)) + cfg.vocab * cfg.d_model
-    return n * _positive("bytes_per_value", bytes_per_value)
+    return n * check_bytes("bytes_per_value", bytes_per_value)
 
 
 def max_batch(model, context: int, gpu, bytes_per_value: int = 2) -> int:
     """Most sequences of `context` tokens whose KV caches fit beside the weights (0: none)."""
     g = hardware.get(gpu)
-    per_seq = counting.kv_cache_bytes(_model(model), _positive("context", context), bytes_per_value)
+    per_seq = counting.kv_cache_bytes(_model(model), check_positive_int("context", context), bytes_per_value)
     free = g.memory - weight_bytes(model, bytes_per_value)
     return max(0, int(free // per_seq))
 
@@ -179,6 +174,7 @@ def decode_step_estimate(model, context: int, batch: int, gpu="H100 SXM", dtype:
     'compute') and tokens_per_s (batch / time_s).
     """
     cfg, g = _model(model), hardware.get(gpu)
+    context, batch = check_positive_int("context", context), check_positive_int("batch", batch)
     att = decode_attention_cost(cfg, context, batch=batch, bytes_per_value=bytes_per_value)
     mm = weight_matmul_cost(cfg, batch, bytes_per_value=bytes_per_value)
     flops, moved = att["flops"] + mm["flops"], att["bytes"] + mm["bytes"]
@@ -191,9 +187,18 @@ def decode_step_estimate(model, context: int, batch: int, gpu="H100 SXM", dtype:
 
 
 # ----------------------------------------------------------------------------- prompt caching
+def _token_ids(name: str, seq) -> np.ndarray:
+    """A 1-D sequence of integer token ids (list, array or tensor) as a NumPy array."""
+    ids = np.asarray(seq)
+    if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D sequence of integer token ids, got shape "
+                         f"{ids.shape}, dtype {ids.dtype}")
+    return ids
+
+
 def common_prefix_len(a, b) -> int:
     """Length of the longest shared prefix of two token sequences: what a prompt cache can reuse."""
-    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    a, b = _token_ids("a", a), _token_ids("b", b)
     n = min(a.size, b.size)
     diff = np.nonzero(a[:n] != b[:n])[0]
     return int(diff[0]) if diff.size else n
@@ -206,7 +211,7 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
     exactly forward(P + S) − forward(P): prompt caching saves precisely the prefix's prefill.
     """
     cfg = _model(model)
-    p, s = _count("prefix_len", prefix_len), _count("suffix_len", suffix_len)
+    p, s = check_nonneg_int("prefix_len", prefix_len), check_nonneg_int("suffix_len", suffix_len)
 
     def total(n):
         return sum(counting.forward_flops(cfg, n, causal=True).values())
@@ -223,12 +228,15 @@ def format_bytes(n: float, unit: str) -> str:
              "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
     if unit not in scale:
         raise ValueError(f"unit must be one of {sorted(scale)}, got {unit!r}")
+    n = check_nonneg("n", n)
     return f"{n / scale[unit]:,.1f} {unit}"
 
 
 def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
     """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
-    rows = []
+    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
+        raise TypeError(f"names must be a list of preset names or None, got {names!r}")
+    bytes_per_value, rows = check_bytes("bytes_per_value", bytes_per_value), []
     for name in names or list(models.PRESETS):
         cfg = models.get(name)
         kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._checks import check_choice, check_optional_positive_int, check_positive_int, check_str
+
+#: The ModelConfig fields that are counts (positive ints).
+_COUNTS = ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab", "context",
+           "mlp_matrices")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -26,9 +32,12 @@ class ModelConfig:
     sliding_window: int | None = None
 
     def __post_init__(self):
-        for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab", "context"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"{f} must be positive, got {getattr(self, f)}")
+        check_str("name", self.name), check_str("source", self.source)
+        for f in _COUNTS:  # NumPy integers are stored as int
+            object.__setattr__(self, f, check_positive_int(f, getattr(self, f)))
+        object.__setattr__(self, "sliding_window",
+                           check_optional_positive_int("sliding_window", self.sliding_window))
+        check_choice("mlp_matrices", self.mlp_matrices, (2, 3))  # GELU MLP or SwiGLU
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})")
 
