@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_block, check_qkv, resolve_scale
+from ._checks import (check_block, check_bool, check_int, check_io, check_nonneg_int, check_numpy,
+                      check_positive_int, check_qkv, check_type, resolve_scale)
 
 #: Fast-memory ("SRAM") size in elements used when no block sizes are given.
 #: 2**18 float32 elements = 1 MiB, about one CPU core's L2 cache.
@@ -22,6 +23,7 @@ DEFAULT_SRAM_ELEMENTS = 2**18
 # ----------------------------------------------------------------------------- helpers
 def causal_mask(nq: int, nk: int) -> np.ndarray:
     """Boolean (nq, nk) mask, True where query i may see key j (bottom-right aligned)."""
+    nq, nk = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk)
     return np.arange(nk)[None, :] <= np.arange(nq)[:, None] + (nk - nq)
 
 
@@ -32,6 +34,7 @@ def _compute_dtype(dtype) -> np.dtype:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax; a slice that is all -inf gives zeros, not NaN."""
+    check_numpy("x", x), check_int("axis", axis)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)  # all-masked rows: exp(-inf) = 0 below
     p = np.exp(x - m)
@@ -47,9 +50,13 @@ class SoftmaxStats:
     m: np.ndarray
     l: np.ndarray
 
+    def __post_init__(self):
+        check_numpy("m", self.m), check_numpy("l", self.l)
+
 
 def softmax_stats(x: np.ndarray) -> SoftmaxStats:
     """Stats of one chunk x (..., n) in a single pass."""
+    check_numpy("x", x)
     m = np.max(x, axis=-1)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     return SoftmaxStats(m, np.sum(np.exp(x - m_safe[..., None]), axis=-1))
@@ -57,6 +64,7 @@ def softmax_stats(x: np.ndarray) -> SoftmaxStats:
 
 def merge_stats(a: SoftmaxStats, b: SoftmaxStats) -> SoftmaxStats:
     """Combine the stats of two disjoint chunks (associative and commutative)."""
+    check_type("a", a, SoftmaxStats), check_type("b", b, SoftmaxStats)
     m = np.maximum(a.m, b.m)
     m_safe = np.where(np.isfinite(m), m, 0.0)
     scale_a = np.where(np.isfinite(a.m), np.exp(a.m - m_safe), 0.0)
@@ -66,7 +74,8 @@ def merge_stats(a: SoftmaxStats, b: SoftmaxStats) -> SoftmaxStats:
 
 def online_softmax_stats(x: np.ndarray, chunk: int = 1) -> SoftmaxStats:
     """Scan the last axis of x (..., n) `chunk` entries at a time, keeping only (m, l)."""
-    chunk = check_block("chunk", chunk)
+    check_numpy("x", x)
+    chunk = check_positive_int("chunk", chunk)
     stats = softmax_stats(x[..., :chunk])
     for start in range(chunk, x.shape[-1], chunk):
         stats = merge_stats(stats, softmax_stats(x[..., start : start + chunk]))
@@ -75,6 +84,7 @@ def online_softmax_stats(x: np.ndarray, chunk: int = 1) -> SoftmaxStats:
 
 def online_softmax(x: np.ndarray, chunk: int = 1) -> np.ndarray:
     """Softmax over the last axis computed from streamed stats; equals `softmax(x)`."""
+    check_numpy("x", x)
     stats = online_softmax_stats(x, chunk)
     m_safe = np.where(np.isfinite(stats.m), stats.m, 0.0)[..., None]
     l = np.where(stats.l > 0, stats.l, 1.0)[..., None]
@@ -95,10 +105,12 @@ class IOCounter:
     log: list = field(default_factory=list, repr=False)
 
     def read(self, n: int, what: str = "") -> None:
+        n, _ = check_nonneg_int("n", n), check_type("what", what, str)
         self.reads += int(n)
         self.log.append(("read", what, int(n)))
 
     def write(self, n: int, what: str = "") -> None:
+        n, _ = check_nonneg_int("n", n), check_type("what", what, str)
         self.writes += int(n)
         self.log.append(("write", what, int(n)))
 
@@ -112,7 +124,8 @@ def algorithm1_blocks(sram_elements: int, d: int) -> tuple[int, int]:
 
     Bc = ceil(M / 4d), Br = min(ceil(M / 4d), d)  (Dao et al. 2022, Algorithm 1, line 1).
     """
-    check_block("sram_elements", sram_elements)
+    sram_elements = check_positive_int("sram_elements", sram_elements)
+    d = check_positive_int("d", d)
     bc = math.ceil(sram_elements / (4 * d))
     return min(bc, d), bc
 
@@ -123,7 +136,8 @@ def naive_io_elements(nq: int, nk: int, d: int, dv: int | None = None) -> int:
     Read Q, K, write S; read S, write P; read P, V, write O:
     (Nq + Nk)·d + 4·Nq·Nk + Nk·dv + Nq·dv  =  Θ(Nd + N²).
     """
-    dv = d if dv is None else dv
+    nq, nk, d = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk), check_positive_int("d", d)
+    dv = d if dv is None else check_positive_int("dv", dv)
     return (nq + nk) * d + 4 * nq * nk + nk * dv + nq * dv
 
 
@@ -134,12 +148,21 @@ def flash_io_elements(nq: int, nk: int, d: int, dv: int | None = None, *, block_
     K_j, V_j once and, for every row block, reads Q_i, O_i, l_i, m_i and writes O_i, l_i, m_i:
     Nq·(dv+2) + Nk·(d+dv) + Tc·Nq·(d + 2·dv + 4)  =  Θ(N²d²/M) with Bc = Θ(M/d).
     """
-    dv = d if dv is None else dv
+    nq, nk, d = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk), check_positive_int("d", d)
+    dv = d if dv is None else check_positive_int("dv", dv)
+    block_q = check_positive_int("block_q", block_q)
+    block_k = check_positive_int("block_k", block_k)
     tc = math.ceil(nk / block_k)
     return nq * (dv + 2) + nk * (d + dv) + tc * nq * (d + 2 * dv + 4)
 
 
 # ----------------------------------------------------------------------------- attention
+def _check_numpy_qkv(q, k, v) -> None:
+    """q, k, v are NumPy arrays (torch tensors go to attn_lib.torch_impl) of matching shapes."""
+    check_numpy("q", q), check_numpy("k", k), check_numpy("v", v)
+    check_qkv(q, k, v)
+
+
 def _per_slice(x: np.ndarray) -> int:
     """Number of (batch, head) slices: IO is counted for one slice."""
     return int(np.prod(x.shape[:-2], dtype=np.int64))
@@ -147,8 +170,9 @@ def _per_slice(x: np.ndarray) -> int:
 
 def attention(q, k, v, *, causal: bool = False, scale: float | None = None, io: IOCounter | None = None):
     """Standard attention softmax(q kᵀ · scale) v, materialising the (..., Nq, Nk) scores."""
-    check_qkv(q, k, v)
-    scale = resolve_scale(scale, q.shape[-1])
+    _check_numpy_qkv(q, k, v)
+    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
+    check_io(io)
     ct = _compute_dtype(q.dtype)
     nq, nk = q.shape[-2], k.shape[-2]
     q_scaled = q.astype(ct, copy=False) * ct.type(scale)  # fold the scale into q: O(Nq·d), not O(Nq·Nk)
@@ -170,6 +194,10 @@ def iter_blocks(nq: int, nk: int, block_q: int, block_k: int, causal: bool):
 
     A generator, so the tiled algorithm's memory stays linear in N (the list has (N/B)² pairs).
     """
+    nq, nk = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk)
+    block_q = check_positive_int("block_q", block_q)
+    block_k = check_positive_int("block_k", block_k)
+    causal = check_bool("causal", causal)
     for j, k0 in enumerate(range(0, nk, block_k)):
         for i, q0 in enumerate(range(0, nq, block_q)):
             last_q = min(q0 + block_q, nq) - 1
@@ -218,8 +246,9 @@ def flash_attention(
     l make the result equal exact softmax attention. Blocks default to Algorithm 1's sizes
     for a fast memory of `sram_elements` elements; ragged edge blocks are fine.
     """
-    check_qkv(q, k, v)
+    _check_numpy_qkv(q, k, v)
     block_q, block_k = check_block("block_q", block_q), check_block("block_k", block_k)
+    causal, _ = check_bool("causal", causal), check_io(io)
     d, dv, nq, nk = q.shape[-1], v.shape[-1], q.shape[-2], k.shape[-2]
     br, bc = algorithm1_blocks(sram_elements, d)
     block_q, block_k = block_q or br, block_k or bc

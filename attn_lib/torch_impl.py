@@ -12,7 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_block, check_qkv, resolve_scale
+from ._checks import (check_block, check_bool, check_int, check_nonneg_int, check_qkv,
+                      check_tensor, resolve_scale)
 
 #: Block sizes of the tiled loop. On the 2-core development CPU (1 MiB L2 per core) a 512x512
 #: float32 score block was fastest of 128-2048 x 128-1024 (benchmarks/cpu_attention.py), if
@@ -25,8 +26,7 @@ LOG2_E = math.log2(math.e)  # exp(x) = exp2(x · log2 e)
 
 def _check(q, k, v) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        check_tensor(name, x)
     check_qkv(q, k, v)
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
@@ -39,6 +39,7 @@ def _stat_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def causal_mask(nq: int, nk: int, device=None) -> torch.Tensor:
     """Bool (nq, nk), True where query i may see key j: j <= i + nk - nq (bottom-right)."""
+    nq, nk = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk)
     i = torch.arange(nq, device=device)[:, None]
     j = torch.arange(nk, device=device)[None, :]
     return j <= i + (nk - nq)
@@ -47,7 +48,7 @@ def causal_mask(nq: int, nk: int, device=None) -> torch.Tensor:
 def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """Plain attention: materialise the (..., Nq, Nk) scores, softmax them, multiply by v."""
     _check(q, k, v)
-    scale = resolve_scale(scale, q.shape[-1])
+    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
     # The scale goes into q (O(Nq·d) work, and the rounding torch's fused kernel has).
     s = torch.matmul(q * scale, k.transpose(-1, -2)).to(_stat_dtype(q.dtype))  # (..., Nq, Nk)
     if causal:
@@ -103,6 +104,7 @@ def flash_attention(
     on a GPU every block still round-trips through HBM (chapter 4 shows what that costs).
     """
     _check(q, k, v)
+    causal = check_bool("causal", causal)
     bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
     bk = check_block("block_k", block_k) or DEFAULT_BLOCK_K
     scale = resolve_scale(scale, q.shape[-1])
@@ -142,7 +144,8 @@ def attention_lse(q, k, v, *, causal: bool = False, scale: float | None = None,
     :func:`merge_partials`, which joins such partial results (chapters 4 and 5).
     """
     _check(q, k, v)
-    scale = resolve_scale(scale, q.shape[-1])
+    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
+    offset = None if offset is None else check_int("offset", offset)
     sd = _stat_dtype(q.dtype)
     s = torch.matmul(q.to(sd) * scale, k.to(sd).transpose(-1, -2))  # (..., Nq, Nk)
     if causal:
@@ -154,6 +157,23 @@ def attention_lse(q, k, v, *, causal: bool = False, scale: float | None = None,
     return torch.matmul(p, v.to(sd)), lse
 
 
+def _check_partials(out_a, lse_a, out_b, lse_b) -> None:
+    """out_a, out_b (..., Nq, dv) and lse_a, lse_b (..., Nq): float tensors of one device."""
+    args = {"out_a": out_a, "lse_a": lse_a, "out_b": out_b, "lse_b": lse_b}
+    for name, x in args.items():
+        check_tensor(name, x)
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    shapes = ", ".join(f"{name} {tuple(x.shape)}" for name, x in args.items())
+    if out_a.ndim < 1 or out_a.shape != out_b.shape or not (
+            lse_a.shape == lse_b.shape == out_a.shape[:-1]):
+        raise ValueError(f"out_a, out_b must share one shape (..., Nq, dv) and lse_a, lse_b "
+                         f"be (..., Nq); got {shapes}")
+    if len({x.device for x in args.values()}) > 1:
+        raise ValueError(f"out_a, lse_a, out_b, lse_b must be on one device; got "
+                         f"{', '.join(str(x.device) for x in args.values())}")
+
+
 def merge_partials(out_a, lse_a, out_b, lse_b):
     """Join two partial attentions over disjoint key sets: the log-sum-exp merge.
 
@@ -162,6 +182,7 @@ def merge_partials(out_a, lse_a, out_b, lse_b):
     commutative, and a part with lse = -inf (no visible key) contributes nothing.
     Chapter 4 derives it from the online softmax; split-KV decode and ring attention use it.
     """
+    _check_partials(out_a, lse_a, out_b, lse_b)
     lse = torch.logaddexp(lse_a, lse_b)  # (..., Nq)
     safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
     w_a = torch.exp(lse_a - safe)[..., None]  # (..., Nq, 1); exp(-inf) = 0
@@ -177,7 +198,7 @@ def sdpa(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.
     that see no key (which torch would leave as NaN).
     """
     _check(q, k, v)
-    scale = resolve_scale(scale, q.shape[-1])
+    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
     nq, nk = q.shape[-2], k.shape[-2]
     if not causal or nq == nk:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)

@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_block, check_qkv, resolve_scale
+from ._checks import check_block, check_nonneg_int, check_positive_int, check_qkv, resolve_scale
 from .reference import softmax
 
 #: Query rows per block of the sliding-window loop (a cache-sized slab of scores).
 DEFAULT_BLOCK_Q = 128
 
 
-def _check_window(window) -> int:
-    if window is None:
-        raise TypeError("window must be a positive int, got None")
-    return check_block("window", window)
-
-
 def sliding_window_mask(nq: int, nk: int, window: int) -> np.ndarray:
     """Boolean (nq, nk), True where query i may see key j: p - window < j <= p, p = i + nk - nq."""
-    return _local_mask(0, nq, 0, nk, nk - nq, _check_window(window))
+    nq, nk = check_nonneg_int("nq", nq), check_nonneg_int("nk", nk)
+    return _local_mask(0, nq, 0, nk, nk - nq, check_positive_int("window", window))
 
 
 def sliding_window_attention(q, k, v, *, window: int, scale: float | None = None,
@@ -42,7 +37,7 @@ def sliding_window_attention(q, k, v, *, window: int, scale: float | None = None
     Equals softmax attention with :func:`sliding_window_mask` applied to the scores.
     """
     check_qkv(q, k, v)
-    window = _check_window(window)
+    window = check_positive_int("window", window)
     bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
     scale = resolve_scale(scale, q.shape[-1])
     if type(q).__module__.startswith("torch"):
@@ -95,15 +90,14 @@ def sliding_window_pairs(n_tokens: int, window: int) -> int:
 
     Token i sees min(i + 1, window) keys: n(n+1)/2 while n <= window, then window more per token.
     """
-    window = _check_window(window)
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
-        raise ValueError(f"n_tokens must be an int >= 0, got {n_tokens!r}")
+    window, n_tokens = check_positive_int("window", window), check_nonneg_int("n_tokens", n_tokens)
     w = min(window, n_tokens)
     return w * (w + 1) // 2 + (n_tokens - w) * window
 
 
 def sliding_window_flops(n_tokens: int, head_dim: int, window: int) -> int:
     """FLOPs of QKᵀ and PV for one head: 4·pairs·d (the convention of attn_lib.counting)."""
+    head_dim = check_positive_int("head_dim", head_dim)
     return 4 * sliding_window_pairs(n_tokens, window) * head_dim
 
 
@@ -112,7 +106,5 @@ def receptive_field(n_layers: int, window: int) -> int:
 
     Information hops at most window - 1 positions back per layer.
     """
-    window = _check_window(window)
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 0:
-        raise ValueError(f"n_layers must be an int >= 0, got {n_layers!r}")
+    window, n_layers = check_positive_int("window", window), check_nonneg_int("n_layers", n_layers)
     return n_layers * (window - 1) + 1
