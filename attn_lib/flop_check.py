@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import counting, models
+from ._checks import check_int, check_positive_int
 
 #: The parts FlopCounterMode can see (matmuls); scale and softmax are elementwise.
 MATMUL_PARTS = ("projections", "scores", "av", "mlp")
@@ -43,6 +44,8 @@ def _count(fn, *args, **kwargs) -> tuple[int, object]:
 
 def counted_flops(fn, *args, **kwargs) -> int:
     """Matmul FLOPs FlopCounterMode sees while fn runs, in-place accumulation included (ch. 2, 4)."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {fn!r}")
     return _count(fn, *args, **kwargs)[0]
 
 
@@ -76,10 +79,11 @@ def counted_layer_flops(model: str | models.ModelConfig, n_tokens: int, *, devic
     which torch runs but does not count (0), and 'layer': one uncut run of the whole layer.
     """
     cfg = models.get(model)
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
-        raise ValueError(f"n_tokens must be a positive int, got {n_tokens!r}")
+    n_tokens, seed = check_positive_int("n_tokens", n_tokens), check_int("seed", seed)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if str(device) not in ("cpu", "meta") and not str(device).startswith("cuda"):
+        raise ValueError(f"device must be 'cpu', 'meta' or a CUDA device, got {device!r}")
     w = _weights(cfg, device, dtype, seed)
     h, hk, hd, n = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, n_tokens
     if device == "meta":
@@ -115,6 +119,7 @@ def counted_layer_flops(model: str | models.ModelConfig, n_tokens: int, *, devic
 
 def compare_layer_flops(model: str | models.ModelConfig, n_tokens: int, **kwargs) -> dict[str, tuple[int, int]]:
     """{part: (formula from counting.layer_flops, counted by FlopCounterMode)} for the matmul parts."""
+    check_positive_int("n_tokens", n_tokens)
     formula = counting.layer_flops(model, n_tokens)
     counted = counted_layer_flops(model, n_tokens, **kwargs)
     return {part: (formula[part], counted[part]) for part in MATMUL_PARTS}

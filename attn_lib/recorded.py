@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._checks import check_bool, check_choice, check_optional_bool, check_optional_positive_int, check_str, check_type
+
 SCHEMA = "attn_lib.bench/1"
 STATUSES = ("ok", "oom", "skipped", "error")
 IMPLS = ("naive", "torch_tiled", "triton", "sdpa")
@@ -68,6 +70,7 @@ def _require(obj: dict, fields: dict, where: str, source: str) -> None:
 
 def validate_run(run, source: str = "run") -> dict:
     """Check a run against schema attn_lib.bench/1; raise ValueError naming the file and field."""
+    check_str("source", source)
     if not isinstance(run, dict):
         raise ValueError(f"{source}: a run must be a JSON object, got {type(run).__name__}")
     _require(run, _TOP, "", source)
@@ -109,6 +112,10 @@ class Run:
     path: Path | None
     data: dict
 
+    def __post_init__(self):
+        check_type("path", self.path, (Path, type(None)), "a Path or None")
+        check_type("data", self.data, dict, "a dict (a validated run)")
+
     @property
     def device_type(self) -> str:
         return self.data["device"]["type"]
@@ -129,6 +136,9 @@ class Run:
     def attention(self, impl: str | None = None, *, head_dim: int | None = None, causal: bool | None = None,
                   dtype: str | None = None, status: str | None = "ok") -> list[dict]:
         """Attention records matching the filters (None = any), sorted by N."""
+        _check_filters(impl, head_dim, causal)
+        if status is not None:
+            check_choice("status", status, STATUSES)
         want = {"impl": impl, "head_dim": head_dim, "causal": causal, "dtype": dtype, "status": status}
         recs = [r for r in self.data["attention"] if all(v is None or r[k] == v for k, v in want.items())]
         return sorted(recs, key=lambda r: (r["impl"], r["n_q"]))
@@ -136,7 +146,7 @@ class Run:
 
 def load_run(path: str | os.PathLike) -> Run:
     """Read and validate one JSON file."""
-    path = Path(path)
+    path = Path(check_type("path", path, (str, os.PathLike), "a str or os.PathLike"))
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -153,6 +163,9 @@ def load_runs(kind: str | None = None, *, directory: str | os.PathLike | None = 
     """
     if kind not in (None, "gpu", "cuda", "cpu"):
         raise ValueError(f"kind must be None, 'gpu', 'cuda' or 'cpu', got {kind!r}")
+    if directory is not None:
+        check_type("directory", directory, (str, os.PathLike), "a str, os.PathLike or None")
+    check_bool("include_quick", include_quick)
     directory = Path(directory) if directory is not None else data_dir()
     if not directory.is_dir():
         return []
@@ -166,6 +179,12 @@ def load_runs(kind: str | None = None, *, directory: str | os.PathLike | None = 
 
 # ----------------------------------------------------------------------------- series and plots
 _ATTN_WHAT = {"tflops": "tflops", "seconds": "median_s", "peak_bytes": "peak_bytes"}
+
+
+def _check_filters(impl, head_dim, causal) -> None:
+    if impl is not None:
+        check_choice("impl", impl, IMPLS)
+    check_optional_positive_int("head_dim", head_dim), check_optional_bool("causal", causal)
 
 
 def _default_filters(run: Run, head_dim, causal, dtype):
@@ -185,6 +204,7 @@ def series(run: Run, what: str = "tflops", *, impl: str | None = None, head_dim:
     default to bf16 if recorded, the largest head dim, not causal), 'prefill' | 'decode'
     (seconds vs tokens), 'matmul' (TFLOP/s vs n, one entry per dtype).
     """
+    check_type("run", run, Run, "a recorded.Run"), _check_filters(impl, head_dim, causal)
     if what in _ATTN_WHAT:
         head_dim, causal, dtype = _default_filters(run, head_dim, causal, dtype)
         out = {}
@@ -213,6 +233,9 @@ def plot_recorded(ax, run: Run, what: str = "tflops", *, impl: str | None = None
 
     Same `what` and filters as :func:`series`. Returns the Line2D objects (empty if nothing matched).
     """
+    check_type("run", run, Run, "a recorded.Run")
+    if not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be matplotlib axes, got {type(ax).__name__}")
     style = {"linestyle": "--", "marker": "o", "markersize": 3, **line_kw}
     lines = []
     for name, (xs, ys) in series(run, what, impl=impl, head_dim=head_dim, causal=causal, dtype=dtype).items():

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 
 from . import bench, models, torch_impl
+from ._checks import (check_bool, check_int, check_int_in, check_nonneg_int, check_positive,
+                      check_positive_int, check_tensor, check_type)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
@@ -46,12 +48,9 @@ class TinyGPTConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{f.name} must be an int, got {value!r}")
-            if value <= 0 and f.name != "seed":
-                raise ValueError(f"{f.name} must be positive, got {value}")
+        for f in fields(self):  # NumPy integers are stored as int; the seed may be any int
+            check = check_int if f.name == "seed" else check_positive_int
+            object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         if self.n_heads % self.n_kv_heads:
@@ -81,7 +80,7 @@ def bench_config(device: str | torch.device | None = None) -> TinyGPTConfig:
     the cache rather than by the weights or per-op overhead. On CPU it stays small enough
     for a 2-core machine; on CUDA the cache is large enough to outweigh kernel launches.
     """
-    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = _device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda":
         return TinyGPTConfig(vocab=4096, context=32768, d_model=512, n_layers=2, n_heads=8,
                              n_kv_heads=8, d_ff=2048, seed=0)
@@ -103,11 +102,16 @@ class KVCache:
     v: list
     length: int = 0
 
+    def __post_init__(self):
+        check_type("config", self.config, TinyGPTConfig)
+        check_type("k", self.k, list, "a list of tensors"), check_type("v", self.v, list, "a list of tensors")
+        self.length = check_nonneg_int("length", self.length)
+
     @classmethod
     def empty(cls, config: TinyGPTConfig, batch: int = 1, *, device="cpu", dtype=torch.float32) -> "KVCache":
         """An empty cache for `batch` sequences (memory reserved for the full context)."""
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-            raise ValueError(f"batch must be a positive int, got {batch!r}")
+        check_type("config", config, TinyGPTConfig)
+        batch, device = check_positive_int("batch", batch), _device(device)
         shape = (batch, config.n_kv_heads, config.context, config.head_dim)
         # torch.empty, not zeros: rows past `length` are never read.
         new = lambda: [torch.empty(shape, device=device, dtype=_dtype(dtype)) for _ in range(config.n_layers)]
@@ -117,6 +121,8 @@ class KVCache:
     def random(cls, config: TinyGPTConfig, batch: int, length: int, *, device="cpu", dtype=torch.float32,
                seed: int = 0) -> "KVCache":
         """A cache of `length` random rows: for timing decode steps without running a long prefill."""
+        check_type("config", config, TinyGPTConfig)
+        length, seed = check_nonneg_int("length", length), check_int("seed", seed)
         if not 0 <= length <= config.context:
             raise ValueError(f"length must be in [0, context={config.context}], got {length}")
         cache = cls.empty(config, batch, device=device, dtype=dtype)
@@ -144,14 +150,16 @@ class KVCache:
         return self.k[0].device
 
     def keys(self, layer: int) -> torch.Tensor:
+        check_int_in("layer", layer, 0, self.config.n_layers)
         return self.k[layer][:, :, : self.length]  # (B, Hkv, length, hd)
 
     def values(self, layer: int) -> torch.Tensor:
+        check_int_in("layer", layer, 0, self.config.n_layers)
         return self.v[layer][:, :, : self.length]  # (B, Hkv, length, hd)
 
     def nbytes(self, reserved: bool = False) -> int:
         """Bytes of the valid rows (or of the whole reserved buffers)."""
-        rows = self.config.context if reserved else self.length
+        rows = self.config.context if check_bool("reserved", reserved) else self.length
         per_row = self.batch * self.config.n_kv_heads * self.config.head_dim * self.k[0].element_size()
         return 2 * self.config.n_layers * rows * per_row
 
@@ -171,8 +179,18 @@ class KVCache:
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
+def _device(device) -> torch.device:
+    """A torch.device from a name or device; a bad name is a ValueError naming `device`."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda'), got {device!r}") from err
+
+
 def _dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a torch float dtype, got {dtype}")
         return dtype
     if dtype in _DTYPES:
         return _DTYPES[dtype]
@@ -186,6 +204,7 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
     q (B, H, Nq, hd), k and v (B, Hkv, Nk, hd) with H a multiple of Hkv -> (B, H, Nq, hd).
     Query head h reads key/value head h // (H // Hkv).
     """
+    _check_grouped(q, k, v)
     B, H, nq, hd = q.shape
     groups = H // k.shape[1]
     if nq == 1:
@@ -199,12 +218,37 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
     return torch_impl.sdpa(q, k, v, causal=True)
 
 
+def _check_grouped(q, k, v) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, x)
+    shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+    if not q.ndim == k.ndim == v.ndim == 4:
+        raise ValueError(f"q, k, v must be 4-D (B, H, N, hd), got {shapes}")
+    if q.shape[1] % k.shape[1] or k.shape[1] != v.shape[1]:
+        raise ValueError(f"q's heads must be a multiple of k's and v's (equal) heads, got {shapes}")
+    if q.shape[0] != k.shape[0] or k.shape != v.shape or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q, k, v must share B and hd, and k, v one shape; got {shapes}")
+    if not q.dtype.is_floating_point or not q.dtype == k.dtype == v.dtype:
+        raise TypeError(f"q, k, v must share one float dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+
+
+def _check_hidden(x, cfg: TinyGPTConfig, cache, layer) -> None:
+    """x (B, T, d_model) float tensor; cache a KVCache or None; layer an index."""
+    check_tensor("x", x)
+    if x.ndim != 3 or x.shape[-1] != cfg.d_model or not x.dtype.is_floating_point:
+        raise ValueError(f"x must be a float (B, T, d_model={cfg.d_model}) tensor, got shape "
+                         f"{tuple(x.shape)}, dtype {x.dtype}")
+    if cache is not None:
+        check_type("cache", cache, KVCache)
+    check_int_in("layer", layer, 0, cfg.n_layers)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head (or grouped-query) self-attention that can read and extend a KVCache."""
 
     def __init__(self, cfg: TinyGPTConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = check_type("cfg", cfg, TinyGPTConfig)
         hd = cfg.head_dim
         self.wq = nn.Linear(cfg.d_model, cfg.n_heads * hd, bias=False)
         self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * hd, bias=False)
@@ -213,6 +257,7 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         """x (B, T, d_model) -> (B, T, d_model); with a cache, x's tokens follow the cached ones."""
+        _check_hidden(x, self.cfg, cache, layer)
         B, T, _ = x.shape
         c = self.cfg
         q = self.wq(x).view(B, T, c.n_heads, c.head_dim).transpose(1, 2)  # (B, H, T, hd)
@@ -229,12 +274,14 @@ class Block(nn.Module):
 
     def __init__(self, cfg: TinyGPTConfig):
         super().__init__()
+        self.cfg = check_type("cfg", cfg, TinyGPTConfig)
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
 
     def forward(self, x, cache=None, layer=0):
+        _check_hidden(x, self.cfg, cache, layer)
         x = x + self.attn(self.ln1(x), cache, layer)
         return x + self.mlp(self.ln2(x))
 
@@ -254,7 +301,7 @@ class TinyGPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab, bias=False)
         self._init_weights()
-        self.to(device=device or "cpu", dtype=_dtype(dtype)).eval()
+        self.to(device=_device(device or "cpu"), dtype=_dtype(dtype)).eval()
 
     @torch.no_grad()
     def _init_weights(self):
@@ -364,8 +411,7 @@ class TinyGPT(nn.Module):
         cache: a KV cache of tokens that precede `prompt` (a reused prompt prefix); it is
         extended in place, so pass ``cache.clone()`` to keep the original.
         """
-        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
-            raise ValueError(f"n_new must be an int >= 0, got {n_new!r}")
+        n_new, use_cache = check_nonneg_int("n_new", n_new), check_bool("use_cache", use_cache)
         if cache is not None and not use_cache:
             raise ValueError("cache was given but use_cache=False: recomputation cannot start from a cache")
         squeeze = isinstance(prompt, torch.Tensor) and prompt.ndim == 1
@@ -393,6 +439,22 @@ class TinyGPT(nn.Module):
 
 
 # ----------------------------------------------------------------------------- timing helpers
+def _check_timing(model, name: str, lengths, batch, rounds, min_run_time,
+                  rounds_name: str = "rounds") -> list[int]:
+    """Validate a timing helper's arguments; return the lengths as a list of positive ints."""
+    check_type("model", model, TinyGPT)
+    check_positive_int("batch", batch), check_positive_int(rounds_name, rounds)
+    check_positive("min_run_time", min_run_time)
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of positive ints, got {lengths!r}")
+    lens = [check_positive_int(name, n) for n in lengths]
+    if not lens:
+        raise ValueError(f"{name} must not be empty")
+    if max(lens) > model.config.context:
+        raise ValueError(f"{name} must be <= context={model.config.context}, got {max(lens)}")
+    return lens
+
+
 def _median_seconds(fn, device: torch.device, min_run_time: float) -> float:
     """Median seconds of fn() on `device`, by the clock attn_lib.bench picks for it."""
     return bench.time_fn(fn, min_run_time=min_run_time, clock=bench.clock_for(device))
@@ -406,7 +468,7 @@ def time_decode_steps(model: TinyGPT, cache_lens, batch: int = 1, *, rounds: int
     The lengths are measured round-robin `rounds` times and each keeps its best median, so a
     burst of load from other programs spoils one round of one length, not the fit.
     """
-    lens = [int(n) for n in cache_lens]
+    lens = _check_timing(model, "cache_lens", cache_lens, batch, rounds, min_run_time)
     cache = KVCache.random(model.config, batch, max(lens), device=model.device, dtype=model.dtype)
     token = torch.zeros(batch, dtype=torch.long, device=model.device)
     best = [float("inf")] * len(lens)
@@ -422,14 +484,15 @@ def time_decode_steps(model: TinyGPT, cache_lens, batch: int = 1, *, rounds: int
 
 def time_decode_step(model: TinyGPT, cache_len: int, batch: int = 1, min_run_time: float = 0.1) -> float:
     """Median seconds of one decode step against a (random) cache of `cache_len` tokens."""
+    cache_len = check_positive_int("cache_len", cache_len)
     return time_decode_steps(model, [cache_len], batch, rounds=1, min_run_time=min_run_time)[0]
 
 
 def time_prefills(model: TinyGPT, lengths, batch: int = 1, *, rounds: int = 2,
                   min_run_time: float = 0.05) -> list[float]:
     """Seconds to prefill each of `lengths` random tokens into a fresh cache (best of `rounds`)."""
+    lens = _check_timing(model, "lengths", lengths, batch, rounds, min_run_time)
     gen = torch.Generator().manual_seed(0)
-    lens = [int(n) for n in lengths]
     tokens = torch.randint(0, model.config.vocab, (batch, max(lens)), generator=gen).to(model.device)
     cache = KVCache.empty(model.config, batch, device=model.device, dtype=model.dtype)
     best = [float("inf")] * len(lens)
@@ -445,6 +508,7 @@ def time_prefills(model: TinyGPT, lengths, batch: int = 1, *, rounds: int = 2,
 
 def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: float = 0.1) -> float:
     """Median seconds of prefilling `n_tokens` (random ids) into a fresh cache."""
+    n_tokens = check_positive_int("n_tokens", n_tokens)
     return time_prefills(model, [n_tokens], batch, rounds=1, min_run_time=min_run_time)[0]
 
 
@@ -455,6 +519,8 @@ def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: boo
     The best (not the median) of a few runs: a whole generation is long, so we cannot repeat
     it many times, and on a shared machine interference only ever adds time.
     """
+    _check_timing(model, "prompt_len", [prompt_len], batch, repeats, 1.0, "repeats")
+    n_new, use_cache = check_nonneg_int("n_new", n_new), check_bool("use_cache", use_cache)
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, model.config.vocab, (batch, prompt_len), generator=gen).to(model.device)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 
-from ._checks import check_qkv, resolve_scale
+from ._checks import (check_bool, check_choice, check_nonneg_int, check_positive_int, check_qkv,
+                      check_tensor, resolve_scale)
 
 try:
     import torch
@@ -88,15 +89,16 @@ def flops(batch: int, heads: int, n_q: int, n_k: int, head_dim: int, causal: boo
     With dv = d that is 4·B·H·Nq·Nk·d; under the bottom-right causal mask only the visible
     pairs count: query i sees min(Nk, max(0, i + Nk - Nq + 1)) keys.
     """
-    for name, x in (("batch", batch), ("heads", heads), ("n_q", n_q), ("n_k", n_k), ("head_dim", head_dim)):
-        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {x!r}")
-    dv = head_dim if head_dim_v is None else head_dim_v
+    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
+    head_dim = check_positive_int("head_dim", head_dim)
+    dv = head_dim if head_dim_v is None else check_positive_int("head_dim_v", head_dim_v)
     return 2 * batch * heads * visible_pairs(n_q, n_k, causal) * (head_dim + dv)
 
 
 def visible_pairs(n_q: int, n_k: int, causal: bool) -> int:
     """(query, key) pairs a query row may attend to: Nq·Nk, or the bottom-right causal count."""
+    n_q, n_k = check_nonneg_int("n_q", n_q), check_nonneg_int("n_k", n_k)
+    causal = check_bool("causal", causal)
     if not causal:
         return n_q * n_k
     diag = n_k - n_q  # query i sees keys 0 .. i + diag
@@ -288,8 +290,7 @@ if AVAILABLE:
 # ----------------------------------------------------------------------------- the wrapper
 def _check_inputs(q, k, v) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        check_tensor(name, x)
     check_qkv(q, k, v)
     shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
     if q.ndim != 4:
@@ -331,8 +332,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
         raise RuntimeError("attn_lib.triton_flash needs torch and triton (pip install triton; "
                            "Linux x86-64 only); use attn_lib.torch_impl.flash_attention instead")
     _check_inputs(q, k, v)
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {causal!r}")
+    causal = check_bool("causal", causal)
     scale = resolve_scale(scale, q.shape[-1])
     if _blocks is not None and not (len(_blocks) == 2 and all(
             isinstance(b, int) and b >= 16 and b & (b - 1) == 0 for b in _blocks)):
@@ -364,6 +364,9 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
 
 def best_config(q, k, v, *, causal: bool = False) -> dict | None:
     """The autotuner's chosen block shape for these inputs (after one call on a GPU), else None."""
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_tensor(name, x)
+    check_qkv(q, k, v), check_bool("causal", causal)
     if not AVAILABLE or INTERPRET:
         return None
     for key, cfg in _attn_fwd_tuned.cache.items():
@@ -371,6 +374,20 @@ def best_config(q, k, v, *, causal: bool = False) -> dict | None:
                 and key[4] == causal and str(q.dtype) in key:
             return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
     return None
+
+
+def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
+                        num_warps, dot_precision) -> None:
+    check_positive_int("capability", capability)
+    check_choice("dtype", dtype, ("fp16", "bf16", "fp32"))
+    if check_positive_int("head_dim", head_dim) > MAX_HEAD_DIM:
+        raise ValueError(f"head_dim must be <= {MAX_HEAD_DIM}, got {head_dim}")
+    check_bool("causal", causal)
+    for name, b in (("block_m", block_m), ("block_n", block_n)):
+        if check_positive_int(name, b) < 16 or b & (b - 1):
+            raise ValueError(f"{name} must be a power of two >= 16, got {b}")
+    check_positive_int("num_stages", num_stages), check_positive_int("num_warps", num_warps)
+    check_choice("dot_precision", dot_precision, ("tf32", "tf32x3", "ieee"))
 
 
 def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int = 64, causal: bool = True,
@@ -384,6 +401,8 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
     pointers and strides). Returns shared memory bytes, registers per thread, stack bytes
     (spills), and whether the loads are pipelined (cp.async) and the dots use Hopper's wgmma.
     """
+    _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
+                        num_warps, dot_precision)
     if not AVAILABLE:
         raise RuntimeError("compile_report needs torch and triton")
     if INTERPRET:
