@@ -106,7 +106,7 @@ def get(gpu: str | GPU) -> GPU:
         return GPUS[gpu]
     found = lookup(gpu)
     if found is None:
-        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
+        raise ValueError(f"gpu: unknown GPU {gpu!r}; known: {', '.join(GPUS)}")
     return found
 
 

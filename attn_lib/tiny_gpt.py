@@ -382,6 +382,8 @@ class TinyGPT(nn.Module):
         With `cache`, the tokens continue the cached sequence (chunked prefill: how a reused
         prompt prefix is extended); the cache is extended in place and returned.
         """
+        if cache is not None:
+            check_type("cache", cache, KVCache)
         start = 0 if cache is None else cache.length
         tokens = self._tokens(tokens, "tokens", start)
         if cache is None:
@@ -412,6 +414,8 @@ class TinyGPT(nn.Module):
         extended in place, so pass ``cache.clone()`` to keep the original.
         """
         n_new, use_cache = check_nonneg_int("n_new", n_new), check_bool("use_cache", use_cache)
+        if cache is not None:
+            check_type("cache", cache, KVCache)
         if cache is not None and not use_cache:
             raise ValueError("cache was given but use_cache=False: recomputation cannot start from a cache")
         squeeze = isinstance(prompt, torch.Tensor) and prompt.ndim == 1

@@ -1,4 +1,8 @@
-"""Bad input raises ValueError/TypeError naming the argument (and the shapes), for every implementation."""
+"""q, k, v checks, in depth: every attention implementation names the argument and the shapes.
+
+The other rules (flags, scale, counts, byte sizes, io) are one row each per public function
+in the table of tests/test_bad_inputs.py; this file varies the arrays themselves.
+"""
 import re
 
 import numpy as np
@@ -71,12 +75,6 @@ def test_mixed_float_dtypes_are_a_type_error(fn):
         fn(*qkv(fn, dtypes=("float32", "float64", "float32")))
 
 
-@ALL
-def test_bad_scale(fn):
-    with pytest.raises(TypeError, match="scale"):
-        fn(*qkv(fn), scale="0.5")
-
-
 @pytest.mark.parametrize("fn", TILED, ids=lambda f: f.__module__.split(".")[-1])
 @pytest.mark.parametrize("arg", ["block_q", "block_k"])
 @pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (2.0, TypeError),
@@ -86,15 +84,20 @@ def test_bad_block_sizes_name_the_argument(fn, arg, value, error):
         fn(*qkv(fn), **{arg: value})
 
 
-def test_bad_sram_elements():
-    with pytest.raises(ValueError, match="sram_elements"):
-        reference.flash_attention(*qkv(reference.flash_attention), sram_elements=0)
-
-
 @pytest.mark.parametrize("fn", TORCH, ids=lambda f: f.__name__)
 def test_torch_functions_reject_numpy_arrays(fn):
     with pytest.raises(TypeError, match=re.escape("q must be a torch.Tensor, got ndarray")):
         fn(*qkv(reference.attention))
+
+
+@pytest.mark.parametrize("fn", NUMPY, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_numpy_functions_send_torch_tensors_to_torch_impl(fn, which):
+    args = qkv(fn)
+    args[which] = torch.from_numpy(args[which])
+    with pytest.raises(TypeError, match=rf"^{'qkv'[which]} must be a NumPy array, got Tensor; "
+                                        r"for torch tensors use attn_lib\.torch_impl"):
+        fn(*args)
 
 
 @pytest.mark.parametrize("fn", NUMPY, ids=lambda f: f.__name__)

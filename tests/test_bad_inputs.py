@@ -1,0 +1,406 @@
+"""Bad input, table-driven: every public callable of attn_lib's modules rejects it at the boundary.
+
+Each row is one bad call and the error it must raise: a TypeError for a wrong kind of value, a
+ValueError for a wrong value, with a message that names the argument (the rules live in
+attn_lib._checks). `test_every_public_callable_has_a_row` walks the public functions, classes
+and methods of the modules below, so a new function without a row here fails the suite.
+Shape and dtype errors of q, k, v are covered in depth by tests/test_errors.py.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from attn_lib import (counting, flop_check, hardware, kv_cache, models, recorded,  # noqa: E402
+                      reference, tiny_gpt, torch_impl, triton_flash, variants)
+from attn_lib.tiny_gpt import Block, CausalSelfAttention, KVCache, TinyGPT, TinyGPTConfig  # noqa: E402
+
+MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, tiny_gpt,
+           torch_impl, triton_flash, variants]
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+# ----------------------------------------------------------------------------- inputs
+QN, KN, VN = np.zeros((2, 5, 4), np.float32), np.zeros((2, 6, 4), np.float32), np.zeros((2, 6, 3), np.float32)
+QT, KT, VT = (torch.from_numpy(x) for x in (QN, KN, VN))
+Q4 = torch.zeros(1, 2, 4, 16)  # (B, H, N, d) for the Triton kernel and grouped attention
+LSE = torch.zeros(2, 5)  # (..., Nq) beside an out (..., Nq, dv) = QT's shape
+STATS = reference.softmax_stats(np.zeros((2, 3)))
+TINY = TinyGPTConfig(vocab=16, context=16, d_model=8, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=16)
+MODEL = TinyGPT(TINY)
+CACHE = KVCache.empty(TINY, 1)
+ATTN, BLOCK = CausalSelfAttention(TINY), Block(TINY)
+X3 = torch.zeros(1, 3, TINY.d_model)  # (B, T, d_model)
+GPU = hardware.GPUS["T4"]
+RUN = recorded.Run(None, {"attention": []})
+MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, vocab=100,
+          context=64, source="test")  # a valid ModelConfig
+GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="test")
+ND = {"x": np.zeros((1, 8)), "k_cache": np.zeros((1, 2, 3, 4)), "v_cache": np.zeros((1, 2, 3, 4)),
+      "wq": np.zeros((8, 16)), "wk": np.zeros((8, 8)), "wv": np.zeros((8, 8)), "wo": np.zeros((16, 8))}
+
+
+class _Axes:
+    def plot(self, *a, **k):
+        return []
+
+
+# ----------------------------------------------------------------------------- the table
+@dataclass
+class Row:
+    fn: object  # the public callable this row covers
+    exc: type
+    arg: str  # the argument the message must name
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    triton: bool = False  # needs the Triton package to reach the check
+
+    def call(self):
+        out = self.fn(*self.args, **self.kwargs)
+        if inspect.isgenerator(out):
+            next(out)  # a generator checks its arguments on the first step
+
+
+def row(exc, arg, fn, *args, **kwargs) -> Row:
+    return Row(fn, exc, arg, args, kwargs)
+
+
+def attention_rows(fn, q, k, v, *, lse: bool = False) -> list[Row]:
+    """The flag and scale rules, for one attention implementation."""
+    rows = [row(TypeError, "causal", fn, q, k, v, causal="False"),
+            row(TypeError, "causal", fn, q, k, v, causal=1),
+            row(ValueError, "scale", fn, q, k, v, scale=float("nan")),
+            row(ValueError, "scale", fn, q, k, v, scale=math.inf),
+            row(TypeError, "scale", fn, q, k, v, scale=True),
+            row(TypeError, "scale", fn, q, k, v, scale="0.5")]
+    if lse:
+        rows.append(row(TypeError, "offset", fn, q, k, v, causal=True, offset=1.5))
+    return rows
+
+
+TE, VE = TypeError, ValueError
+R, T, C, K, V = reference, torch_impl, counting, kv_cache, variants
+ROWS: list[Row] = [
+    # reference (NumPy)
+    *attention_rows(R.attention, QN, KN, VN),
+    *attention_rows(R.flash_attention, QN, KN, VN),
+    row(TE, "q", R.attention, QT, KT, VT),  # torch tensors: "use attn_lib.torch_impl"
+    row(TE, "k", R.flash_attention, QN, KT, VN),
+    row(TE, "io", R.attention, QN, KN, VN, io=True),
+    row(TE, "io", R.flash_attention, QN, KN, VN, io={}),
+    row(VE, "block_q", R.flash_attention, QN, KN, VN, block_q=0),
+    row(TE, "block_k", R.flash_attention, QN, KN, VN, block_k=4.0),
+    row(VE, "sram_elements", R.flash_attention, QN, KN, VN, sram_elements=-1),
+    row(VE, "nq", R.causal_mask, -1, 4),
+    row(TE, "nk", R.causal_mask, 3, 4.0),
+    row(TE, "x", R.softmax, QT),
+    row(TE, "axis", R.softmax, QN, axis=1.0),
+    row(TE, "m", R.SoftmaxStats, torch.zeros(2), np.zeros(2)),
+    row(TE, "x", R.softmax_stats, QT),
+    row(TE, "b", R.merge_stats, STATS, (1, 2)),
+    row(TE, "a", R.merge_stats, None, STATS),
+    row(VE, "chunk", R.online_softmax_stats, QN, chunk=0),
+    row(TE, "x", R.online_softmax_stats, QT),
+    row(TE, "chunk", R.online_softmax, QN, chunk=None),
+    row(TE, "x", R.online_softmax, QT),
+    row(TE, "reads", R.IOCounter, reads="0"),
+    row(VE, "n", R.IOCounter().read, -4),
+    row(TE, "n", R.IOCounter().write, 2.5),
+    row(TE, "what", R.IOCounter().write, 2, what=3),
+    row(VE, "sram_elements", R.algorithm1_blocks, 0, 64),
+    row(VE, "d", R.algorithm1_blocks, 1024, 0),
+    row(VE, "nq", R.naive_io_elements, -1, 4, 8),
+    row(TE, "d", R.naive_io_elements, 4, 4, "8"),
+    row(VE, "dv", R.naive_io_elements, 4, 4, 8, 0),
+    row(VE, "block_k", R.flash_io_elements, 4, 4, 8, block_q=2, block_k=0),
+    row(TE, "block_q", R.flash_io_elements, 4, 4, 8, block_q=True, block_k=2),
+    row(TE, "causal", R.iter_blocks, 4, 4, 2, 2, "yes"),
+    row(VE, "block_q", R.iter_blocks, 4, 4, -2, 2, False),
+    row(TE, "causal", R.visited_blocks, 4, 4, 2, 2, None),
+    row(VE, "nk", R.visited_blocks, 4, -4, 2, 2, True),
+    # torch_impl
+    *attention_rows(T.attention, QT, KT, VT),
+    *attention_rows(T.flash_attention, QT, KT, VT),
+    *attention_rows(T.sdpa, QT, KT, VT),
+    *attention_rows(T.attention_lse, QT, KT, VT, lse=True),
+    row(TE, "q", T.attention, QN, KT, VT),
+    row(VE, "block_q", T.flash_attention, QT, KT, VT, block_q=-1),
+    row(TE, "v", T.attention_lse, QT, KT, VN),
+    row(VE, "nq", T.causal_mask, -2, 3),
+    row(TE, "nk", T.causal_mask, 2, "3"),
+    row(TE, "lse_a", T.merge_partials, QT, LSE.numpy(), QT, LSE),
+    row(VE, "lse_b", T.merge_partials, QT, LSE, QT, torch.zeros(2, 4)),
+    row(VE, "out_b", T.merge_partials, QT, LSE, torch.zeros(2, 5, 2), LSE),
+    row(TE, "out_a", T.merge_partials, QT.int(), LSE, QT, LSE),
+    # counting
+    row(VE, "n", C.handshakes, -1),
+    row(TE, "n", C.handshakes, 2.0),
+    row(TE, "n", C.handshakes, True),
+    row(TE, "causal", C.attention_pairs, 8, causal="False"),
+    row(VE, "n_tokens", C.attention_pairs, -8),
+    row(VE, "d_model", C.attention_flops, 8, -64),
+    row(VE, "n_layers", C.attention_flops, 8, 64, 0),
+    row(TE, "causal", C.attention_flops, 8, 64, causal="True"),
+    row(TE, "n_tokens", C.layer_flops, "gpt2-small", 8.5),
+    row(TE, "model", C.layer_flops, 12, 8),
+    row(TE, "unembedding", C.forward_flops, "gpt2-small", 8, unembedding=1),
+    row(VE, "n_tokens", C.forward_flops, "gpt2-small", -1),
+    row(TE, "causal", C.attention_share, "gpt2-small", 8, causal="no"),
+    row(VE, "against", C.crossover_length, "gpt2-small", "attention"),
+    row(TE, "causal", C.crossover_length, "gpt2-small", causal=0),
+    row(VE, "bytes_per_value", C.score_matrix_bytes, 8, -2),
+    row(VE, "n_heads", C.score_matrix_bytes, 8, n_heads=-12),
+    row(TE, "n_layers", C.score_matrix_bytes, 8, n_layers=1.0),
+    row(VE, "bytes_per_value", C.kv_cache_bytes, "gpt2-small", 8, 0),
+    row(VE, "batch", C.kv_cache_bytes, "gpt2-small", 8, batch=0),
+    row(ValueError, "model", C.kv_cache_bytes, "gpt-5", 8),
+    row(VE, "n_ctx", C.kaplan_forward_flops_per_token, "gpt2-small", -1024),
+    row(VE, "seq_len", C.palm_training_flops_per_token, "gpt2-small", 0),
+    # models
+    *(row(VE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
+        ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1), ("vocab", 0),
+        ("context", -64), ("sliding_window", -5), ("sliding_window", 0), ("mlp_matrices", 4),
+        ("n_kv_heads", 3), ("name", "")]),
+    *(row(TE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
+        ("n_layers", 2.0), ("n_heads", True), ("sliding_window", "4096"), ("source", None)]),
+    row(TE, "model", models.get, None),
+    row(VE, "model", models.get, "gpt-5"),
+    # hardware
+    row(VE, "bandwidth", hardware.GPU, **{**GPU_KW, "bandwidth": -1.0}),
+    row(VE, "memory", hardware.GPU, **{**GPU_KW, "memory": 0}),
+    row(VE, "peak_flops['bf16']", hardware.GPU, **{**GPU_KW, "peak_flops": {"bf16": math.nan}}),
+    row(TE, "peak_flops", hardware.GPU, **{**GPU_KW, "peak_flops": 1e12}),
+    row(VE, "dtype", GPU.peak, "bf16"),  # a T4 has no bf16
+    row(VE, "dtype", GPU.ridge_point, "fp8"),
+    row(TE, "name", hardware.lookup, 4),
+    row(TE, "gpu", hardware.get, 4),
+    row(VE, "gpu", hardware.get, "Voodoo 3"),
+    row(VE, "flops", hardware.roofline_time, -1e12, 1e9),
+    row(TE, "bytes_moved", hardware.roofline_time, 1e12, "1e9"),
+    row(ValueError, "bytes_moved", hardware.roofline_time, 1e12, math.inf),
+    # kv_cache
+    row(TE, "x", K.decode_attention_step, *(torch.zeros(1) if n == "x" else a for n, a in ND.items()), n_heads=2),
+    row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=2.0),
+    row(VE, "wo", K.decode_attention_step, *list(ND.values())[:-1], np.zeros((8, 16)), n_heads=4),
+    row(VE, "prompt_len", K.generation_attention_pairs, 0, 4, cached=True),
+    row(VE, "n_new", K.generation_attention_pairs, 4, -1, cached=True),
+    row(TE, "cached", K.generation_attention_pairs, 4, 4, cached="yes"),
+    row(VE, "cache_len", K.decode_attention_cost, "gpt2-small", 0),
+    row(VE, "bytes_per_value", K.decode_attention_cost, "gpt2-small", 8, bytes_per_value=-2),
+    row(TE, "batch", K.weight_matmul_cost, "gpt2-small", 1.5),
+    row(TE, "unembedding", K.weight_matmul_cost, "gpt2-small", unembedding="False"),
+    row(VE, "bytes_per_value", K.compute_bound_batch, "H100 SXM", bytes_per_value=0),
+    row(TE, "bytes_per_value", K.weight_bytes, "gpt2-small", "2"),
+    row(TE, "untied_embeddings", K.weight_bytes, "gpt2-small", untied_embeddings=None),
+    row(VE, "context", K.max_batch, "gpt2-small", -1024, "H100 SXM"),
+    row(VE, "bytes_per_value", K.max_batch, "gpt2-small", 1024, "H100 SXM", bytes_per_value=-1),
+    row(VE, "batch", K.decode_step_estimate, "gpt2-small", 1024, 0),
+    row(VE, "context", K.decode_step_estimate, "gpt2-small", 0, 1),
+    row(VE, "a", K.common_prefix_len, [[1, 2]], [1, 2]),
+    row(VE, "b", K.common_prefix_len, [1, 2], [1.5, 2.0]),
+    row(VE, "prefix_len", K.prefix_cache_flops, "gpt2-small", -1, 4),
+    row(TE, "suffix_len", K.prefix_cache_flops, "gpt2-small", 4, 4.0),
+    row(VE, "unit", K.format_bytes, 1024, "kb"),
+    row(VE, "n", K.format_bytes, -1024, "KB"),
+    row(TE, "names", K.kv_memory_rows, "gpt2-small"),
+    row(VE, "bytes_per_value", K.kv_memory_rows, bytes_per_value=0),
+    # variants
+    row(VE, "window", V.sliding_window_mask, 4, 4, 0),
+    row(VE, "nq", V.sliding_window_mask, -4, 4, 2),
+    row(TE, "window", V.sliding_window_attention, QN, KN, VN, window=None),
+    row(ValueError, "scale", V.sliding_window_attention, QN, KN, VN, window=2, scale=math.nan),
+    row(VE, "block_q", V.sliding_window_attention, QN, KN, VN, window=2, block_q=0),
+    row(VE, "n_tokens", V.sliding_window_pairs, -1, 3),
+    row(TE, "window", V.sliding_window_pairs, 8, 2.5),
+    row(VE, "head_dim", V.sliding_window_flops, 8, -64, 3),
+    row(VE, "n_layers", V.receptive_field, -1, 3),
+    row(TE, "window", V.receptive_field, 2, True),
+    # tiny_gpt
+    row(VE, "n_kv_heads", TinyGPTConfig, n_heads=4, n_kv_heads=3),
+    row(VE, "d_model", TinyGPTConfig, d_model=30, n_heads=4),
+    row(TE, "vocab", TinyGPTConfig, vocab=2.5),
+    row(VE, "context", TinyGPTConfig, context=0),
+    row(TE, "seed", TinyGPTConfig, seed=None),
+    row(VE, "device", tiny_gpt.bench_config, "tpu"),
+    row(TE, "config", KVCache, None, [], [], 0),
+    row(VE, "length", KVCache, TINY, [], [], -1),
+    row(VE, "batch", KVCache.empty, TINY, 0),
+    row(TE, "config", KVCache.empty, MODEL),
+    row(TE, "dtype", KVCache.empty, TINY, dtype=torch.int64),
+    row(VE, "length", KVCache.random, TINY, 1, TINY.context + 1),
+    row(TE, "length", KVCache.random, TINY, 1, 2.0),
+    row(VE, "layer", CACHE.keys, TINY.n_layers),
+    row(TE, "layer", CACHE.values, "0"),
+    row(TE, "reserved", CACHE.nbytes, "yes"),
+    row(VE, "q", tiny_gpt.grouped_attention, Q4[0], Q4[0], Q4[0]),
+    row(VE, "heads", tiny_gpt.grouped_attention, Q4, Q4[:, :1], Q4),
+    row(TE, "q", tiny_gpt.grouped_attention, Q4.numpy(), Q4, Q4),
+    row(TE, "cfg", CausalSelfAttention, models.PRESETS["gpt2-small"]),
+    row(VE, "x", ATTN.forward, torch.zeros(1, 3, TINY.d_model + 1)),
+    row(VE, "layer", ATTN.forward, X3, None, 5),
+    row(TE, "cfg", Block, {"d_model": 8}),
+    row(TE, "cache", BLOCK.forward, X3, cache={}),
+    row(TE, "config", TinyGPT, MC),
+    row(VE, "device", TinyGPT, TINY, device="gpu0"),
+    row(TE, "dtype", TinyGPT, TINY, dtype="int8"),
+    row(TE, "tokens", MODEL.forward, torch.tensor([1.0, 2.0])),
+    row(VE, "tokens", MODEL.prefill, torch.tensor([1, TINY.vocab])),
+    row(TE, "cache", MODEL.prefill, torch.tensor([1]), cache={}),
+    row(TE, "cache", MODEL.decode_step, torch.tensor([1]), None),
+    row(TE, "token", MODEL.decode_step, torch.tensor([0.5]), CACHE),
+    row(VE, "n_new", MODEL.generate, torch.tensor([1]), -1),
+    row(TE, "use_cache", MODEL.generate, torch.tensor([1]), 2, use_cache="False"),
+    row(TE, "cache", MODEL.generate, torch.tensor([1]), 2, cache=[]),
+    row(TE, "model", tiny_gpt.time_decode_steps, TINY, [4]),
+    row(VE, "cache_lens", tiny_gpt.time_decode_steps, MODEL, [4, 0]),
+    row(VE, "rounds", tiny_gpt.time_decode_steps, MODEL, [4], rounds=0),
+    row(VE, "cache_len", tiny_gpt.time_decode_step, MODEL, -1),
+    row(VE, "min_run_time", tiny_gpt.time_prefills, MODEL, [4], min_run_time=-0.1),
+    row(TE, "lengths", tiny_gpt.time_prefills, MODEL, 4),
+    row(VE, "n_tokens", tiny_gpt.time_prefill, MODEL, 0),
+    row(VE, "batch", tiny_gpt.time_prefill, MODEL, 4, 0),
+    row(VE, "prompt_len", tiny_gpt.time_generate, MODEL, 0, 2),
+    row(TE, "use_cache", tiny_gpt.time_generate, MODEL, 2, 2, use_cache=1),
+    row(VE, "repeats", tiny_gpt.time_generate, MODEL, 2, 2, repeats=0),
+    # triton_flash
+    *(Row(r.fn, r.exc, r.arg, r.args, r.kwargs, triton=True)
+      for r in attention_rows(triton_flash.flash_attention, Q4, Q4, Q4)),
+    Row(triton_flash.flash_attention, TE, "q", (Q4.numpy(), Q4, Q4), triton=True),
+    row(VE, "batch", triton_flash.flops, 0, 1, 8, 8, 16),
+    row(TE, "heads", triton_flash.flops, 1, 1.0, 8, 8, 16),
+    row(VE, "n_q", triton_flash.flops, 1, 1, -8, 8, 16),
+    row(VE, "head_dim_v", triton_flash.flops, 1, 1, 8, 8, 16, head_dim_v=0),
+    row(TE, "causal", triton_flash.visible_pairs, 8, 8, "False"),
+    row(VE, "n_k", triton_flash.visible_pairs, 8, -8, False),
+    row(TE, "causal", triton_flash.best_config, Q4, Q4, Q4, causal="yes"),
+    row(TE, "q", triton_flash.best_config, None, Q4, Q4),
+    row(VE, "dtype", triton_flash.compile_report, 90, dtype="fp8"),
+    row(VE, "block_m", triton_flash.compile_report, 90, block_m=24),
+    row(VE, "head_dim", triton_flash.compile_report, 90, head_dim=512),
+    row(TE, "causal", triton_flash.compile_report, 90, causal="True"),
+    row(VE, "dot_precision", triton_flash.compile_report, 90, dot_precision="fp64"),
+    # flop_check
+    row(TE, "fn", flop_check.counted_flops, 3),
+    row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
+    row(TE, "dtype", flop_check.counted_layer_flops, "gpt2-small", 4, dtype=torch.int32),
+    row(VE, "device", flop_check.counted_layer_flops, "gpt2-small", 4, device="tpu"),
+    row(TE, "seed", flop_check.counted_layer_flops, "gpt2-small", 4, device="meta", seed=0.5),
+    row(VE, "model", flop_check.counted_layer_flops, "no-such-model", 4),
+    row(TE, "n_tokens", flop_check.compare_layer_flops, "gpt2-small", "4"),
+    # recorded
+    row(ValueError, "run", recorded.validate_run, [1, 2]),
+    row(VE, "schema", recorded.validate_run, {}),
+    row(TE, "source", recorded.validate_run, {}, source=None),
+    row(TE, "data", recorded.Run, None, [1]),
+    row(TE, "path", recorded.Run, "x.json", {}),
+    row(TE, "causal", RUN.attention, causal="yes"),
+    row(VE, "impl", RUN.attention, "flash"),
+    row(VE, "status", RUN.attention, status="fine"),
+    row(TE, "path", recorded.load_run, 3),
+    row(VE, "kind", recorded.load_runs, "tpu"),
+    row(TE, "directory", recorded.load_runs, directory=3),
+    row(TE, "include_quick", recorded.load_runs, include_quick="no"),
+    row(TE, "run", recorded.series, {"attention": []}),
+    row(VE, "what", recorded.series, RUN, "flops"),
+    row(TE, "head_dim", recorded.series, RUN, head_dim=64.0),
+    row(TE, "run", recorded.plot_recorded, _Axes(), None),
+    row(TE, "ax", recorded.plot_recorded, None, RUN),
+    row(VE, "what", recorded.plot_recorded, _Axes(), RUN, "flops"),
+]
+
+
+def _key(fn) -> str:
+    f = getattr(fn, "__func__", fn)  # bound methods and classmethods: the function itself
+    return f"{f.__module__}.{f.__qualname__}"
+
+
+def _id(r: Row) -> str:
+    return f"{_key(r.fn).removeprefix('attn_lib.')}-{r.arg}"
+
+
+def _takes_arguments(obj, is_method: bool) -> bool:
+    try:
+        params = list(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        return True
+    return len(params) > (1 if is_method else 0)
+
+
+def public_callables() -> set[str]:
+    """module.function, module.Class and module.Class.method for every public callable taking arguments."""
+    found = set()
+    for mod in MODULES:
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if inspect.isfunction(obj) and _takes_arguments(obj, False):
+                found.add(_key(obj))
+            elif inspect.isclass(obj):
+                found.add(_key(obj))
+                for meth, member in vars(obj).items():
+                    fn = getattr(member, "__func__", member)
+                    if not meth.startswith("_") and inspect.isfunction(fn) and _takes_arguments(fn, True):
+                        found.add(f"{_key(obj)}.{meth}")
+    return found
+
+
+# ----------------------------------------------------------------------------- tests
+def test_every_public_callable_has_a_row():
+    covered = {_key(r.fn) for r in ROWS}
+    missing = sorted(public_callables() - covered)
+    assert not missing, f"public callables without a bad-input row in this table: {missing}"
+
+
+def test_the_table_is_large():
+    assert len(public_callables()) > 80  # the walk finds the library, not an empty set
+    assert len(ROWS) >= 60
+
+
+@pytest.mark.parametrize("r", ROWS, ids=[_id(r) for r in ROWS])
+def test_bad_input_raises_naming_the_argument(r: Row):
+    if r.triton and not HAS_TRITON:
+        pytest.skip("triton is not installed")
+    with pytest.raises(r.exc) as err:
+        r.call()
+    assert re.search(rf"(?<!\w){re.escape(r.arg)}(?!\w)", str(err.value)), (
+        f"message does not name {r.arg!r}: {err.value}")
+
+
+# NumPy integer scalars work wherever Python ints do, and give the same answer.
+INT_CALLS = [
+    (counting.handshakes, (10,), {}),
+    (counting.attention_flops, (16, 64, 2), {}),
+    (counting.score_matrix_bytes, (16, 2), {"n_heads": 4, "n_layers": 2}),
+    (counting.kv_cache_bytes, ("llama-2-70b", 16, 2), {"batch": 3}),
+    (counting.kaplan_forward_flops_per_token, ("gpt2-small", 1024), {}),
+    (kv_cache.decode_attention_cost, ("mistral-7b", 100), {"batch": 2}),
+    (kv_cache.prefix_cache_flops, ("gpt2-small", 4, 3), {}),
+    (variants.sliding_window_pairs, (20, 4), {}),
+    (triton_flash.flops, (1, 2, 8, 8, 16), {}),
+    (reference.flash_io_elements, (8, 8, 4), {"block_q": 2, "block_k": 4}),
+    (reference.visited_blocks, (8, 8, 2, 4, True), {}),
+]
+
+
+@pytest.mark.parametrize("fn, args, kwargs", INT_CALLS, ids=lambda x: getattr(x, "__name__", ""))
+def test_numpy_integers_work_like_ints(fn, args, kwargs):
+    np_args = tuple(np.int64(a) if isinstance(a, int) and not isinstance(a, bool) else a for a in args)
+    np_kwargs = {k: np.int32(v) for k, v in kwargs.items()}
+    assert fn(*np_args, **np_kwargs) == fn(*args, **kwargs)
+
+
+def test_numpy_integers_in_configs_are_stored_as_int():
+    cfg = models.ModelConfig(**{**MC, "n_layers": np.int64(2), "sliding_window": np.int32(8)})
+    assert type(cfg.n_layers) is int and type(cfg.sliding_window) is int
+    assert type(TinyGPTConfig(vocab=np.int64(32)).vocab) is int
+    q = np.random.default_rng().standard_normal((1, 4, 4)).astype(np.float32)
+    out = reference.flash_attention(q, q, q, block_q=np.int64(2), scale=np.float32(0.5))
+    np.testing.assert_array_equal(out, reference.flash_attention(q, q, q, block_q=2, scale=0.5))
