@@ -1,16 +1,16 @@
-"""The one input-checking rule of attn_lib: every public function validates its arguments here.
+"""The one input-checking rule of attn_lib: public functions validate arguments here.
 
-Rules (each error is a TypeError for a wrong kind of value, a ValueError for a wrong value,
-and its message starts with the argument's name):
+A wrong kind of value is a TypeError, a wrong value a ValueError; the message starts
+with the argument's name (and quotes the shapes where they matter).
 
 - flags (causal, cached, ...) are ``bool``; ``"False"`` or ``0`` is a TypeError.
 - ``scale`` is a finite real number or None; bool is a TypeError, nan/inf a ValueError.
-- counts (heads, layers, dims, batch, block and world sizes) are positive ints; counts where
-  0 means something (tokens still to come, a prefix of length 0) use the non-negative rule.
-  NumPy integer scalars are accepted wherever a Python int is (``np.int64(4)`` = ``4``), and
-  converted to int; bool and floats (even ``4.0``) are rejected.
-- byte sizes (bytes_per_value, ...) are positive finite real numbers (0.5 for 4-bit values).
-- arrays: q, k, v shapes and dtypes (:func:`check_qkv`, for NumPy arrays and torch tensors);
+- counts (heads, layers, dims, batch, block and world sizes) are positive ints; token
+  counts where 0 means something (tokens still to come, a prefix of length 0, an empty
+  mask) use the non-negative rule. NumPy integer scalars are accepted wherever a Python
+  int is (``np.int64(4)`` = ``4``) and converted; bool and floats (``4.0``) are not.
+- byte sizes (bytes_per_value, ...) are positive finite reals (0.5 for 4-bit values).
+- arrays: q, k, v shapes and dtypes (:func:`check_qkv`, NumPy arrays and torch tensors);
   the NumPy reference rejects torch tensors and points to attn_lib.torch_impl.
 - ``io`` is an :class:`attn_lib.reference.IOCounter` or None.
 """
@@ -27,9 +27,10 @@ def _kind(value) -> str:
 
 def check_bool(name: str, value) -> bool:
     """A flag: exactly True or False (np.bool_ too); strings and ints are refused."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         return bool(value)
-    raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({_kind(value)})")
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r} "
+                    f"({_kind(value)})")
 
 
 def check_optional_bool(name: str, value) -> bool | None:
@@ -37,9 +38,13 @@ def check_optional_bool(name: str, value) -> bool | None:
     return None if value is None else check_bool(name, value)
 
 
+def _is_bool(value) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # np.bool_ too
+
+
 def _as_int(name: str, value, want: str) -> int:
     # numbers.Integral covers int and NumPy integer scalars; bool is an int we refuse.
-    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Integral):
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be {want}, got {value!r} ({_kind(value)})")
     return int(value)
 
@@ -83,8 +88,8 @@ def check_int_in(name: str, value, lo: int, hi: int) -> int:
 
 
 def check_real(name: str, value) -> float:
-    """A finite real number (int, float, NumPy scalar); bool, nan and inf are refused."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+    """A finite real number (int, float, NumPy scalar); bool, nan, inf are refused."""
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({_kind(value)})")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -108,14 +113,15 @@ def check_nonneg(name: str, value) -> float:
 
 
 def check_bytes(name: str, value) -> float:
-    """A byte size (bytes_per_value, ...): positive; 2 for fp16, 0.5 for 4-bit values."""
+    """A byte size (bytes_per_value, ...): positive; 2 for fp16, 0.5 for 4-bit."""
     return check_positive(name, value)
 
 
 def check_choice(name: str, value, choices) -> object:
     """One of a fixed set of values (strings mostly)."""
     if value not in tuple(choices):
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        options = ", ".join(map(repr, choices))
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
     return value
 
 
@@ -156,8 +162,8 @@ def is_torch(x) -> bool:
 def check_numpy(name: str, x) -> None:
     """The NumPy reference takes arrays, not torch tensors: say where tensors go."""
     if is_torch(x):
-        raise TypeError(f"{name} must be a NumPy array, got {_kind(x)}; for torch tensors use "
-                        f"attn_lib.torch_impl (same names and semantics)")
+        raise TypeError(f"{name} must be a NumPy array, got {_kind(x)}; "
+                        f"for torch tensors use attn_lib.torch_impl (same names)")
 
 
 def check_tensor(name: str, x) -> None:
@@ -171,7 +177,8 @@ def check_io(io) -> None:
     from .reference import IOCounter  # imported here: reference imports this module
 
     if io is not None and not isinstance(io, IOCounter):
-        raise TypeError(f"io must be an attn_lib.reference.IOCounter or None, got {io!r} ({_kind(io)})")
+        raise TypeError(f"io must be an attn_lib.reference.IOCounter or None, "
+                        f"got {io!r} ({_kind(io)})")
 
 
 def _is_float(dtype) -> bool:

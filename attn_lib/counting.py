@@ -28,7 +28,8 @@ def attention_pairs(n_tokens: int, *, causal: bool = False) -> int:
 
 def attention_flops(n_tokens: int, d_model: int, n_layers: int = 1, *, causal: bool = False) -> int:
     """FLOPs of QKᵀ and PV over all heads and layers: 4·N²·d·L (2·N(N+1)·d·L causal)."""
-    d_model, n_layers = check_positive_int("d_model", d_model), check_positive_int("n_layers", n_layers)
+    d_model = check_positive_int("d_model", d_model)
+    n_layers = check_positive_int("n_layers", n_layers)
     return 4 * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
 
 
@@ -93,8 +94,10 @@ def crossover_length(model: str | models.ModelConfig, against: str = "mlp", *, c
 
 def score_matrix_bytes(n_tokens: int, bytes_per_value: int = 2, *, n_heads: int = 1, n_layers: int = 1) -> int:
     """Bytes of the materialised N×N score matrix (per head per layer by default)."""
-    n, bytes_per_value = check_nonneg_int("n_tokens", n_tokens), check_bytes("bytes_per_value", bytes_per_value)
-    n_heads, n_layers = check_positive_int("n_heads", n_heads), check_positive_int("n_layers", n_layers)
+    n = check_nonneg_int("n_tokens", n_tokens)
+    bytes_per_value = check_bytes("bytes_per_value", bytes_per_value)
+    n_heads = check_positive_int("n_heads", n_heads)
+    n_layers = check_positive_int("n_layers", n_layers)
     return n * n * bytes_per_value * n_heads * n_layers
 
 

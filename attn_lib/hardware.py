@@ -32,7 +32,8 @@ class GPU:
 
     def peak(self, dtype: str = "bf16") -> float:
         if dtype not in self.peak_flops:
-            raise ValueError(f"dtype {dtype!r}: {self.name} has no {dtype} peak; known: {', '.join(self.peak_flops)}")
+            known = ", ".join(self.peak_flops)
+            raise ValueError(f"dtype {dtype!r}: {self.name} has no {dtype} peak; known: {known}")
         return self.peak_flops[dtype]
 
     def ridge_point(self, dtype: str = "bf16") -> float:

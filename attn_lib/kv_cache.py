@@ -160,7 +160,8 @@ def weight_bytes(model, bytes_per_value: int = 2, *, untied_embeddings: bool = T
 def max_batch(model, context: int, gpu, bytes_per_value: int = 2) -> int:
     """Most sequences of `context` tokens whose KV caches fit beside the weights (0: none)."""
     g = hardware.get(gpu)
-    per_seq = counting.kv_cache_bytes(_model(model), check_positive_int("context", context), bytes_per_value)
+    context = check_positive_int("context", context)
+    per_seq = counting.kv_cache_bytes(_model(model), context, bytes_per_value)
     free = g.memory - weight_bytes(model, bytes_per_value)
     return max(0, int(free // per_seq))
 

@@ -30,7 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._checks import check_bool, check_choice, check_optional_bool, check_optional_positive_int, check_str, check_type
+from ._checks import (check_bool, check_choice, check_optional_bool, check_optional_positive_int,
+                      check_str, check_type)
 
 SCHEMA = "attn_lib.bench/1"
 STATUSES = ("ok", "oom", "skipped", "error")

@@ -105,7 +105,8 @@ class IOCounter:
     log: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
-        self.reads, self.writes = check_nonneg_int("reads", self.reads), check_nonneg_int("writes", self.writes)
+        self.reads = check_nonneg_int("reads", self.reads)
+        self.writes = check_nonneg_int("writes", self.writes)
 
     def read(self, n: int, what: str = "") -> None:
         n, _ = check_nonneg_int("n", n), check_type("what", what, str)

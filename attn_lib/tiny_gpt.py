@@ -104,7 +104,8 @@ class KVCache:
 
     def __post_init__(self):
         check_type("config", self.config, TinyGPTConfig)
-        check_type("k", self.k, list, "a list of tensors"), check_type("v", self.v, list, "a list of tensors")
+        check_type("k", self.k, list, "a list of tensors")
+        check_type("v", self.v, list, "a list of tensors")
         self.length = check_nonneg_int("length", self.length)
 
     @classmethod
@@ -184,7 +185,8 @@ def _device(device) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda'), got {device!r}") from err
+        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda'), "
+                         f"got {device!r}") from err
 
 
 def _dtype(dtype) -> torch.dtype:

@@ -1,10 +1,10 @@
-"""Bad input, table-driven: every public callable of attn_lib's modules rejects it at the boundary.
+"""Bad input, table-driven: every public callable of attn_lib rejects it at the boundary.
 
-Each row is one bad call and the error it must raise: a TypeError for a wrong kind of value, a
-ValueError for a wrong value, with a message that names the argument (the rules live in
-attn_lib._checks). `test_every_public_callable_has_a_row` walks the public functions, classes
-and methods of the modules below, so a new function without a row here fails the suite.
-Shape and dtype errors of q, k, v are covered in depth by tests/test_errors.py.
+Each row is one bad call and the error it must raise: a TypeError for a wrong kind of
+value, a ValueError for a wrong value, with a message that names the argument (the rules
+live in attn_lib._checks). `test_every_public_callable_has_a_row` walks the public
+functions, classes and methods of the modules below, so a new function without a row here
+fails the suite. Shapes and dtypes of q, k, v are varied in depth in tests/test_errors.py.
 """
 from __future__ import annotations
 
@@ -19,33 +19,37 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (counting, flop_check, hardware, kv_cache, models, recorded,  # noqa: E402
-                      reference, tiny_gpt, torch_impl, triton_flash, variants)
-from attn_lib.tiny_gpt import Block, CausalSelfAttention, KVCache, TinyGPT, TinyGPTConfig  # noqa: E402
+from attn_lib import (counting, flop_check, hardware, kv_cache, models,  # noqa: E402
+                      recorded, reference, tiny_gpt, torch_impl, triton_flash, variants)
+from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
+                               TinyGPTConfig)
 
 MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, tiny_gpt,
            torch_impl, triton_flash, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
-# ----------------------------------------------------------------------------- inputs
-QN, KN, VN = np.zeros((2, 5, 4), np.float32), np.zeros((2, 6, 4), np.float32), np.zeros((2, 6, 3), np.float32)
+# ------------------------------------------------------------------------- inputs
+QN, KN, VN = (np.zeros(s, np.float32) for s in ((2, 5, 4), (2, 6, 4), (2, 6, 3)))
 QT, KT, VT = (torch.from_numpy(x) for x in (QN, KN, VN))
-Q4 = torch.zeros(1, 2, 4, 16)  # (B, H, N, d) for the Triton kernel and grouped attention
+Q4 = torch.zeros(1, 2, 4, 16)  # (B, H, N, d): for Triton and grouped attention
 LSE = torch.zeros(2, 5)  # (..., Nq) beside an out (..., Nq, dv) = QT's shape
 STATS = reference.softmax_stats(np.zeros((2, 3)))
-TINY = TinyGPTConfig(vocab=16, context=16, d_model=8, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=16)
+TINY = TinyGPTConfig(vocab=16, context=16, d_model=8, n_layers=1, n_heads=2, n_kv_heads=1,
+                     d_ff=16)
 MODEL = TinyGPT(TINY)
 CACHE = KVCache.empty(TINY, 1)
 ATTN, BLOCK = CausalSelfAttention(TINY), Block(TINY)
 X3 = torch.zeros(1, 3, TINY.d_model)  # (B, T, d_model)
 GPU = hardware.GPUS["T4"]
 RUN = recorded.Run(None, {"attention": []})
-MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, vocab=100,
-          context=64, source="test")  # a valid ModelConfig
-GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="test")
-ND = {"x": np.zeros((1, 8)), "k_cache": np.zeros((1, 2, 3, 4)), "v_cache": np.zeros((1, 2, 3, 4)),
-      "wq": np.zeros((8, 16)), "wk": np.zeros((8, 8)), "wv": np.zeros((8, 8)), "wo": np.zeros((16, 8))}
+MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128,
+          vocab=100, context=64, source="test")  # a valid ModelConfig
+GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
+ND = {"x": (1, 8), "k_cache": (1, 2, 3, 4), "v_cache": (1, 2, 3, 4), "wq": (8, 16),
+      "wk": (8, 8), "wv": (8, 8), "wo": (16, 8)}  # a valid decode step, 4 heads of 4 dims
+ND = {name: np.zeros(shape) for name, shape in ND.items()}
+ND_BAD_X = [torch.zeros(1) if name == "x" else a for name, a in ND.items()]
 
 
 class _Axes:
@@ -53,7 +57,7 @@ class _Axes:
         return []
 
 
-# ----------------------------------------------------------------------------- the table
+# ------------------------------------------------------------------------- the table
 @dataclass
 class Row:
     fn: object  # the public callable this row covers
@@ -166,17 +170,18 @@ ROWS: list[Row] = [
     row(VE, "seq_len", C.palm_training_flops_per_token, "gpt2-small", 0),
     # models
     *(row(VE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
-        ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1), ("vocab", 0),
-        ("context", -64), ("sliding_window", -5), ("sliding_window", 0), ("mlp_matrices", 4),
-        ("n_kv_heads", 3), ("name", "")]),
+        ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1),
+        ("vocab", 0), ("context", -64), ("sliding_window", -5), ("sliding_window", 0),
+        ("mlp_matrices", 4), ("n_kv_heads", 3), ("name", "")]),
     *(row(TE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
-        ("n_layers", 2.0), ("n_heads", True), ("sliding_window", "4096"), ("source", None)]),
+        ("n_layers", 2.0), ("n_heads", True), ("sliding_window", "4096"),
+        ("source", None)]),
     row(TE, "model", models.get, None),
     row(VE, "model", models.get, "gpt-5"),
     # hardware
     row(VE, "bandwidth", hardware.GPU, **{**GPU_KW, "bandwidth": -1.0}),
     row(VE, "memory", hardware.GPU, **{**GPU_KW, "memory": 0}),
-    row(VE, "peak_flops['bf16']", hardware.GPU, **{**GPU_KW, "peak_flops": {"bf16": math.nan}}),
+    row(VE, "peak_flops['bf16']", hardware.GPU, **{**GPU_KW, "peak_flops": {"bf16": -1}}),
     row(TE, "peak_flops", hardware.GPU, **{**GPU_KW, "peak_flops": 1e12}),
     row(VE, "dtype", GPU.peak, "bf16"),  # a T4 has no bf16
     row(VE, "dtype", GPU.ridge_point, "fp8"),
@@ -187,21 +192,22 @@ ROWS: list[Row] = [
     row(TE, "bytes_moved", hardware.roofline_time, 1e12, "1e9"),
     row(ValueError, "bytes_moved", hardware.roofline_time, 1e12, math.inf),
     # kv_cache
-    row(TE, "x", K.decode_attention_step, *(torch.zeros(1) if n == "x" else a for n, a in ND.items()), n_heads=2),
-    row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=2.0),
-    row(VE, "wo", K.decode_attention_step, *list(ND.values())[:-1], np.zeros((8, 16)), n_heads=4),
+    row(TE, "x", K.decode_attention_step, *ND_BAD_X, n_heads=4),
+    row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=4.0),
+    row(VE, "wo", K.decode_attention_step, *list(ND.values())[:-1], ND["wq"], n_heads=4),
     row(VE, "prompt_len", K.generation_attention_pairs, 0, 4, cached=True),
     row(VE, "n_new", K.generation_attention_pairs, 4, -1, cached=True),
     row(TE, "cached", K.generation_attention_pairs, 4, 4, cached="yes"),
     row(VE, "cache_len", K.decode_attention_cost, "gpt2-small", 0),
-    row(VE, "bytes_per_value", K.decode_attention_cost, "gpt2-small", 8, bytes_per_value=-2),
+    row(VE, "bytes_per_value", K.decode_attention_cost, "gpt2-small", 8,
+        bytes_per_value=-2),
     row(TE, "batch", K.weight_matmul_cost, "gpt2-small", 1.5),
     row(TE, "unembedding", K.weight_matmul_cost, "gpt2-small", unembedding="False"),
     row(VE, "bytes_per_value", K.compute_bound_batch, "H100 SXM", bytes_per_value=0),
     row(TE, "bytes_per_value", K.weight_bytes, "gpt2-small", "2"),
     row(TE, "untied_embeddings", K.weight_bytes, "gpt2-small", untied_embeddings=None),
     row(VE, "context", K.max_batch, "gpt2-small", -1024, "H100 SXM"),
-    row(VE, "bytes_per_value", K.max_batch, "gpt2-small", 1024, "H100 SXM", bytes_per_value=-1),
+    row(VE, "bytes_per_value", K.max_batch, "gpt2-small", 1024, "H100 SXM", -1),
     row(VE, "batch", K.decode_step_estimate, "gpt2-small", 1024, 0),
     row(VE, "context", K.decode_step_estimate, "gpt2-small", 0, 1),
     row(VE, "a", K.common_prefix_len, [[1, 2]], [1, 2]),
@@ -216,7 +222,7 @@ ROWS: list[Row] = [
     row(VE, "window", V.sliding_window_mask, 4, 4, 0),
     row(VE, "nq", V.sliding_window_mask, -4, 4, 2),
     row(TE, "window", V.sliding_window_attention, QN, KN, VN, window=None),
-    row(ValueError, "scale", V.sliding_window_attention, QN, KN, VN, window=2, scale=math.nan),
+    row(VE, "scale", V.sliding_window_attention, QN, KN, VN, window=2, scale=math.nan),
     row(VE, "block_q", V.sliding_window_attention, QN, KN, VN, window=2, block_q=0),
     row(VE, "n_tokens", V.sliding_window_pairs, -1, 3),
     row(TE, "window", V.sliding_window_pairs, 8, 2.5),
@@ -290,9 +296,9 @@ ROWS: list[Row] = [
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
-    row(TE, "dtype", flop_check.counted_layer_flops, "gpt2-small", 4, dtype=torch.int32),
+    row(TE, "dtype", flop_check.counted_layer_flops, "gpt2-small", 4, dtype=torch.int8),
     row(VE, "device", flop_check.counted_layer_flops, "gpt2-small", 4, device="tpu"),
-    row(TE, "seed", flop_check.counted_layer_flops, "gpt2-small", 4, device="meta", seed=0.5),
+    row(TE, "seed", flop_check.counted_layer_flops, "gpt2-small", 4, seed=0.5),
     row(VE, "model", flop_check.counted_layer_flops, "no-such-model", 4),
     row(TE, "n_tokens", flop_check.compare_layer_flops, "gpt2-small", "4"),
     # recorded
@@ -318,7 +324,7 @@ ROWS: list[Row] = [
 
 
 def _key(fn) -> str:
-    f = getattr(fn, "__func__", fn)  # bound methods and classmethods: the function itself
+    f = getattr(fn, "__func__", fn)  # bound methods, classmethods: the function itself
     return f"{f.__module__}.{f.__qualname__}"
 
 
@@ -335,7 +341,7 @@ def _takes_arguments(obj, is_method: bool) -> bool:
 
 
 def public_callables() -> set[str]:
-    """module.function, module.Class and module.Class.method for every public callable taking arguments."""
+    """module.function, module.Class, module.Class.method: public callables with arguments."""
     found = set()
     for mod in MODULES:
         for name, obj in vars(mod).items():
@@ -347,16 +353,17 @@ def public_callables() -> set[str]:
                 found.add(_key(obj))
                 for meth, member in vars(obj).items():
                     fn = getattr(member, "__func__", member)
-                    if not meth.startswith("_") and inspect.isfunction(fn) and _takes_arguments(fn, True):
+                    public = not meth.startswith("_") and inspect.isfunction(fn)
+                    if public and _takes_arguments(fn, True):
                         found.add(f"{_key(obj)}.{meth}")
     return found
 
 
-# ----------------------------------------------------------------------------- tests
+# ------------------------------------------------------------------------- tests
 def test_every_public_callable_has_a_row():
     covered = {_key(r.fn) for r in ROWS}
     missing = sorted(public_callables() - covered)
-    assert not missing, f"public callables without a bad-input row in this table: {missing}"
+    assert not missing, f"public callables without a bad-input row here: {missing}"
 
 
 def test_the_table_is_large():
@@ -390,17 +397,23 @@ INT_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("fn, args, kwargs", INT_CALLS, ids=lambda x: getattr(x, "__name__", ""))
+def _np(a):
+    return np.int64(a) if isinstance(a, int) and not isinstance(a, bool) else a
+
+
+@pytest.mark.parametrize("fn, args, kwargs", INT_CALLS, ids=[c[0].__name__ for c in INT_CALLS])
 def test_numpy_integers_work_like_ints(fn, args, kwargs):
-    np_args = tuple(np.int64(a) if isinstance(a, int) and not isinstance(a, bool) else a for a in args)
+    np_args = tuple(_np(a) for a in args)
     np_kwargs = {k: np.int32(v) for k, v in kwargs.items()}
     assert fn(*np_args, **np_kwargs) == fn(*args, **kwargs)
 
 
 def test_numpy_integers_in_configs_are_stored_as_int():
-    cfg = models.ModelConfig(**{**MC, "n_layers": np.int64(2), "sliding_window": np.int32(8)})
+    cfg = models.ModelConfig(**{**MC, "n_layers": np.int64(2),
+                                "sliding_window": np.int32(8)})
     assert type(cfg.n_layers) is int and type(cfg.sliding_window) is int
     assert type(TinyGPTConfig(vocab=np.int64(32)).vocab) is int
     q = np.random.default_rng().standard_normal((1, 4, 4)).astype(np.float32)
     out = reference.flash_attention(q, q, q, block_q=np.int64(2), scale=np.float32(0.5))
-    np.testing.assert_array_equal(out, reference.flash_attention(q, q, q, block_q=2, scale=0.5))
+    same = reference.flash_attention(q, q, q, block_q=2, scale=0.5)
+    np.testing.assert_array_equal(out, same)
