@@ -1,41 +1,49 @@
 #!/usr/bin/env python
 """Check the built HTML book in a real browser: `python tools/check_html.py _build/html`.
 
-Serves the build on 127.0.0.1 (stdlib http.server in a thread), loads every page in headless
-Chromium (Debian's /usr/bin/chromium driven by Playwright; Playwright's own browsers are never
-downloaded; the network beyond 127.0.0.1 is blocked, as on CI) and fails, with a report, on:
+Serves the build on 127.0.0.1 (stdlib http.server in a thread), loads every page in
+headless Chromium (Debian's /usr/bin/chromium driven by Playwright; Playwright's own
+browsers are never downloaded; the network beyond 127.0.0.1 is blocked, as on CI) and
+fails, with a report, on:
 
-- a JavaScript error (uncaught exception, console error, a local resource that fails to load);
+- a JavaScript error (uncaught exception, console error, a local resource that fails to
+  load);
 - math left as raw TeX after MathJax has typeset, or a page with math and no typeset math;
 - unrendered MyST markup ({glue:...} roles, ::: fences) in the text;
 - a missing image (naturalWidth 0);
 - a Python traceback, error or warning output in a page;
-- an internal link (href/src) to a file that does not exist, or to a #fragment missing there.
+- an internal link (href/src) to a file that does not exist, or to a #fragment missing
+  there.
 
-and on the presentation rules of the reading-width issue (switch: `--presentation` /
-`--no-presentation`, default from the environment variable CHECK_HTML_PRESENTATION, on unless
-it is 0/false/no/off; when off they are still measured and listed as report-only notes):
+Presentation checks (reading width, at the 1280 px window every page is loaded in). The
+switch: `--presentation` / `--no-presentation`; without either, the environment variable
+CHECK_HTML_PRESENTATION decides (on unless 0/false/no/off). When off they are still
+measured and printed as notes that do not fail the run. They fail on:
 
 - a clipped code cell, output or code block: an element in a code cell's input or output
-  area (or any <pre>) whose content is wider than its box (scrollWidth > clientWidth + 1 px,
-  i.e. it scrolls sideways or spills out), measured with hidden cells (hide-cell, hide-input)
-  opened; the message gives the first offending line (each line of a <pre> is measured in its
-  own font) and how many characters fit;
-- display math wider than its column: a MathJax CHTML `mjx-container[display="true"]` whose
-  typeset width exceeds the width left to it in the content column (message: its TeX);
+  area, or any <pre>, whose content is wider than its box (scrollWidth > clientWidth + 1
+  px: it scrolls sideways or spills out), measured with hidden cells (hide-cell,
+  hide-input) opened; the message names the cell (its position on the page), the first
+  line too wide (each line of a <pre> measured in its own font) and how many characters
+  fit;
+- display math wider than its column: a MathJax CHTML `mjx-container[display="true"]`
+  whose typeset width exceeds what the content column leaves it (the message gives the
+  TeX);
 - the Colab set-up cell in the HTML: a code cell whose source installs attn_lib
-  (width_report.is_setup_source) must be tagged remove-input, so its input is not in the page;
-- figure text too small to read: an image's labels, assumed matplotlib's default 10 pt, would
-  show at fewer than MIN_LABEL_PX (9) CSS px, i.e. 10 pt x (dpi / 72) x (shown / natural
-  width) < 9, dpi from the PNG's pHYs chunk (100, matplotlib's default, when absent); at
-  100 dpi that is an image shown below 65 % of its natural width. An image wider than the
-  column fails too.
+  (width_report.is_setup_source) must be tagged remove-input, so its input is not in the
+  page (its one-line output may stay);
+- figure text too small to read: assuming matplotlib's default 10-pt labels, they would
+  show at fewer than MIN_LABEL_PX (9) CSS px, i.e. 10 pt x dpi / 72 x shown / natural
+  width < 9, with dpi from the PNG's pHYs chunk (100, matplotlib's default, if absent);
+  at 100 dpi that is an image shown at less than 65 % of its natural width (688 px of
+  column: a figure wider than ~10.6 in at 100 dpi). An image wider than the column fails
+  too.
 
-It also checks that search finds results, that dark mode switches via the theme switcher, that
-each chapter offers its .ipynb for download and links to it on Colab (URL from _config.yml),
-that every page in _toc.yml was built, and that pages with widgets show a static fallback.
-Screenshots: <html>/../screenshots/<page>.png (full page, as a reader first sees it), plus
-dark/<page>.png.
+It also checks that search finds results, that dark mode switches via the theme
+switcher, that each chapter offers its .ipynb for download and links to it on Colab (URL
+from _config.yml), that every page in _toc.yml was built, and that pages with widgets
+show a static fallback. Screenshots: <html>/../screenshots/<page>.png (full page, as a
+reader first sees it), plus dark/<page>.png.
 """
 from __future__ import annotations
 
@@ -56,7 +64,7 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from width_report import is_setup_source  # noqa: E402 - one home for "this cell installs attn_lib"
+from width_report import is_setup_source  # noqa: E402 - the one home of that rule
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,7 +73,7 @@ SKIP_PAGES = {"genindex.html"}  # generated index: no content of ours
 SEARCH_QUERY = "quadratic"
 TRACEBACK_MARKER = "Traceback (most recent call last)"
 PRESENTATION_ENV = "CHECK_HTML_PRESENTATION"
-MIN_LABEL_PX = 9.0  # CSS px a figure's 10-pt text must keep (the theme's body text is 16 px)
+MIN_LABEL_PX = 9.0  # CSS px a figure's 10-pt text must keep (body text is 16 px)
 LABEL_PT = 10.0  # matplotlib's default font size
 DEFAULT_DPI = 100.0  # matplotlib's default savefig dpi, when a PNG does not say
 
@@ -252,15 +260,16 @@ def luminance(css_color: str) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
-# ============================================================================ presentation
+# ======================================================================= presentation
 def presentation_default(environ=os.environ) -> bool:
-    """Whether the presentation checks fail the run: CHECK_HTML_PRESENTATION, on when unset."""
+    """Whether presentation checks fail a run: $CHECK_HTML_PRESENTATION, on if unset."""
     value = environ.get(PRESENTATION_ENV, "1").strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise ValueError(f"{PRESENTATION_ENV} must be 1/0 (true/false, yes/no, on/off), got {value!r}")
+    raise ValueError(f"{PRESENTATION_ENV} must be 1/0 (true/false, yes/no, on/off), "
+                     f"got {value!r}")
 
 
 def _where(item: dict) -> str:
@@ -270,24 +279,31 @@ def _where(item: dict) -> str:
 def clipped_problems(items: list[dict]) -> list[str]:
     """Messages for code/output boxes whose content is wider than the box.
 
-    items (from the browser): {kind: 'code cell'|'output'|'code block', cell: n (1-based on
-    the page, 0 if none), tag, scrollWidth, clientWidth, avail (content px), charWidth (px of
-    one character, 0 if unknown), lines: [{text, width}] for a <pre> else [], text}.
+    items (from the browser): {kind: 'code cell'|'output'|'code block', cell: n (1-based
+    on the page, 0 if none), tag, scrollWidth, clientWidth, avail (content px),
+    charWidth (px of one character, 0 if unknown), lines: [{text, width}] for a <pre>
+    else [], text}.
     """
     problems = []
     for item in items:
         lines = item.get("lines") or []
         wide = [line for line in lines if line["width"] > item["avail"] + 0.5]
-        fit = int(item["avail"] // item["charWidth"]) if item.get("charWidth") else None
-        fits = f"{fit} characters fit" if fit is not None else f"{item['clientWidth']:.0f} px wide"
+        where = f"clipped {_where(item)}"
         if wide:
-            lines_word = "line" if len(wide) == 1 else "lines"
-            problems.append(f"clipped {_where(item)}: {len(wide)} {lines_word} too wide ({fits}): "
-                            f"{wide[0]['text'][:60]!r}")
+            char = item.get("charWidth")
+            if char:
+                fits = f"{int(item['avail'] // char)} characters fit"
+            else:
+                fits = f"{item['avail']:.0f} px"
+            count = f"{len(wide)} line{'s' if len(wide) > 1 else ''}"
+            first = wide[0]["text"][:60]
+            problems.append(f"{where}: {count} too wide ({fits}): {first!r}")
         else:
-            text = max(lines, key=lambda line: line["width"])["text"] if lines else item.get("text", "")
-            problems.append(f"clipped {_where(item)}: <{item['tag']}> content {item['scrollWidth']:.0f} px "
-                            f"in a {item['clientWidth']:.0f} px box: {text.strip()[:60]!r}")
+            longest = max(lines, key=lambda ln: ln["width"])["text"] if lines else ""
+            text = (longest or item.get("text", "")).strip()
+            problems.append(f"{where}: <{item['tag']}> content "
+                            f"{item['scrollWidth']:.0f} px in a "
+                            f"{item['clientWidth']:.0f} px box: {text[:60]!r}")
     return problems
 
 
@@ -299,10 +315,12 @@ def math_problems(items: list[dict]) -> list[str]:
     """
     problems = []
     for item in items:
-        width = max(item["width"], item["scrollWidth"] if item["scrollWidth"] > item["clientWidth"] + 1 else 0)
+        scrolls = item["scrollWidth"] > item["clientWidth"] + 1
+        width = max(item["width"], item["scrollWidth"] if scrolls else 0)
         if width > item["column"] + 1:
-            problems.append(f"display math too wide: {width:.0f} px in a {item['column']:.0f} px column: "
-                            f"{' '.join(item['tex'].split())[:60]!r}")
+            tex = " ".join(item["tex"].split())
+            problems.append(f"display math too wide: {width:.0f} px in a "
+                            f"{item['column']:.0f} px column: {tex[:60]!r}")
     return problems
 
 
@@ -314,7 +332,7 @@ def setup_cell_problems(inputs: list[dict]) -> list[str]:
 
 
 def png_dpi(data: bytes) -> float | None:
-    """The resolution a PNG records (pHYs chunk, pixels per metre) in dots per inch, or None."""
+    """The resolution a PNG records (pHYs chunk, pixels per metre) in dpi, or None."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
     i = 8
@@ -323,42 +341,43 @@ def png_dpi(data: bytes) -> float | None:
         if kind == b"pHYs" and length >= 9:
             x, _, unit = struct.unpack(">IIB", data[i + 8:i + 17])
             return round(x * 0.0254, 1) if unit == 1 and x else None
-        if kind in (b"IDAT", b"IEND"):
+        if kind in (b"IDAT", b"IEND"):  # pHYs must come before the image data
             return None
         i += 12 + length
     return None
 
 
 def label_px(natural: float, shown: float, dpi: float | None) -> float:
-    """CSS px that a figure's 10-pt text takes when the image is shown `shown` px wide."""
+    """CSS px that a figure's 10-pt text takes with the image shown at `shown` px."""
     return LABEL_PT * (dpi or DEFAULT_DPI) / 72 * shown / natural
 
 
 def image_problems(items: list[dict]) -> list[str]:
     """Messages for figures too scaled down to read, or wider than the column.
 
-    items: {src, cell, natural, shown, column (px left to it in the column), dpi (or None)}.
+    items: {src, kind, cell, natural, shown, column (px left to it), dpi (or None)}.
     """
     problems = []
     for item in items:
-        name = item["src"] if not item["src"].startswith("data:") else "an inline image"
-        name = name.rsplit("/", 1)[-1][:60]
+        src = item["src"] if not item["src"].startswith("data:") else "an inline image"
+        name = src.rsplit("/", 1)[-1][:60]
         where = f"figure in {_where(item)}" if item.get("kind") else "figure"
-        px = label_px(item["natural"], item["shown"], item.get("dpi"))
-        if item["shown"] > item["column"] + 1:
-            problems.append(f"{where} wider than the column: {item['shown']:.0f} px in "
+        shown, dpi = item["shown"], item.get("dpi") or DEFAULT_DPI
+        if shown > item["column"] + 1:
+            problems.append(f"{where} wider than the column: {shown:.0f} px in "
                             f"{item['column']:.0f} px: {name}")
+        px = label_px(item["natural"], shown, dpi)
         if px < MIN_LABEL_PX:
-            problems.append(f"{where} text too small: {item['natural']} px image at {item['dpi'] or DEFAULT_DPI:g} "
-                            f"dpi shown {item['shown']:.0f} px wide, 10-pt labels at {px:.1f} px "
-                            f"(< {MIN_LABEL_PX:g}): {name}")
+            problems.append(f"{where} text too small: {item['natural']} px image at "
+                            f"{dpi:g} dpi shown {shown:.0f} px wide, 10-pt labels at "
+                            f"{px:.1f} px (< {MIN_LABEL_PX:g}): {name}")
     return problems
 
 
 def image_dpi(html_dir: Path, page: str, src: str) -> float | None:
     """The dpi of the image `src` on `page` (a file of the site or a data: URI)."""
     if src.startswith("data:image/png;base64,"):
-        return png_dpi(base64.b64decode(src.split(",", 1)[1][:200_000]))
+        return png_dpi(base64.b64decode(src.split(",", 1)[1][:1 << 16]))
     resolved = resolve_link(page, src)
     path = html_dir / resolved[0] if resolved else None
     if path is None or not path.is_file() or path.suffix.lower() != ".png":
@@ -437,19 +456,20 @@ JS_PAGE_FACTS = """() => {
 }"""
 
 
-# Facts for the presentation checks; run after the screenshot (it opens every hidden cell).
+# Facts for the presentation checks; run after the screenshot (it opens hidden cells).
 JS_PRESENTATION = r"""() => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
-  const article = document.querySelector('article.bd-article') || document.querySelector('article')
-    || document.body;
+  const article = document.querySelector('article.bd-article')
+    || document.querySelector('article') || document.body;
   const column = article.getBoundingClientRect();
   const cells = Array.from(article.querySelectorAll('div.cell'));
   const where = e => ({
-    kind: e.closest('.cell_input') ? 'code cell' : e.closest('.cell_output') ? 'output' : 'code block',
+    kind: e.closest('.cell_input') ? 'code cell'
+      : e.closest('.cell_output') ? 'output' : 'code block',
     cell: e.closest('div.cell') ? cells.indexOf(e.closest('div.cell')) + 1 : 0});
   const px = (style, name) => parseFloat(style[name]) || 0;
 
-  // 1. boxes in code cells, outputs and <pre> blocks whose content is wider than the box
+  // 1. boxes in code cells, outputs and <pre> blocks whose content is wider
   const candidates = [], seen = new Set();
   for (const area of article.querySelectorAll('.cell_input, .cell_output, pre')) {
     for (const e of [area, ...area.querySelectorAll('*')]) {
@@ -459,26 +479,29 @@ JS_PRESENTATION = r"""() => {
       if (e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1) candidates.push(e);
     }
   }
-  const innermost = candidates.filter(e => !candidates.some(o => o !== e && e.contains(o)));
+  const innermost = candidates.filter(
+    e => !candidates.some(o => o !== e && e.contains(o)));
+  const inner = (e, style) => e.clientWidth - px(style, 'paddingLeft')
+    - px(style, 'paddingRight');
   const clipped = innermost.map(e => {
-    const style = getComputedStyle(e);
     const item = {...where(e), tag: e.tagName.toLowerCase(), scrollWidth: e.scrollWidth,
                   clientWidth: e.clientWidth, lines: [], charWidth: 0, text: '',
-                  avail: e.clientWidth - px(style, 'paddingLeft') - px(style, 'paddingRight')};
+                  avail: inner(e, getComputedStyle(e))};
     const pre = e.tagName === 'PRE' ? e : e.querySelector('pre');
     if (pre) {
       const texts = pre.innerText.replace(/\n$/, '').split('\n');
       const probe = document.createElement('span');
-      probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre;left:0;top:0';
+      probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre';
       pre.appendChild(probe);
-      item.lines = texts.map(text => { probe.textContent = text;
-                                       return {text, width: probe.getBoundingClientRect().width}; });
+      item.lines = texts.map(text => {
+        probe.textContent = text;
+        return {text, width: probe.getBoundingClientRect().width};
+      });
       probe.textContent = '0'.repeat(100);
       item.charWidth = probe.getBoundingClientRect().width / 100;
       probe.remove();
       if (pre !== e) {  // the <pre>'s own padding, not its wrapper's, bounds a line
-        const ps = getComputedStyle(pre);
-        item.avail = Math.min(item.avail, e.clientWidth - px(ps, 'paddingLeft') - px(ps, 'paddingRight'));
+        item.avail = Math.min(item.avail, inner(e, getComputedStyle(pre)));
       }
     } else {
       item.text = (e.innerText || e.textContent || '').trim().split('\n')[0];
@@ -489,10 +512,14 @@ JS_PRESENTATION = r"""() => {
   // 2. display math wider than what the column leaves it
   const texOf = new Map();
   const doc = window.MathJax && MathJax.startup && MathJax.startup.document;
-  if (doc && doc.math) for (const m of doc.math) if (m.typesetRoot) texOf.set(m.typesetRoot, m.math);
-  const math = Array.from(article.querySelectorAll('mjx-container[display="true"]')).map(c => {
-    const box = c.getBoundingClientRect(), inner = c.querySelector('mjx-math');
-    return {tex: texOf.get(c) || c.textContent, width: inner ? inner.getBoundingClientRect().width : 0,
+  if (doc && doc.math) {
+    for (const m of doc.math) if (m.typesetRoot) texOf.set(m.typesetRoot, m.math);
+  }
+  const displays = article.querySelectorAll('mjx-container[display="true"]');
+  const math = Array.from(displays).map(c => {
+    const box = c.getBoundingClientRect(), typeset = c.querySelector('mjx-math');
+    return {tex: texOf.get(c) || c.textContent,
+            width: typeset ? typeset.getBoundingClientRect().width : 0,
             scrollWidth: c.scrollWidth, clientWidth: c.clientWidth,
             column: Math.min(c.clientWidth || box.width, column.right - box.left)};
   });
@@ -505,9 +532,11 @@ JS_PRESENTATION = r"""() => {
   // 4. figures: natural and shown width
   const images = Array.from(article.querySelectorAll('img'))
     .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
-    .map(i => { const box = i.getBoundingClientRect();
-                return {...where(i), src: i.getAttribute('src') || '', natural: i.naturalWidth,
-                        shown: box.width, column: column.right - box.left}; });
+    .map(i => {
+      const box = i.getBoundingClientRect();
+      return {...where(i), src: i.getAttribute('src') || '', natural: i.naturalWidth,
+              shown: box.width, column: column.right - box.left};
+    });
   images.forEach(i => { if (i.kind === 'code block') { i.kind = ''; i.cell = 0; } });
   return {clipped, math, inputs, images, column: column.width};
 }"""
@@ -516,13 +545,13 @@ JS_PRESENTATION = r"""() => {
 @dataclass
 class Report:
     problems: dict = field(default_factory=dict)  # page -> [problem]
-    notes: dict = field(default_factory=dict)  # page -> [presentation problem], when not enforced
+    notes: dict = field(default_factory=dict)  # page -> [problem] not enforced
     enforce_presentation: bool = True
 
     def add(self, page: str, problem: str, *, presentation: bool = False) -> None:
         """Record a problem; a presentation problem only fails the run when enforced."""
-        target = self.notes if presentation and not self.enforce_presentation else self.problems
-        target.setdefault(page, []).append(problem)
+        noted = presentation and not self.enforce_presentation
+        (self.notes if noted else self.problems).setdefault(page, []).append(problem)
 
 
 class Browser:
@@ -566,8 +595,8 @@ def _from_blocked(msg, blocked: list) -> bool:
     return bool(url) and not url.startswith("http://127.0.0.1") or any(u in msg.text for u in blocked)
 
 
-def check_page(browser: Browser, page_path: str, shots: Path, report: Report, chapter: dict | None,
-               html_dir: Path | None = None) -> dict:
+def check_page(browser: Browser, page_path: str, shots: Path, report: Report,
+               chapter: dict | None, html_dir: Path | None = None) -> dict:
     """Load one page, run the in-browser checks, save its screenshot; return a few facts."""
     page, errors = browser.open(page_path)
     try:
@@ -578,7 +607,7 @@ def check_page(browser: Browser, page_path: str, shots: Path, report: Report, ch
         target = screenshot_path(shots, page_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(target), full_page=True)
-        layout = page.evaluate(JS_PRESENTATION)  # after the screenshot: it opens hidden cells
+        layout = page.evaluate(JS_PRESENTATION)  # after the screenshot: opens hidden
         page.wait_for_timeout(100)  # late console errors
     finally:
         page.context.close()
@@ -609,12 +638,19 @@ def check_page(browser: Browser, page_path: str, shots: Path, report: Report, ch
     return {"math": math.get("typeset", 0), "figures": facts["figures"], "widgets": facts["widgets"]}
 
 
-def presentation_checks(page_path: str, layout: dict, report: Report, html_dir: Path | None) -> None:
-    """Clipped code and output, too-wide display math, a visible set-up cell, unreadable figures."""
+def presentation_checks(page_path: str, layout: dict, report: Report,
+                        html_dir: Path | None) -> None:
+    """Clipped code and output, too-wide math, a visible set-up cell, small figure text.
+
+    layout: what JS_PRESENTATION returns for the page; html_dir: the site (image dpi).
+    """
     for image in layout["images"]:
-        image["dpi"] = image_dpi(html_dir, page_path, image["src"]) if html_dir else None
-    for problem in (clipped_problems(layout["clipped"]) + math_problems(layout["math"])
-                    + setup_cell_problems(layout["inputs"]) + image_problems(layout["images"])):
+        dpi = image_dpi(html_dir, page_path, image["src"]) if html_dir else None
+        image["dpi"] = dpi
+    problems = (clipped_problems(layout["clipped"]) + math_problems(layout["math"])
+                + setup_cell_problems(layout["inputs"])
+                + image_problems(layout["images"]))
+    for problem in problems:
         report.add(page_path, problem, presentation=True)
 
 
@@ -664,7 +700,8 @@ def check_dark_mode(browser: Browser, page_path: str, shots: Path, report: Repor
 
 
 # ============================================================================ main
-def run(html_dir: Path, shots: Path, book_root: Path, executable: str, presentation: bool = True) -> Report:
+def run(html_dir: Path, shots: Path, book_root: Path, executable: str,
+        presentation: bool = True) -> Report:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(book_root))
@@ -697,8 +734,10 @@ def run(html_dir: Path, shots: Path, book_root: Path, executable: str, presentat
                 if parsed[page_path].redirect is not None:  # e.g. index.html -> the root page
                     print(f"ok   {page_path}: redirects to {parsed[page_path].redirect}", flush=True)
                     continue
-                facts = check_page(browser, page_path, shots, report, chapters.get(page_path), html_dir)
-                status = "FAIL" if page_path in report.problems else "note" if page_path in report.notes else "ok  "
+                facts = check_page(browser, page_path, shots, report,
+                                   chapters.get(page_path), html_dir)
+                status = ("FAIL" if page_path in report.problems
+                          else "note" if page_path in report.notes else "ok  ")
                 print(f"{status} {page_path}: {facts['math']} typeset math, {facts['figures']} figures"
                       + (f", {facts['widgets']} widgets" if facts["widgets"] else ""), flush=True)
             if "search.html" in files:
@@ -715,12 +754,12 @@ def run(html_dir: Path, shots: Path, book_root: Path, executable: str, presentat
 
 
 def print_notes(report: Report) -> None:
-    """The presentation problems of a run that does not enforce them (--no-presentation)."""
+    """The presentation problems of a run that does not enforce them."""
     if not report.notes:
         return
     count = sum(map(len, report.notes.values()))
-    print(f"\nnot enforced ({PRESENTATION_ENV}=0 / --no-presentation): {count} presentation problems "
-          f"on {len(report.notes)} pages")
+    print(f"\nnot enforced ({PRESENTATION_ENV}=0 / --no-presentation): {count} "
+          f"presentation problems on {len(report.notes)} pages")
     for page, notes in sorted(report.notes.items()):
         print(f"\n{page}")
         for note in notes:
@@ -733,13 +772,16 @@ def main(argv=None) -> int:
     parser.add_argument("--screenshots", type=Path, help="default: <html_dir>/../screenshots")
     parser.add_argument("--book-root", type=Path, default=ROOT, help="where _config.yml and _toc.yml are")
     parser.add_argument("--chromium", default=CHROMIUM, help="the Chromium binary Playwright drives")
-    parser.add_argument("--presentation", action=argparse.BooleanOptionalAction, default=None,
-                        help="fail on clipped code/output, too-wide math, a visible set-up cell and "
-                             f"unreadable figures (default: ${PRESENTATION_ENV}, on when unset); "
+    parser.add_argument("--presentation", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="fail on clipped code/output, too-wide math, a visible "
+                             "set-up cell and unreadable figures (default: "
+                             f"${PRESENTATION_ENV}, on when unset); "
                              "--no-presentation lists them as notes")
     args = parser.parse_args(argv)
     try:
-        presentation = presentation_default() if args.presentation is None else args.presentation
+        presentation = (presentation_default() if args.presentation is None
+                        else args.presentation)
     except ValueError as exc:
         parser.error(str(exc))
     html_dir = args.html_dir.resolve()
