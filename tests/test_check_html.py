@@ -322,3 +322,47 @@ def test_presentation_problems_fail_only_when_enforced():
     assert not notes.problems and len(notes.notes["book/ch1.html"]) == 2
     notes.add("book/ch1.html", "JavaScript error: x")  # other checks always fail
     assert notes.problems == {"book/ch1.html": ["JavaScript error: x"]}
+
+
+_PAGE = """<!doctype html><html><body>
+<article class="bd-article" style="width: 400px; font: 16px sans-serif">
+<div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto; padding: 8px; font: 14px monospace">short = 1
+{long}</pre></div>
+<div class="cell_output"><pre style="overflow-x: auto">fits</pre></div></div>
+<div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto">import importlib.util as u
+if u.find_spec("attn_lib") is None: 0</pre></div></div>
+<details><summary>solution</summary><div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto">hidden = "{long}"</pre></div></div></details>
+<img src="wide.png" style="max-width: 100%">
+</article></body></html>"""
+
+
+@pytest.mark.skipif(not Path(check_html.CHROMIUM).exists(), reason="no Chromium here")
+def test_presentation_checks_in_a_browser(tmp_path):
+    """JS_PRESENTATION on a page: a clipped cell, a hidden one, a set-up cell, a figure."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    (tmp_path / "index.html").write_text(_PAGE.replace("{long}", "x" * 100))
+    (tmp_path / "wide.png").write_bytes(_png(width=1000, height=10, dpi=100))
+    server, base_url = check_html.serve(tmp_path)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = check_html.Browser(playwright, base_url)
+            page, _ = browser.open("index.html")
+            layout = page.evaluate(check_html.JS_PRESENTATION)
+            page.context.close()
+            browser.close()
+    finally:
+        server.shutdown()
+    report = check_html.Report()
+    check_html.presentation_checks("index.html", layout, report, tmp_path)
+    problems = report.problems["index.html"]
+    assert len(problems) == 4, "\n".join(problems)
+    assert problems[0].startswith("clipped code cell 1: 1 line too wide (")
+    assert problems[0].endswith(f"{'x' * 60!r}")
+    assert problems[1].startswith("clipped code cell 3: 1 line too wide")
+    assert "hidden" in problems[1]  # measured with <details> opened
+    assert problems[2].startswith("set-up cell 2 in the HTML (tag it remove-input)")
+    assert problems[3].startswith(
+        "figure text too small: 1000 px image at 100 dpi shown 400")
