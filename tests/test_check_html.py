@@ -341,7 +341,7 @@ if u.find_spec("attn_lib") is None: 0</pre></div></div>
 
 @pytest.mark.skipif(not Path(check_html.CHROMIUM).exists(), reason="no Chromium here")
 def test_presentation_checks_in_a_browser(tmp_path):
-    """JS_PRESENTATION on a page: a clipped cell, a hidden one, a set-up cell, a figure."""
+    """JS_PRESENTATION on a page: clipped cell, hidden one, set-up cell, a figure."""
     sync_api = pytest.importorskip("playwright.sync_api")
     (tmp_path / "index.html").write_text(_PAGE.replace("{long}", "x" * 100))
     (tmp_path / "wide.png").write_bytes(_png(width=1000, height=10, dpi=100))
