@@ -180,3 +180,189 @@ def test_report_fails_on_every_javascript_error():
     report.add("a.html", "JavaScript error: Identifier 'THEBE_JS_URL' has already been declared")
     report.add("a.html", "JavaScript error: x is not defined")
     assert len(report.problems["a.html"]) == 2
+
+
+# ------------------------------------------------------------------ presentation (issue 13)
+@pytest.mark.parametrize("value, on", [
+    (None, True), ("1", True), ("true", True), ("ON", True),
+    ("0", False), ("no", False), ("off", False), ("", False)])
+def test_presentation_switch(value, on):
+    environ = {} if value is None else {check_html.PRESENTATION_ENV: value}
+    assert check_html.presentation_default(environ) is on
+
+
+def test_presentation_switch_rejects_other_values():
+    with pytest.raises(ValueError, match="CHECK_HTML_PRESENTATION"):
+        check_html.presentation_default({"CHECK_HTML_PRESENTATION": "maybe"})
+
+
+def _pre(kind, cell, widths, avail=652.0, char=8.43):
+    """A <pre> as the browser reports it: one line per width (px)."""
+    lines = [{"text": f"line {i} " + "x" * int(w // char), "width": w}
+             for i, w in enumerate(widths)]
+    return {"kind": kind, "cell": cell, "tag": "pre", "scrollWidth": max(widths) + 32,
+            "clientWidth": avail + 32, "avail": avail, "charWidth": char, "text": "",
+            "lines": lines}
+
+
+def test_clipped_problems_name_the_first_line_too_wide():
+    pre = _pre("code cell", 3, [100.0, 700.0, 800.0])
+    (problem,) = check_html.clipped_problems([pre])
+    assert problem.startswith(
+        "clipped code cell 3: 2 lines too wide (77 characters fit): 'line 1 xxx")
+    assert len(problem.split(": ", 2)[2]) == 62  # the line's first 60 chars, quoted
+
+
+def test_clipped_problems_for_a_box_without_lines():
+    table = {"kind": "output", "cell": 27, "tag": "div", "scrollWidth": 700,
+             "clientWidth": 688, "avail": 688, "charWidth": 0, "lines": [],
+             "text": "model  weights  KV cache"}
+    assert check_html.clipped_problems([table]) == [
+        "clipped output 27: <div> content 700 px in a 688 px box: "
+        "'model  weights  KV cache'"]
+    # a <pre> that scrolls though no line measures wider (a trailing tab) still fails
+    assert check_html.clipped_problems([_pre("code block", 0, [600.0])])[0].startswith(
+        "clipped code block: <pre> content")
+
+
+def test_clipped_problems_accept_nothing_clipped():
+    assert check_html.clipped_problems([]) == []
+
+
+def test_math_problems():
+    box = {"scrollWidth": 688, "clientWidth": 688, "column": 688}
+    fits = dict(box, tex="a = b", width=300)
+    tex = "F_{\\text{layer}}(N) =\n \\underbrace{8Nd^2}_{\\text{projections}} + x"
+    wide = dict(box, tex=tex, width=930, scrollWidth=930)
+    scrolls = dict(box, tex="c = d", width=0, scrollWidth=700)
+    problems = check_html.math_problems([fits, wide, scrolls])
+    assert problems[0] == (
+        "display math too wide: 930 px in a 688 px column: "
+        "'F_{\\\\text{layer}}(N) = \\\\underbrace{8Nd^2}_{\\\\text{projections}'")
+    assert len(problems) == 2
+    assert problems[1].startswith("display math too wide: 700 px")
+
+
+def test_setup_cell_problems():
+    from attn_lib import setup
+
+    cell = setup.colab_cell("https://github.com/org/repo")
+    inputs = [{"cell": 1, "text": cell},
+              {"cell": 2, "text": "import attn_lib\nfrom attn_lib import glue"}]
+    assert check_html.setup_cell_problems(inputs) == [
+        "set-up cell 1 in the HTML (tag it remove-input): "
+        "'# Set-up: on a fresh Colab runtime install attn_lib from the'"]
+
+
+def _png(width=10, height=10, dpi=None):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    if dpi:
+        ppm = round(dpi / 0.0254)
+        body += chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+    raw = b"".join(b"\x00" + b"\x00" * width for _ in range(height))
+    pixels = chunk(b"IDAT", zlib.compress(raw))
+    return b"\x89PNG\r\n\x1a\n" + body + pixels + chunk(b"IEND", b"")
+
+
+def test_png_dpi():
+    assert check_html.png_dpi(_png(dpi=100)) == pytest.approx(100, abs=0.1)
+    assert check_html.png_dpi(_png(dpi=200)) == pytest.approx(200, abs=0.1)
+    assert check_html.png_dpi(_png()) is None
+    assert check_html.png_dpi(b"GIF89a...") is None
+
+
+def test_image_dpi_reads_site_files_and_data_uris(tmp_path):
+    import base64
+
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(_png(dpi=150))
+    page = "book/ch1.html"
+    dpi = check_html.image_dpi(tmp_path, page, "../_images/a.png")
+    assert dpi == pytest.approx(150, 0.01)
+    uri = "data:image/png;base64," + base64.b64encode(_png(dpi=72)).decode()
+    assert check_html.image_dpi(tmp_path, page, uri) == pytest.approx(72, 0.01)
+    assert check_html.image_dpi(tmp_path, page, "../_images/none.png") is None
+
+
+def test_label_px_follows_dpi_and_scale():
+    assert check_html.label_px(640, 640, 72) == pytest.approx(10)
+    assert check_html.label_px(1280, 640, 144) == pytest.approx(10)  # retina, half size
+    expected = 10 * 100 / 72 * 688 / 1250  # no pHYs: matplotlib's 100 dpi
+    assert check_html.label_px(1250, 688, None) == pytest.approx(expected)
+
+
+def test_image_problems():
+    base = {"kind": "output", "cell": 13, "column": 688, "dpi": 100.0}
+    readable = dict(base, src="../_images/ok.png", natural=990, shown=688)  # 9.7 px
+    small = dict(base, src="../_images/wide.png", natural=1250, shown=688)  # 7.6 px
+    retina = dict(base, src="../_images/hi.png", natural=1250, shown=688, dpi=200.0)
+    overflow = dict(base, src="../_images/big.png", natural=800, shown=800)
+    problems = check_html.image_problems([readable, small, retina, overflow])
+    assert problems == [
+        "figure in output 13 text too small: 1250 px image at 100 dpi shown 688 px "
+        "wide, 10-pt labels at 7.6 px (< 9): wide.png",
+        "figure in output 13 wider than the column: 800 px in 688 px: big.png"]
+
+
+def test_presentation_problems_fail_only_when_enforced():
+    setup_input = {"cell": 1, "text": "if importlib.util.find_spec('attn_lib'): 0"}
+    layout = {"clipped": [_pre("output", 1, [800.0])], "math": [], "images": [],
+              "inputs": [setup_input]}
+    enforced, notes = check_html.Report(), check_html.Report(enforce_presentation=False)
+    check_html.presentation_checks("book/ch1.html", layout, enforced, None)
+    check_html.presentation_checks("book/ch1.html", layout, notes, None)
+    assert len(enforced.problems["book/ch1.html"]) == 2 and not enforced.notes
+    assert not notes.problems and len(notes.notes["book/ch1.html"]) == 2
+    notes.add("book/ch1.html", "JavaScript error: x")  # other checks always fail
+    assert notes.problems == {"book/ch1.html": ["JavaScript error: x"]}
+
+
+_PAGE = """<!doctype html><html><body>
+<article class="bd-article" style="width: 400px; font: 16px sans-serif">
+<div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto; padding: 8px; font: 14px monospace">short = 1
+{long}</pre></div>
+<div class="cell_output"><pre style="overflow-x: auto">fits</pre></div></div>
+<div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto">import importlib.util as u
+if u.find_spec("attn_lib") is None: 0</pre></div></div>
+<details><summary>solution</summary><div class="cell"><div class="cell_input">
+<pre style="overflow-x: auto">hidden = "{long}"</pre></div></div></details>
+<img src="wide.png" style="max-width: 100%">
+</article></body></html>"""
+
+
+@pytest.mark.skipif(not Path(check_html.CHROMIUM).exists(), reason="no Chromium here")
+def test_presentation_checks_in_a_browser(tmp_path):
+    """JS_PRESENTATION on a page: clipped cell, hidden one, set-up cell, a figure."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    (tmp_path / "index.html").write_text(_PAGE.replace("{long}", "x" * 100))
+    (tmp_path / "wide.png").write_bytes(_png(width=1000, height=10, dpi=100))
+    server, base_url = check_html.serve(tmp_path)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = check_html.Browser(playwright, base_url)
+            page, _ = browser.open("index.html")
+            layout = page.evaluate(check_html.JS_PRESENTATION)
+            page.context.close()
+            browser.close()
+    finally:
+        server.shutdown()
+    report = check_html.Report()
+    check_html.presentation_checks("index.html", layout, report, tmp_path)
+    problems = report.problems["index.html"]
+    assert len(problems) == 4, "\n".join(problems)
+    assert problems[0].startswith("clipped code cell 1: 1 line too wide (")
+    assert problems[0].endswith(f"{'x' * 60!r}")
+    assert problems[1].startswith("clipped code cell 3: 1 line too wide")
+    assert "hidden" in problems[1]  # measured with <details> opened
+    assert problems[2].startswith("set-up cell 2 in the HTML (tag it remove-input)")
+    assert problems[3].startswith(
+        "figure text too small: 1000 px image at 100 dpi shown 400")
