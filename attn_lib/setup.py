@@ -143,21 +143,30 @@ def colab_url(repo_url: str, branch: str, notebook_path: str,
     return f"{colab.rstrip('/')}/github/{org}/{repo}/blob/{branch}/{notebook_path}"
 
 
-def colab_cell(repo_url: str, ref: str | None = None) -> str:
-    """Source of every notebook's first code cell (tag it `nbval-ignore-output`).
+def describe(env: dict) -> str:
+    """One short line for a notebook's first output: 'cpu (CPU), float32, torch 2.13.0'."""
+    return f"{env['device']} ({env['name']}), {env['dtype']}, torch {env['torch']}"
 
-    It must run before attn_lib exists, so it uses only the standard library. Changing its
-    text means regenerating every notebook's first cell (the conventions test compares it).
+
+def colab_cell(repo_url: str, ref: str | None = None) -> str:
+    """Source of every notebook's first code cell (tags: nbval-ignore-output, remove-input).
+
+    It must run before attn_lib exists, so it uses only the standard library; its lines fit
+    the page column. Changing its text means regenerating every notebook's first cell
+    (``tools/set_up_cells.py``; the conventions test compares it).
     """
     cmd = install_command(repo_url, ref, python="PYTHON")
-    args = ", ".join(repr(a) for a in cmd[1:])
+    flags = ", ".join(repr(a) for a in cmd[1:-1])
+    repo, at_ref = cmd[-1].removeprefix("git+").rsplit(".git@", 1)
     return (
-        "# Set-up: on a fresh Colab runtime install attn_lib from the book's repository;\n"
-        "# --no-deps keeps Colab's own torch and Triton. Elsewhere this does nothing.\n"
+        "# Set-up: on a fresh Colab runtime, install attn_lib (--no-deps keeps Colab's\n"
+        "# own torch and Triton). Elsewhere it does nothing. Hidden in the HTML book.\n"
         "import importlib.util, subprocess, sys\n"
+        f"REPO = {repo!r}\n"
         "if importlib.util.find_spec(\"attn_lib\") is None:\n"
-        f"    subprocess.run([sys.executable, {args}], check=True)\n"
+        f"    pip = [sys.executable, {flags}]\n"
+        f"    subprocess.run(pip + [f\"git+{{REPO}}.git@{at_ref}\"], check=True)\n"
         "import attn_lib\n"
         "ENV = attn_lib.setup.environment()\n"
-        "print(ENV)"
+        "print(attn_lib.setup.describe(ENV))"
     )

@@ -73,9 +73,10 @@ def test_first_code_cell_is_the_colab_cell(entry):
     first = _code_cells(nb)[0]
     expected = setup.colab_cell(setup.repo_url_from_config(ROOT / "_config.yml"))
     assert first.source == expected, (
-        f"{entry}: first code cell must be exactly attn_lib.setup.colab_cell(repo_url_from_config()); "
-        "regenerate it")
+        f"{entry}: first code cell must be attn_lib.setup.colab_cell(repo_url_from_config()); "
+        "regenerate it with tools/set_up_cells.py")
     assert "nbval-ignore-output" in _tags(first), f"{entry}: tag the set-up cell nbval-ignore-output"
+    assert "remove-input" in _tags(first), f"{entry}: tag the set-up cell remove-input"
 
 
 @pytest.mark.parametrize("entry", NOTEBOOK_ENTRIES)

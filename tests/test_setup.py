@@ -115,8 +115,9 @@ def test_repo_url_from_config_finds_the_checkout_config(tmp_path, monkeypatch):
 
 def test_colab_cell_mentions_pinned_command():
     cell = setup.colab_cell(REPO)
-    assert f"git+{REPO}.git@v{attn_lib.__version__}" in cell
-    assert "'--no-deps'" in cell and "print(ENV)" in cell
+    assert f"REPO = {REPO!r}" in cell and f".git@v{attn_lib.__version__}" in cell
+    assert "'--no-deps'" in cell and "describe(ENV)" in cell
+    assert max(len(line) for line in cell.splitlines()) <= 80  # fits the page column
     compile(cell, "<colab cell>", "exec")
 
 
@@ -135,7 +136,8 @@ def test_colab_cell_does_nothing_where_attn_lib_is_installed(monkeypatch, capsys
     calls, ns = _run_cell(setup.colab_cell(REPO), monkeypatch, installed=True)
     assert calls == []
     assert ns["ENV"]["device"] in ("cpu", "cuda")
-    assert "'device'" in capsys.readouterr().out  # it prints the device
+    out = capsys.readouterr().out  # one short line naming the device
+    assert out.startswith(ns["ENV"]["device"]) and out.count("\n") == 1 and len(out) <= 80
 
 
 def test_colab_cell_installs_on_a_fresh_runtime(monkeypatch):
