@@ -122,7 +122,7 @@ def _texts(fig):
     return [t for ax in fig.axes for t in ax.texts + [ax.title]] + fig.texts
 
 
-@pytest.mark.parametrize("n_keys, block_k", [(16, 4), (10, 3), (8, 8)])
+@pytest.mark.parametrize("n_keys, block_k", [(10, 3), (8, 8)])
 def test_dataflow_frames_one_panel_per_step_plus_the_write(n_keys, block_k):
     fig = flash.dataflow_frames(n_keys, 4, block_k)
     t = -(-n_keys // block_k)
