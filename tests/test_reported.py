@@ -1,4 +1,6 @@
-"""attn_lib.reported: the cited file of figures published elsewhere validates and plots apart."""
+"""attn_lib.reported: the cited file of figures published elsewhere validates and plots
+apart."""
+
 import copy
 import re
 import json
@@ -26,14 +28,20 @@ def test_the_books_file_validates_and_is_apart_from_recorded_runs(data):
     for row in data["rows"]:
         assert row["source"] in data["sources"] and row["where"]
         if not row["up_to"]:
-            assert all(row[k] is not None for k in ("dtype", "head_dim", "causal", "seq_len"))
+            assert all(
+                row[k] is not None for k in ("dtype", "head_dim", "causal", "seq_len")
+            )
 
 
 def test_rate_and_time_agree_where_both_are_reported(data):
     timed = [r for r in data["rows"] if r.get("time_ms")]
     assert timed
-    for r in timed:  # the FA3 Table 2 row: 4·8448²·128·16·4 FLOPs in 3.538 ms = 661 TFLOP/s
-        assert reported.reported_flops(r) / (r["time_ms"] * 1e-3) / 1e12 == pytest.approx(r["tflops"], rel=0.01)
+    for (
+        r
+    ) in timed:  # the FA3 Table 2 row: 4·8448²·128·16·4 FLOPs in 3.538 ms = 661 TFLOP/s
+        assert reported.reported_flops(r) / (
+            r["time_ms"] * 1e-3
+        ) / 1e12 == pytest.approx(r["tflops"], rel=0.01)
 
 
 def _break(data, where, value):
@@ -49,18 +57,25 @@ def _break(data, where, value):
     return bad
 
 
-@pytest.mark.parametrize("where, value, field", [
-    (("schema",), "attn_lib.reported/0", "schema"),
-    (("rows", 0, "tflops"), "740", "rows[0].tflops"),
-    (("rows", 1, "head_dim"), None, "rows[1].head_dim"),
-    (("rows", 1, "tflops"), 700.0, "rows[1].tflops"),  # disagrees with its own time
-    (("rows", 0, "tflops"), 2000.0, "rows[0].tflops"),  # above the H100's dense fp16 peak
-    (("rows", 0, "gpu"), "H900", "rows[0].gpu"),
-    (("rows", 0, "source"), "fa9", "rows[0].source"),
-    (("rows", 0, "pass"), "fwd", "rows[0].pass"),
-    (("sources", "fa3", "id"), "", "sources.fa3.id"),
-    (("rows", 0, "up_to"), KeyError, "rows[0].up_to"),
-])
+@pytest.mark.parametrize(
+    "where, value, field",
+    [
+        (("schema",), "attn_lib.reported/0", "schema"),
+        (("rows", 0, "tflops"), "740", "rows[0].tflops"),
+        (("rows", 1, "head_dim"), None, "rows[1].head_dim"),
+        (("rows", 1, "tflops"), 700.0, "rows[1].tflops"),  # disagrees with its own time
+        (
+            ("rows", 0, "tflops"),
+            2000.0,
+            "rows[0].tflops",
+        ),  # above the H100's dense fp16 peak
+        (("rows", 0, "gpu"), "H900", "rows[0].gpu"),
+        (("rows", 0, "source"), "fa9", "rows[0].source"),
+        (("rows", 0, "pass"), "fwd", "rows[0].pass"),
+        (("sources", "fa3", "id"), "", "sources.fa3.id"),
+        (("rows", 0, "up_to"), KeyError, "rows[0].up_to"),
+    ],
+)
 def test_errors_name_the_field(data, where, value, field, tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(_break(data, where, value)))

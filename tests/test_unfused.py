@@ -1,4 +1,5 @@
-"""attn_lib.unfused: bytes counted from real aten ops equal the closed form, step by step."""
+"""attn_lib.unfused: bytes counted from real aten ops equal the closed form."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -8,14 +9,39 @@ from attn_lib import reference, unfused
 
 
 @settings(max_examples=25)
-@given(batch=st.integers(1, 3), heads=st.integers(1, 3), n=st.integers(1, 24), d=st.integers(1, 16),
-       causal=st.booleans(), dropout=st.sampled_from([0.0, 0.1, 0.5]), backward=st.booleans(),
-       dtype=st.sampled_from([torch.float16, torch.float32, torch.float64]))
-def test_counted_bytes_equal_closed_form(batch, heads, n, d, causal, dropout, backward, dtype):
-    ops = unfused.count_unfused(batch, heads, n, d, causal=causal, dropout=dropout,
-                                backward=backward, dtype=dtype)
-    want = unfused.closed_form(batch, heads, n, d, bytes_per_value=dtype.itemsize, causal=causal,
-                               dropout=dropout, backward=backward)
+@given(
+    batch=st.integers(1, 3),
+    heads=st.integers(1, 3),
+    n=st.integers(1, 24),
+    d=st.integers(1, 16),
+    causal=st.booleans(),
+    dropout=st.sampled_from([0.0, 0.1, 0.5]),
+    backward=st.booleans(),
+    dtype=st.sampled_from([torch.float16, torch.float32, torch.float64]),
+)
+def test_counted_bytes_equal_closed_form(
+    batch, heads, n, d, causal, dropout, backward, dtype
+):
+    ops = unfused.count_unfused(
+        batch,
+        heads,
+        n,
+        d,
+        causal=causal,
+        dropout=dropout,
+        backward=backward,
+        dtype=dtype,
+    )
+    want = unfused.closed_form(
+        batch,
+        heads,
+        n,
+        d,
+        bytes_per_value=dtype.itemsize,
+        causal=causal,
+        dropout=dropout,
+        backward=backward,
+    )
     assert unfused.by_step(ops) == want
     assert unfused.total_bytes(ops) == sum(want.values())
 
@@ -24,7 +50,9 @@ def test_real_device_counts_like_meta():
     kw = dict(causal=True, dropout=0.1, backward=True, dtype=torch.float32)
     cpu = unfused.count_unfused(2, 2, 12, 4, device="cpu", **kw)
     meta = unfused.count_unfused(2, 2, 12, 4, **kw)
-    assert [(o.op, o.step, o.phase, o.total) for o in cpu] == [(o.op, o.step, o.phase, o.total) for o in meta]
+    assert [(o.op, o.step, o.phase, o.total) for o in cpu] == [
+        (o.op, o.step, o.phase, o.total) for o in meta
+    ]
 
 
 def test_forward_runs_the_six_kernels_in_order():
@@ -58,15 +86,26 @@ def test_unfused_exceeds_algorithm0():
 def test_figure2_comparison_is_plain_floats():
     out = unfused.figure2_comparison()
     assert all(type(v) is float for v in out.values())
-    assert out["reported_standard_hbm_gb"] == 40.3 and out["reported_flash_hbm_gb"] == 4.4
-    assert out["standard_hbm_gb"] > out["standard_forward_hbm_gb"] > out["flash_forward_hbm_gb"]
-    # the config: batch 64 × 16 heads, N = 1024, d = 64, forward + backward matmuls 12·N²·d
+    assert (
+        out["reported_standard_hbm_gb"] == 40.3 and out["reported_flash_hbm_gb"] == 4.4
+    )
+    assert (
+        out["standard_hbm_gb"]
+        > out["standard_forward_hbm_gb"]
+        > out["flash_forward_hbm_gb"]
+    )
+    # the config: batch 64 × 16 heads, N = 1024, d = 64, forward + backward matmuls
+    # 12·N²·d
     assert out["standard_gflops"] == pytest.approx(12 * 1024**2 * 64 * 64 * 16 / 1e9)
 
 
-@pytest.mark.parametrize("bad", [dict(n=0), dict(d=-1), dict(batch=1.5), dict(dropout=1.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(n=0), dict(d=-1), dict(batch=1.5), dict(dropout=1.0)]
+)
 def test_rejects_bad_arguments(bad):
     kw = dict(batch=1, heads=1, n=4, d=2) | bad
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
-        unfused.count_unfused(kw.pop("batch"), kw.pop("heads"), kw.pop("n"), kw.pop("d"), **kw)
+        unfused.count_unfused(
+            kw.pop("batch"), kw.pop("heads"), kw.pop("n"), kw.pop("d"), **kw
+        )
