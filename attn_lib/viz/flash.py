@@ -9,6 +9,11 @@
 - :func:`note_figure`: a figure that only carries a message (e.g. "no recorded GPU run yet").
 - :func:`recorded_figure` / :func:`recorded_summary`: GPU runs recorded in book/data
   (:mod:`attn_lib.recorded`), drawn and summarised for the HTML book, which has no GPU.
+- :func:`dataflow_frames` / :func:`draw_dataflow_step` / :func:`dataflow_explorer`: what moves
+  between HBM and one SM's SRAM at each step of FlashAttention-2's inner loop, with the
+  running m, ℓ, O (:func:`dataflow_states`); static frames for the HTML, a slider for Jupyter.
+- :func:`reported_figure`: throughput reported elsewhere (:mod:`attn_lib.reported`) beside
+  the book's own newest recorded run, never in the same series.
 
 matplotlib and ipywidgets are imported inside the functions.
 """
