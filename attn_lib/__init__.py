@@ -13,6 +13,9 @@ Submodules (each says which chapter uses it):
   triton_flash  a fused FlashAttention forward kernel in Triton (ch. 4)
   variants    attention that changes the model: sliding window (ch. 4)
   recorded    recorded benchmark runs in book/data (ch. 4)
+  unfused     standard attention as separate kernels: HBM bytes from real ops (ch. 4)
+  memory_model  SRAM / L2 / HBM traffic of FlashAttention-2's loop order (ch. 4)
+  reported    GPU figures published elsewhere (papers, tutorials), cited (ch. 4)
   claims      the claims ledger's checks (appendix)
   setup, book, viz  notebook set-up, glue, figures and explorers
 
@@ -28,6 +31,7 @@ _SUBMODULES = {
     "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",
     "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded", "flop_check",
     "claims", "variants", "viz",
+    "unfused", "memory_model", "reported",
 }
 
 

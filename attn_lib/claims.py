@@ -291,11 +291,15 @@ def ffn_crossover():
         "block_vs_mlp": 2 * d,  # 8·N·d² + 4·N²·d = 16·N·d²  ⇒  N = 2d
         "vs_dense": counting.crossover_length(GPT_4096, "dense"),
         "llama2_7b_vs_mlp": counting.crossover_length("llama-2-7b", "mlp"),
+        # causal kernels compute half the scores, so their crossover is twice as far out
+        "llama2_7b_vs_dense": counting.crossover_length("llama-2-7b", "dense"),
+        "llama2_7b_vs_dense_causal": counting.crossover_length("llama-2-7b", "dense", causal=True),
     }
     ok = values["vs_mlp"] == 4 * d == 16_384
     note = ("QKᵀ + PV equal a 4× MLP at N = 4d = 16,384 (Llama-2-7B's SwiGLU MLP: 16,512). But the crossover "
             "moves with what is counted: 32,768 with a causal mask, 8,192 if the projections count as "
-            "attention, 24,576 against all dense layers.")
+            "attention, 24,576 against all dense layers (twice each with a causal mask: Llama-2-7B's causal "
+            "crossover against its dense layers is about 49K tokens).")
     return _verdict(ok, caveat=True), note, values, {}
 
 
@@ -529,19 +533,23 @@ def flash_linear_memory(sizes=(512, 1024, 2048), d: int = 64, block: int = 64):
 def hbm_traffic(n: int = 1024, d: int = 64):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, d)).astype(np.float32)
+    a100 = hardware.get("A100 40GB")
+    m_fast = a100.smem_per_sm // 2  # one SM's shared memory, in fp16 elements (the tile's M)
     naive, tiled = reference.IOCounter(), reference.IOCounter()
     reference.attention(x, x, x, io=naive)
-    reference.flash_attention(x, x, x, io=tiled)
+    reference.flash_attention(x, x, x, io=tiled, sram_elements=m_fast)
     nxn = [(kind, what) for kind, what, count in naive.log if count == n * n or count == n * n + n * d]
-    a100 = hardware.get("A100 40GB")
-    values = {"naive_elements": naive.total, "flash_elements": tiled.total, "ratio": naive.total / tiled.total,
+    values = {"fast_memory_elements": m_fast,
+              "naive_elements": naive.total, "flash_elements": tiled.total, "ratio": naive.total / tiled.total,
               "nxn_transfers": [f"{k} {w}" for k, w in nxn],
               "softmax_flop_per_byte": counting.SOFTMAX_FLOPS_PER_SCORE / (2 * 2),  # read + write, fp16
               "a100_ridge_flop_per_byte": a100.ridge_point("fp16")}
-    ok = (len(nxn) == 4 and naive.total == reference.naive_io_elements(n, n, d) and values["ratio"] > 5
+    ok = (len(nxn) == 4 and naive.total == reference.naive_io_elements(n, n, d) and values["ratio"] > 2
           and values["softmax_flop_per_byte"] < values["a100_ridge_flop_per_byte"])
-    note = ("Four N×N transfers, counted by the reference's IO counter; the softmax does ~1 FLOP per byte "
-            "moved, two orders of magnitude below the A100's ridge point, so it waits on memory.")
+    note = ("Four N×N transfers, counted by the reference's IO counter; with tiles sized for one A100 SM's "
+            "164 KiB of shared memory (fp16) Algorithm 1 moves several times fewer elements. The softmax "
+            "does ~1 FLOP per byte moved, two orders of magnitude below the A100's ridge point, so it waits "
+            "on memory.")
     return _verdict(ok), note, values, {}
 
 
@@ -660,11 +668,26 @@ def window_reach(n: int, window: int, layers: int) -> int:
 @claim("a sliding window relays information layer by layer", "A",
        "With attention limited to a window of W tokens, information moves at most W − 1 positions per layer, "
        "while the number of scored pairs becomes linear in N.")
-def sliding_window(n: int = 64, window: int = 8):
+def sliding_window(n: int = 64, window: int = 8, n_long: int = 16_384, w_long: int = 256, d: int = 64):
+    import torch
+
+    from . import variants
+
     reach = [window_reach(n, window, layers) for layers in (1, 2, 3, 4)]
     pairs = [m * window - window * (window - 1) // 2 for m in (1024, 2048)]
+    x = torch.empty(1, 1, n_long, d, device="meta")  # (B, H, N, d): shapes only, counted not computed
+    sw = counted_flops(variants.sliding_window_attention, x, x, x, window=w_long)
+    causal_pairs = n_long * (n_long + 1) // 2
+    window_pairs = n_long * w_long - w_long * (w_long - 1) // 2
     values = {"reach_per_layers_1_to_4": reach, "full_attention_reach": window_reach(n, n, 1),
-              "window_pairs_ratio_2N": pairs[1] / pairs[0]}
-    ok = reach == [l * (window - 1) for l in (1, 2, 3, 4)] and values["full_attention_reach"] == n - 1
-    note = "Reach grows by W − 1 per layer (powers of the banded mask); full attention reaches everything in one."
+              "window_pairs_ratio_2N": pairs[1] / pairs[0],
+              # against what a causal kernel does (half the N² scores), not masked dense attention
+              "flops_ratio_vs_causal": counting.attention_flops(n_long, d, causal=True) / sw,
+              "flops_ratio_vs_masked_dense": counting.attention_flops(n_long, d) / sw,
+              "pairs_ratio_vs_causal": causal_pairs / window_pairs}
+    ok = (reach == [l * (window - 1) for l in (1, 2, 3, 4)] and values["full_attention_reach"] == n - 1
+          and 1 < values["flops_ratio_vs_causal"] < values["flops_ratio_vs_masked_dense"])
+    note = ("Reach grows by W − 1 per layer (powers of the banded mask); full attention reaches everything in one. "
+            "At 16K tokens and W = 256 the window saves about half as much arithmetic against a causal kernel "
+            "(which skips the masked half) as against masked dense attention counted in full.")
     return _verdict(ok), note, values, {}

@@ -1,7 +1,9 @@
 """Published accelerator peaks (dense, no sparsity) and the roofline model.
 
 Chapters 2-4 turn FLOP and byte counts into time with these. Units: FLOP/s and bytes/s
-(decimal: 1 TFLOP/s = 1e12 FLOP/s, 1 TB/s = 1e12 B/s), memory in bytes.
+(decimal: 1 TFLOP/s = 1e12 FLOP/s, 1 TB/s = 1e12 B/s), memory in bytes. On-chip sizes
+(shared memory per SM, L2) are binary, as NVIDIA's "KB" and "MB" for them are: 228 KB of
+shared memory = 228 KiB. One bandwidth per device: every time estimate uses `bandwidth`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ class GPU:
     memory: float
     source: str
     aliases: tuple = ()
+    #: on-chip memory (chapter 4's three-level model); None where not recorded
+    sm_count: int | None = None
+    smem_per_sm: int | None = None  # bytes of shared memory one SM can give its blocks
+    l2_bytes: int | None = None
+    memory_source: str = ""
 
     def __post_init__(self):
         check_str("name", self.name), check_str("source", self.source)
@@ -42,6 +49,15 @@ class GPU:
 
 
 T = 1e12
+KIB, MIB = 2**10, 2**20
+_HOPPER_SMEM = ("NVIDIA Hopper Tuning Guide, 'Shared Memory': shared memory capacities of 0, 8, 16, 32, "
+                "64, 100, 132, 164, 196 and 228 KB per SM (227 KB addressable by one thread block)")
+_AMPERE_SMEM = ("NVIDIA Ampere Tuning Guide, 'Shared Memory': up to 164 KB of shared memory per SM on "
+                "A100 (163 KB addressable by one thread block)")
+_H100 = dict(smem_per_sm=228 * KIB, l2_bytes=50 * MIB)
+_A100 = dict(sm_count=108, smem_per_sm=164 * KIB, l2_bytes=40 * MIB,
+             memory_source=_AMPERE_SMEM + "; NVIDIA A100 Tensor Core GPU Architecture whitepaper: "
+             "108 SMs, 40 MB L2 cache")
 GPUS: dict[str, GPU] = {
     g.name: g
     for g in (
@@ -49,26 +65,32 @@ GPUS: dict[str, GPU] = {
             3.35e12, 80e9,
             "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16/FP16 1,979 TFLOPS with sparsity "
             "(989.4 dense), TF32 989 sparse, FP32 67 TFLOPS, HBM3 3.35 TB/s, 80 GB",
-            ("h100",)),
+            ("h100",), sm_count=132, **_H100,
+            memory_source=_HOPPER_SMEM + "; NVIDIA H100 Tensor Core GPU Architecture whitepaper: "
+            "H100 SXM5 has 132 SMs and a 50 MB L2 cache"),
         GPU("H100 PCIe", {"bf16": 756.5 * T, "fp16": 756.5 * T, "tf32": 378 * T, "fp32": 51.2 * T},
             2.0e12, 80e9,
             "NVIDIA H100 Tensor Core GPU datasheet (PCIe): BF16/FP16 1,513 TFLOPS with sparsity "
             "(756.5 dense), TF32 756 sparse, FP32 51 TFLOPS, HBM2e 2 TB/s, 80 GB",
-            ("h100 pcie",)),
+            ("h100 pcie",), sm_count=114, **_H100,
+            memory_source=_HOPPER_SMEM + "; NVIDIA H100 Tensor Core GPU Architecture whitepaper: "
+            "H100 PCIe has 114 SMs and a 50 MB L2 cache"),
         GPU("H200", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
             4.8e12, 141e9,
             "NVIDIA H200 Tensor Core GPU datasheet (SXM): BF16/FP16 1,979 TFLOPS with sparsity "
             "(989.4 dense), HBM3e 4.8 TB/s, 141 GB",
-            ("h200",)),
+            ("h200",), sm_count=132, **_H100,
+            memory_source=_HOPPER_SMEM + "; the H200 is the H100 SXM5's GH100 configuration (132 SMs, "
+            "50 MB L2, H100 whitepaper) with HBM3e; its datasheet lists memory only"),
         GPU("A100 40GB", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T},
             1.555e12, 40e9,
             "NVIDIA A100 Tensor Core GPU datasheet (SXM): BF16/FP16 312 TFLOPS dense, TF32 156, "
             "FP32 19.5, HBM2 1,555 GB/s, 40 GB",
-            ("a100-sxm4-40gb", "a100 40gb", "a100-pcie-40gb")),
+            ("a100-sxm4-40gb", "a100 40gb", "a100-pcie-40gb"), **_A100),
         GPU("A100 80GB", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T},
             2.039e12, 80e9,
             "NVIDIA A100 Tensor Core GPU datasheet (SXM): BF16/FP16 312 TFLOPS dense, HBM2e 2,039 GB/s, 80 GB",
-            ("a100-sxm4-80gb", "a100 80gb", "a100")),
+            ("a100-sxm4-80gb", "a100 80gb", "a100"), **_A100),
         GPU("T4", {"fp16": 65 * T, "fp32": 8.1 * T},
             320e9, 16e9,
             "NVIDIA T4 Tensor Core GPU datasheet: mixed-precision FP16/FP32 65 TFLOPS, FP32 8.1 TFLOPS, "
@@ -82,7 +104,9 @@ GPUS: dict[str, GPU] = {
     )
 }
 
-#: The memory hierarchy figure of FlashAttention (Dao et al. 2022, Fig. 1 left), for an A100.
+#: The memory hierarchy figure of FlashAttention (Dao et al. 2022, Fig. 1 left), for an A100,
+#: as the paper rounds it: quote it for the paper's ratios (13x, 1/2000), but estimate times
+#: with the datasheet's GPUS["A100 40GB"].bandwidth (1.555 TB/s), the one figure per device.
 FLASH_PAPER_A100 = {
     "sram_bandwidth": 19e12, "sram_bytes": 20e6,
     "hbm_bandwidth": 1.5e12, "hbm_bytes": 40e9,

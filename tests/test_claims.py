@@ -112,3 +112,27 @@ def test_claim_registration_validates():
 
 def test_best_time_of_a_no_op_is_tiny():
     assert np.isclose(claims.best_time(lambda: None, repeats=2), 0, atol=0.1)
+
+
+def test_hbm_traffic_uses_one_sms_shared_memory():
+    from attn_lib import hardware, memory_model, reference
+
+    v = claims.check("hbm_traffic").values
+    a100 = hardware.get("A100 40GB")
+    assert v["fast_memory_elements"] == a100.smem_per_sm // 2  # fp16 elements of 164 KiB
+    br, bc = reference.algorithm1_blocks(v["fast_memory_elements"], 64)
+    assert v["flash_elements"] == reference.flash_io_elements(1024, 1024, 64, block_q=br, block_k=bc)
+    # the same order as the chapter's M ≈ 100 KB figure, not the 1 MiB default's 11×
+    assert 3 < v["ratio"] < 6 and memory_model.algorithm1_ratio(1024, 64) < v["ratio"]
+
+
+def test_sliding_window_ratio_against_a_causal_count():
+    v = claims.check("sliding_window").values
+    # a causal kernel skips the masked half: half the saving against masked dense attention
+    assert v["flops_ratio_vs_masked_dense"] == pytest.approx(2 * v["flops_ratio_vs_causal"], rel=1e-3)
+    assert 15 < v["flops_ratio_vs_causal"] < v["pairs_ratio_vs_causal"] < 40
+
+
+def test_causal_crossover_is_twice_the_full_one():
+    v = claims.check("ffn_crossover").values
+    assert v["llama2_7b_vs_dense_causal"] == 2 * v["llama2_7b_vs_dense"]

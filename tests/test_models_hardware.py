@@ -105,3 +105,21 @@ def test_flash_paper_memory_hierarchy():
     f = H.FLASH_PAPER_A100
     assert f["sram_bandwidth"] / f["hbm_bandwidth"] > 10 and f["hbm_bytes"] / f["sram_bytes"] == 2000
     assert "Dao" in f["source"]
+
+
+def test_on_chip_memory_figures_have_sources():
+    recorded = [g for g in H.GPUS.values() if g.smem_per_sm is not None]
+    assert {"H100 SXM", "H100 PCIe", "H200", "A100 40GB", "A100 80GB"} <= {g.name for g in recorded}
+    for g in recorded:
+        assert g.sm_count and g.l2_bytes and "Tuning Guide" in g.memory_source
+        assert 64 * 2**10 <= g.smem_per_sm <= 256 * 2**10 < g.l2_bytes
+    h100 = H.get("H100 SXM")
+    # binary units, as CUDA reports them: 228 KiB per SM, 50 MiB of L2, 132 SMs (SXM5)
+    assert (h100.smem_per_sm, h100.l2_bytes, h100.sm_count) == (233_472, 52_428_800, 132)
+    assert H.get("A100 40GB").smem_per_sm == 164 * 1024 and H.get("A100 40GB").l2_bytes == 40 * 2**20
+
+
+def test_one_bandwidth_per_device():
+    # the paper's rounded 1.5 TB/s is quoted for its own ratios; estimates use the datasheet figure
+    assert H.get("A100 40GB").bandwidth == 1.555e12
+    assert H.FLASH_PAPER_A100["hbm_bandwidth"] == 1.5e12

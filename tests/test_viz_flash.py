@@ -115,3 +115,54 @@ def test_recorded_without_runs():
     assert "No GPU run" in flash.recorded_summary([])
     with pytest.raises(ValueError, match="runs"):
         flash.recorded_figure([])
+
+
+# ----------------------------------------------------------------------------- data flow
+def _texts(fig):
+    return [t for ax in fig.axes for t in ax.texts + [ax.title]] + fig.texts
+
+
+@pytest.mark.parametrize("n_keys, block_k", [(10, 3), (8, 8)])
+def test_dataflow_frames_one_panel_per_step_plus_the_write(n_keys, block_k):
+    fig = flash.dataflow_frames(n_keys, 4, block_k)
+    t = -(-n_keys // block_k)
+    drawn = [ax for ax in fig.axes if ax.patches]
+    assert len(drawn) == t + 1
+    titles = [ax.get_title() for ax in drawn]
+    assert titles[0].startswith("j = 0: load $Q_i$") and titles[-1].startswith("after the loop")
+    assert all(f"$K_{j}$" in titles[j] for j in range(t))
+    fig.canvas.draw()  # renders with Agg
+
+
+def test_dataflow_is_readable_at_page_width():
+    fig = flash.dataflow_frames()
+    assert fig.get_figwidth() <= 7.5
+    assert min(t.get_fontsize() for t in _texts(fig) if t.get_text()) >= 9
+
+
+def test_dataflow_states_end_at_exact_attention():
+    states = flash.dataflow_states(13, 3, 4, d=5, seed=1)
+    assert [s["j"] for s in states] == [0, 1, 2, 3]
+    np.testing.assert_allclose(states[-1]["o"], states[-1]["exact"], rtol=1e-12, atol=1e-12)
+    assert all(np.all(np.diff([s["m"] for s in states], axis=0) >= 0) for _ in [0])  # m only grows
+
+
+def test_dataflow_rejects_bad_step_and_sizes():
+    states = flash.dataflow_states()
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="step"):
+        flash.draw_dataflow_step(ax, len(states) + 1, states)
+    with pytest.raises(ValueError, match="block_k"):
+        flash.dataflow_states(8, 4, 0)
+
+
+def test_dataflow_explorer_is_a_widget():
+    pytest.importorskip("ipywidgets")
+    assert hasattr(flash.dataflow_explorer(), "children")
+
+
+def test_reported_figure_keeps_reported_and_recorded_apart():
+    fig = flash.reported_figure()
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels and all("reported elsewhere" in lab for lab in labels)
+    assert "no recorded run" in fig.axes[0].get_title()

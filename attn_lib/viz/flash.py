@@ -9,6 +9,11 @@
 - :func:`note_figure`: a figure that only carries a message (e.g. "no recorded GPU run yet").
 - :func:`recorded_figure` / :func:`recorded_summary`: GPU runs recorded in book/data
   (:mod:`attn_lib.recorded`), drawn and summarised for the HTML book, which has no GPU.
+- :func:`dataflow_frames` / :func:`draw_dataflow_step` / :func:`dataflow_explorer`: what moves
+  between HBM and one SM's SRAM at each step of FlashAttention-2's inner loop, with the
+  running m, ℓ, O (:func:`dataflow_states`); static frames for the HTML, a slider for Jupyter.
+- :func:`reported_figure`: throughput reported elsewhere (:mod:`attn_lib.reported`) beside
+  the book's own newest recorded run, never in the same series.
 
 matplotlib and ipywidgets are imported inside the functions.
 """
@@ -232,3 +237,167 @@ def recorded_summary(runs, *, causal: bool = False) -> str:
     oom = run.data.get("naive_oom", {}).get("n")
     tail = f"; naive attention ran out of memory at N = {oom:,}" if oom else ""
     return f"On {run.label}, at N = {n:,}: " + ", ".join(parts) + tail + "."
+
+
+# ----------------------------------------------------------------------------- data flow (HBM ↔ SRAM)
+# Chapter 4: one thread block of FlashAttention-2, query block i, streaming key blocks j.
+FLOW_FONT = 9  # points: readable when the figure is printed ~7 in wide
+
+
+def dataflow_states(n_keys: int = 16, block_q: int = 4, block_k: int = 4, d: int = 8, *,
+                    seed: int = 0) -> list[dict]:
+    """The running state of one query block after each key block: [{j, m, l, o}, ...].
+
+    m (Br,) running row maxima, l (Br,) running sums, o (Br, d) the output normalised by
+    what has been seen so far (the update of Algorithm 1, as in ``reference._update_block``).
+    After the last step o equals softmax(Q_i Kᵀ/√d) V. Random Q_i, K, V (seeded).
+    """
+    from .. import reference
+
+    for name, val in (("n_keys", n_keys), ("block_q", block_q), ("block_k", block_k), ("d", d)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val <= 0:
+            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((block_q, d))  # Q_i
+    k, v = rng.standard_normal((n_keys, d)), rng.standard_normal((n_keys, d))
+    o, l, m = np.zeros((block_q, d)), np.zeros(block_q), np.full(block_q, -np.inf)
+    states = []
+    for j, k0 in enumerate(range(0, n_keys, block_k)):
+        s = q @ k[k0:k0 + block_k].T / np.sqrt(d)  # S_ij, (Br, Bc): lives in SRAM only
+        reference._update_block(o, l, m, s, v[k0:k0 + block_k])
+        states.append({"j": j, "m": m.copy(), "l": l.copy(), "o": o.copy()})
+    states[-1]["exact"] = reference.attention(q, k, v)  # what the last state must equal
+    return states
+
+
+def _cell(ax, x, y, w, h, text, color, *, hatch=None, fc_alpha=1.0):
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="0.25", lw=0.8,
+                           hatch=hatch, alpha=fc_alpha))
+    if text:
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=FLOW_FONT)
+
+
+def _arrow(ax, start, end, color, rad=0.0):
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10, lw=1.4,
+                                 color=color, shrinkA=1, shrinkB=1,
+                                 connectionstyle=f"arc3,rad={rad}"))
+
+
+def _box(ax, x0, x1, title, color):
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((x0, 0.3), x1 - x0, 6.0, facecolor=color, edgecolor="0.4"))
+    ax.text((x0 + x1) / 2, 6.55, title, ha="center", fontsize=FLOW_FONT, weight="bold")
+
+
+def draw_dataflow_step(ax, step: int, states: list[dict]):
+    """One panel: what moves between HBM and one SM's SRAM at inner-loop step `step`.
+
+    Steps 0..T-1 load K_j, V_j (Q_i only at step 0) and fold S_ij into the running m, ℓ, O_i,
+    which stay in SRAM; step T writes O_i (and the log-sum-exp) to HBM once.
+    """
+    t = len(states)
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= t:
+        raise ValueError(f"step must be an int in [0, {t}], got {step!r}")
+    load, out, done = "tab:blue", "tab:green", "0.85"
+    ax.set_xlim(0, 10), ax.set_ylim(0, 7.0), ax.set_axis_off()
+    _box(ax, 0.1, 3.4, "HBM", "#dbe8f5")
+    w = 2.5 / t
+    for name, y in (("$K$", 4.8), ("$V$", 3.6)):  # all T key blocks; streamed ones hatched
+        ax.text(0.3, y + 0.35, name, fontsize=FLOW_FONT, va="center")
+        for j in range(t):
+            color = load if j == step else (done if j < step else "white")
+            _cell(ax, 0.75 + j * w, y, w, 0.7, "", color, hatch="//" if j < step else None)
+    _cell(ax, 0.75, 2.2, 1.6, 0.7, "$Q_i$", "#9ec5ea" if step == 0 else "white")
+    _cell(ax, 0.75, 0.9, 1.6, 0.7, "$O_i$", "#a9dba9" if step == t else "white")
+    _box(ax, 4.2, 9.9, "SRAM (one SM)", "#fde9c8")
+    _cell(ax, 4.4, 4.8, 1.6, 0.7, "$Q_i$", "white")
+    if step < t:
+        _cell(ax, 6.2, 4.8, 1.6, 0.7, f"$K_{step}$", "white")
+        _cell(ax, 8.0, 4.8, 1.6, 0.7, f"$V_{step}$", "white")
+        _cell(ax, 4.4, 3.7, 5.2, 0.75, f"$S_{{i{step}}}$ (on chip only)", "white")
+    state = states[min(step, t - 1)]
+    _cell(ax, 4.4, 0.5, 5.2, 2.9, "", "white")
+    rows = [f"state after j = {state['j']}" if step < t else "final state",
+            "m: " + " ".join(f"{x:.1f}" for x in state["m"][:4]),
+            "ℓ: " + " ".join(f"{x:.1f}" for x in state["l"][:4]),
+            "$O_i$: rescale, add $P V_j$" if step < t else "$O_i$ = softmax · V"]
+    for r, text in enumerate(rows):
+        ax.text(4.55, 3.0 - 0.68 * r, text, fontsize=FLOW_FONT, va="center")
+    if step == 0:
+        _arrow(ax, (2.35, 2.55), (4.4, 5.15), load)
+    if step < t:
+        x_kv = 0.75 + (step + 0.5) * w
+        _arrow(ax, (x_kv, 5.5), (7.9, 5.5), load, rad=-0.25)
+        ax.set_title(f"j = {step}: load " + ("$Q_i$, " if step == 0 else "") + f"$K_{step}$, $V_{step}$",
+                     fontsize=FLOW_FONT)
+    else:
+        _arrow(ax, (4.4, 1.25), (2.35, 1.25), out)
+        ax.set_title("after the loop: write $O_i$ once", fontsize=FLOW_FONT)
+
+
+def dataflow_frames(n_keys: int = 16, block_q: int = 4, block_k: int = 4, *, ncols: int = 2,
+                    width: float = 7.0, seed: int = 0):
+    """Static frames for the HTML book: one panel per step j = 0..T-1 and one for the write.
+
+    T = ceil(n_keys / block_k); the figure is `width` inches wide (text at 9 pt).
+    """
+    plt = _plt()
+    states = dataflow_states(n_keys, block_q, block_k, seed=seed)
+    panels = len(states) + 1
+    nrows = -(-panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, width / ncols * 0.78 * nrows), dpi=DPI,
+                             squeeze=False)
+    for step, ax in enumerate(axes.flat):
+        if step < panels:
+            draw_dataflow_step(ax, step, states)
+        else:
+            ax.set_axis_off()
+    fig.suptitle("FlashAttention-2, one query block: K/V stream through SRAM, "
+                 "m, ℓ, O stay on chip", fontsize=FLOW_FONT + 1)
+    fig.tight_layout()
+    return fig
+
+
+def dataflow_explorer(n_keys: int = 16, block_k: int = 4):
+    """A slider over the steps of :func:`dataflow_frames` (Jupyter/Colab only)."""
+    import ipywidgets as widgets
+
+    plt = _plt()
+    states = dataflow_states(n_keys, 4, block_k)
+
+    def show(step=0):
+        fig, ax = plt.subplots(figsize=(4.2, 3.2), dpi=DPI)
+        draw_dataflow_step(ax, step, states)
+        plt.show()
+
+    return widgets.interactive(show, step=(0, len(states), 1))
+
+
+# ----------------------------------------------------------------------------- reported elsewhere
+def reported_figure(data=None, runs=(), *, causal: bool = False, head_dim: int | None = None):
+    """TFLOP/s against N: figures reported elsewhere (open markers, dotted maxima) and, when
+    book/data holds one, the book's own newest recorded GPU run beside them (dashed)."""
+    from .. import recorded, reported
+
+    data = reported.load() if data is None else data
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=DPI)
+    filters = {} if head_dim is None else {"head_dim": head_dim}
+    reported.plot_reported(ax, data, **filters)
+    for run in list(runs)[:1]:
+        recorded.plot_recorded(ax, run, "tflops", causal=causal)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length N", fontsize=FLOW_FONT)
+    ax.set_ylabel("forward TFLOP/s", fontsize=FLOW_FONT)
+    ax.tick_params(labelsize=FLOW_FONT)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=FLOW_FONT, loc="upper left", bbox_to_anchor=(0, -0.16), frameon=False)
+    own = "with this book's recorded run (dashed)" if runs else "no recorded run of this book yet"
+    ax.set_title(f"Reported elsewhere (open markers, dotted maxima); {own}", fontsize=FLOW_FONT)
+    fig.tight_layout()
+    return fig
