@@ -166,6 +166,9 @@ def launch(fn: Callable, world_size: int, args: Sequence, *, backend: str = "glo
         for p in procs:
             p.start()
         return _collect(procs, results, progress, timeout)
+    except (RankError, RankTimeout) as err:
+        err.pids = [p.pid for p in procs]  # so a caller can check that none survived
+        raise
     finally:
         _stop(procs)
         results.close()
