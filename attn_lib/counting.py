@@ -276,3 +276,14 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
     if world_size == 1:
         transfer = 0.0
     return {"compute": compute, "transfer": transfer, "step": max(compute, transfer)}
+
+
+def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
+    """Every weight: layers · (attention 2·d·(d_attn + d_kv) + MLP) + embedding and unembedding.
+
+    Context parallelism replicates these on every device (untied embeddings assumed, as
+    in Llama 3; Llama-3-8B comes to 8.03 B parameters).
+    """
+    cfg = models.get(model)
+    per_layer = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
+    return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * bytes_per_value
