@@ -216,7 +216,8 @@ def ring_rank(rank: int, world: int, job: dict):
     import torch.distributed as dist
 
     dev = torch.device(f"cuda:{rank}") if job["backend"] == "nccl" else torch.device("cpu")
-    q, k, v = (job[n].to(dev) for n in ("q", "k", "v"))
+    # pop: once its shard has moved on, no reference here may keep it alive
+    q, k, v = (job.pop(n).to(dev) for n in ("q", "k", "v"))
     st, meter = RankStats(rank), TensorBytes()
     meter.hold(q, k, v)
     if dev.type == "cuda":
@@ -381,7 +382,7 @@ def run(jobs: list[dict], *, timeout: float = _launch.TIMEOUT_S) -> list[tuple]:
 def _local_rank(job: dict):
     """world_size 1 in this process; Ulysses of one rank is plain attention."""
     if job["kind"] == "ring":
-        return ring_rank(0, 1, {**job, "backend": "gloo"})
+        return ring_rank(0, 1, {**job, "backend": "gloo"})  # a copy: ring_rank pops
     st = RankStats(0)
     t0 = time.perf_counter()
     out, _ = attention_lse(job["q"], job["k"], job["v"], causal=job["causal"])

@@ -114,16 +114,16 @@ HEADERS = ("P", "tokens/device", "KV GB", "activations GB", "fits (+ weights)",
            "step compute µs", "step transfer µs", "attention s", "transfer hidden")
 
 
-def _num(x: float) -> str:
+def num3(x: float) -> str:
     """Three significant digits, without exponents: 137, 17.2, 9,100,000."""
     return f"{float(f'{x:.3g}'):,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def plan_row(p: dict) -> list[str]:
     yes = lambda b: "yes" if b else "no"
-    return [str(p["P"]), f"{p['tokens_per_device']:,.0f}", _num(p["kv_gb"]),
-            _num(p["act_gb"]), yes(p["fits"]), _num(p["compute_us"]),
-            _num(p["transfer_us"]), _num(p["attention_s"]), yes(p["hidden"])]
+    return [str(p["P"]), f"{p['tokens_per_device']:,.0f}", num3(p["kv_gb"]),
+            num3(p["act_gb"]), yes(p["fits"]), num3(p["compute_us"]),
+            num3(p["transfer_us"]), num3(p["attention_s"]), yes(p["hidden"])]
 
 
 def plan_table(plans: list[dict]) -> str:
