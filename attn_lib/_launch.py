@@ -1,10 +1,10 @@
-"""Run one function on P fresh processes joined by torch.distributed (chapter 5's launcher).
+"""Run one function on P fresh processes joined by torch.distributed (chapter 5).
 
-:func:`launch` spawns ``world_size`` processes with ``torch.multiprocessing`` (forked from
-a clean forkserver, never from the caller, which may hold threads), joins them into one process group
-and returns what each rank's function returned, in rank order. It is what
-:mod:`attn_lib.ring` runs on, and what makes a distributed run safe to call from a
-notebook or a test:
+:func:`launch` starts ``world_size`` processes with ``torch.multiprocessing`` (forked
+from a clean forkserver, never from the caller, which may hold threads), joins them
+into one process group and returns what each rank's function returned, in rank
+order. It is what :mod:`attn_lib.ring` runs on, and what makes a distributed run safe
+to call from a notebook or a test:
 
 - the rendezvous store lives in the calling process and binds port 0, so the OS picks a
   free port (no fixed port to collide with another run);
@@ -57,7 +57,8 @@ def check_world_size(world_size) -> int:
     if isinstance(world_size, bool) or not isinstance(world_size, int):
         raise TypeError(f"world_size must be an int, got {world_size!r}")
     if not 1 <= world_size <= MAX_WORLD_SIZE:
-        raise ValueError(f"world_size must be in [1, {MAX_WORLD_SIZE}], got {world_size}")
+        raise ValueError(f"world_size must be in [1, {MAX_WORLD_SIZE}], "
+                         f"got {world_size}")
     return world_size
 
 
@@ -75,7 +76,7 @@ def loads(data: bytes):
     return torch.load(io.BytesIO(data), weights_only=False)
 
 
-# ----------------------------------------------------------------------------- inside a rank
+# ---------------------------------------------------------------------- inside a rank
 _PROGRESS = None  # this rank's slot in the shared step counter (set by _entry)
 
 
@@ -109,13 +110,13 @@ def _entry(rank, world_size, fn, arg, backend, port, timeout, results, progress)
         results.put((rank, "error", traceback.format_exc()))
 
 
-# ----------------------------------------------------------------------------- the caller
+# ------------------------------------------------------------------------- the caller
 def _context():
     """A forkserver context that has imported torch and attn_lib.ring once, when it can.
 
-    Importing torch costs seconds of CPU; a forkserver pays it once per session, and each
-    rank is a fork of that clean, single-threaded server (not of the caller). Platforms
-    without forkserver spawn a fresh interpreter per rank.
+    Importing torch costs seconds of CPU; a forkserver pays it once per session, and
+    each rank is a fork of that clean, single-threaded server (not of the caller).
+    Platforms without forkserver spawn a fresh interpreter per rank.
     """
     import torch.multiprocessing as mp
 
@@ -128,7 +129,7 @@ def _context():
 
 def _stop(procs) -> None:
     """Terminate, then kill, then join every process still alive."""
-    procs = [p for p in procs if p.pid is not None]  # a failed start leaves some unstarted
+    procs = [p for p in procs if p.pid is not None]  # a failed start leaves some
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -151,12 +152,14 @@ def launch(fn: Callable, world_size: int, args: Sequence, *, backend: str = "glo
 
     world_size = check_world_size(world_size)
     if len(args) != world_size:
-        raise ValueError(f"args must hold one entry per rank ({world_size}), got {len(args)}")
+        raise ValueError(f"args must hold one entry per rank ({world_size}), "
+                         f"got {len(args)}")
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
     ctx = _context()
+    # port 0: the OS picks a free port, and the store holds it for the whole call
     store = dist.TCPStore("127.0.0.1", 0, world_size + 1, True, wait_for_workers=False,
-                          timeout=datetime.timedelta(seconds=timeout))  # port 0: OS picks
+                          timeout=datetime.timedelta(seconds=timeout))
     results, progress = ctx.Queue(), ctx.Array("i", world_size)
     procs = [ctx.Process(target=_entry, daemon=True,  # daemon: dies with the caller
                          args=(r, world_size, fn, dumps(args[r]), backend, store.port,
@@ -176,7 +179,7 @@ def launch(fn: Callable, world_size: int, args: Sequence, *, backend: str = "glo
 
 
 def _collect(procs, results, progress, timeout: float) -> list:
-    """Wait for one result per rank; raise on the first error, a silent death or the deadline."""
+    """One result per rank; raise on the first error, a silent death or the deadline."""
     out, deadline = {}, time.monotonic() + timeout
     while len(out) < len(procs):
         try:
@@ -184,7 +187,7 @@ def _collect(procs, results, progress, timeout: float) -> list:
         except queue.Empty:
             dead = [r for r, p in enumerate(procs)
                     if r not in out and p.exitcode is not None]
-            if dead:  # exited without a word (killed, or os._exit): wait a moment for it
+            if dead:  # exited without a word (killed, os._exit)? give it a moment
                 time.sleep(0.2)
                 if results.empty():
                     r = dead[0]
@@ -204,9 +207,9 @@ def _collect(procs, results, progress, timeout: float) -> list:
     return [out[r] for r in range(len(procs))]
 
 
-# ----------------------------------------------------------------------------- test workers
+# ----------------------------------------------------------------------- test workers
 def raise_on_rank(rank: int, world_size: int, arg):
-    """Diagnostic worker: rank `arg['rank']` raises, the others wait on it in a barrier."""
+    """Diagnostic worker: rank `arg['rank']` raises, the others wait in a barrier."""
     import torch.distributed as dist
 
     if rank == arg["rank"]:

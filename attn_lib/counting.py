@@ -136,9 +136,9 @@ def palm_training_flops_per_token(model: str | models.ModelConfig, seq_len: int)
     return 6 * n_params + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
 
 
-# ----------------------------------------------------------------------------- context parallelism
-# Chapter 5: one sequence split over P devices (ring attention, Ulysses). Per device, per
-# layer unless stated; "width" = values per token (K and V together for kv_width).
+# ------------------------------------------------------------------ context parallelism
+# Chapter 5: one sequence split over P devices (ring attention, Ulysses). Per device,
+# per layer unless stated; "width" = values per token (K and V together for kv_width).
 def _check_p(world_size) -> int:
     p = _check_n("world_size", world_size)
     if p < 1:
@@ -165,7 +165,7 @@ def activation_width(model: str | models.ModelConfig) -> int:
 def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
                                 world_size: int, bytes_per_value: int = 2, *,
                                 n_layers: int | None = None) -> float:
-    """Activations of N/P tokens over `n_layers` layers (default: all, as training keeps).
+    """Activations of N/P tokens over `n_layers` layers (default: all, as in training).
 
     N/P · activation_width · bytes · layers. With FlashAttention no N² term appears: the
     scores never exist as a whole, so activations are linear in N and fall as 1/P.
@@ -178,16 +178,17 @@ def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
 
 def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
                         bytes_per_value: int = 2) -> float:
-    """Bytes each rank sends (and receives) per ring step: its K/V shard, N/P · kv_width · b.
+    """Bytes each rank sends (and receives) per ring step: N/P · kv_width · b.
 
     kv_width = heads · (d + dv) for one attention call; 2·d_kv per layer of a model.
     """
-    return _check_n("n_tokens", n_tokens) / _check_p(world_size) * kv_width * bytes_per_value
+    n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
+    return n / p * kv_width * bytes_per_value
 
 
 def ring_bytes_total(n_tokens: int, world_size: int, kv_width: int,
                      bytes_per_value: int = 2) -> float:
-    """Bytes each rank sends over a whole ring pass: P − 1 steps, (P − 1)/P · N · kv_width · b."""
+    """Bytes each rank sends in P − 1 ring steps: (P − 1)/P · N · kv_width · b."""
     p = _check_p(world_size)
     return (p - 1) * ring_bytes_per_step(n_tokens, p, kv_width, bytes_per_value)
 
@@ -205,15 +206,16 @@ def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
 
 
 def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
-    """Ulysses gives each rank whole heads: at most n_kv_heads ranks without copying K/V heads."""
+    """Ulysses gives each rank whole heads: at most n_kv_heads ranks, unless K/V heads
+    are copied."""
     return models.get(model).n_kv_heads
 
 
 def block_pairs(rows: int, cols: int, offset: int) -> int:
-    """Pairs (i, j) of a rows × cols block with j <= i + offset (a causal block's visible pairs).
+    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
 
-    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row b,
-    an arithmetic series in between.
+    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
+    b, an arithmetic series in between.
     """
     rows, cols = _check_n("rows", rows), _check_n("cols", cols)
     if cols == 0:
@@ -227,16 +229,17 @@ def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguou
                         causal: bool = True) -> list[int]:
     """Visible (query, key) pairs each rank scores, one head, Nq = Nk = N.
 
-    Not causal: N²/P each. Causal, contiguous: rank r scores r·C² + C(C+1)/2 with C = N/P,
-    so the last rank does ≈ 2P − 1 times the first's work. Causal, zigzag (chunks r and
-    2P − 1 − r of c = N/2P): (2P − 1)·c² + c(c + 1) for every rank, perfectly even.
+    Not causal: N²/P each. Causal, contiguous: rank r scores r·C² + C(C+1)/2 with
+    C = N/P, so the last rank does ≈ 2P − 1 times the first's work. Causal, zigzag
+    (chunks r and 2P − 1 − r of c = N/2P): (2P − 1)·c² + c(c + 1) for every rank.
     """
     n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
     if layout not in ("contiguous", "zigzag"):
         raise ValueError(f"layout must be 'contiguous' or 'zigzag', got {layout!r}")
     parts = p * (1 if layout == "contiguous" else 2)
     if n % parts:
-        raise ValueError(f"n_tokens ({n}) must be divisible by {parts} for layout {layout!r}")
+        raise ValueError(f"n_tokens ({n}) must be divisible by {parts} "
+                         f"for layout {layout!r}")
     if not causal:
         return [n * n // p] * p
     c = n // parts
@@ -261,9 +264,9 @@ def overlap_min_tokens(model: str | models.ModelConfig, flop_rate: float,
 
 
 def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size: int,
-                      flop_rate: float, link_bandwidth: float, bytes_per_value: int = 2, *,
-                      causal: bool = False) -> dict[str, float]:
-    """One ring step of one layer at peak rates: compute, transfer, and the step (their max).
+                      flop_rate: float, link_bandwidth: float,
+                      bytes_per_value: int = 2, *, causal: bool = False) -> dict:
+    """One ring step of one layer at peak rates: compute, transfer, step (their max).
 
     The transfer overlaps the compute, so a step takes max(compute, transfer); the whole
     attention of a forward pass is P steps × layers.
@@ -272,18 +275,20 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
     c = _check_n("n_tokens", n_tokens) / _check_p(world_size)
     flops = 4 * c * c * cfg.d_attn / (2 if causal else 1)
     compute = flops / flop_rate
-    transfer = ring_bytes_per_step(n_tokens, world_size, 2 * cfg.d_kv, bytes_per_value) / link_bandwidth
+    sent = ring_bytes_per_step(n_tokens, world_size, 2 * cfg.d_kv, bytes_per_value)
+    transfer = sent / link_bandwidth
     if world_size == 1:
         transfer = 0.0
     return {"compute": compute, "transfer": transfer, "step": max(compute, transfer)}
 
 
 def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
-    """Every weight: layers · (attention 2·d·(d_attn + d_kv) + MLP) + embedding and unembedding.
+    """All weights: layers · (attention 2·d·(d_attn + d_kv) + MLP) + (un)embedding.
 
     Context parallelism replicates these on every device (untied embeddings assumed, as
     in Llama 3; Llama-3-8B comes to 8.03 B parameters).
     """
     cfg = models.get(model)
-    per_layer = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
+    attn = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv)
+    per_layer = attn + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
     return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * bytes_per_value

@@ -1,20 +1,21 @@
-"""Sequence-parallel attention on torch.distributed: ring attention and Ulysses (chapter 5).
+"""Sequence-parallel attention on torch.distributed: ring and Ulysses (chapter 5).
 
-Same shapes and causal convention as :func:`attn_lib.torch_impl.attention`: q (..., Nq, d),
-k (..., Nk, d), v (..., Nk, dv); with ``causal`` query i sees key j iff j <= i + Nk - Nq.
+Same shapes and causal convention as :func:`attn_lib.torch_impl.attention`:
+q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv); with ``causal`` query i sees key j
+iff j <= i + Nk - Nq.
 The sequence is cut into shards, one per rank; each rank is a process
 (:mod:`attn_lib._launch`), gloo on CPU, NCCL when every rank has its own GPU.
 
-- :func:`ring_attention` (Liu, Zaharia, Abbeel 2023): each rank keeps its query shard and
-  passes its K/V shard to the next rank, P − 1 times, computing on the block it holds
-  while the next one is in flight. Each block's partial result comes from
+- :func:`ring_attention` (Liu, Zaharia, Abbeel 2023): each rank keeps its query shard
+  and passes its K/V shard to the next rank, P − 1 times, computing on the block it
+  holds while the next one is in flight. Each block's partial result comes from
   :func:`torch_impl.attention_lse` and joins the running one by
   :func:`torch_impl.merge_partials`, the log-sum-exp merge of chapter 4.
   ``layout="zigzag"`` gives rank r chunks r and 2P − 1 − r of 2P, so under the causal
   mask every rank scores the same number of pairs.
-- :func:`ulysses_attention` (DeepSpeed-Ulysses, Jacobs et al. 2023): one all-to-all turns
-  sequence shards into head shards, each rank attends over the whole sequence for H/P
-  heads, a second all-to-all turns the output back.
+- :func:`ulysses_attention` (DeepSpeed-Ulysses, Jacobs et al. 2023): one all-to-all
+  turns sequence shards into head shards, each rank attends over the whole sequence
+  for H/P heads, a second all-to-all turns the output back.
 
 :func:`run` batches several such jobs into one launch (one process group), which is how
 the tests and the chapter keep the number of process start-ups small.
@@ -64,9 +65,9 @@ def check_shardable(q, k, world_size: int, layout: str) -> None:
         n = x.shape[-2]
         if n % parts:
             raise ValueError(
-                f"{name} has N = {n} (shape {tuple(x.shape)}), not divisible by {parts} "
-                f"= world_size {world_size} × {chunks_per_rank(layout)} chunk(s) per rank "
-                f"of layout {layout!r}")
+                f"{name} has N = {n} (shape {tuple(x.shape)}), not divisible by "
+                f"{parts} = world_size {world_size} × {chunks_per_rank(layout)} "
+                f"chunk(s) per rank of layout {layout!r}")
 
 
 def _check_tensors(q, k, v) -> None:
@@ -76,7 +77,7 @@ def _check_tensors(q, k, v) -> None:
     check_qkv(q, k, v)
 
 
-# ----------------------------------------------------------------------------- layouts
+# ---------------------------------------------------------------------------- layouts
 def chunk_starts(n: int, world_size: int, layout: str) -> list[list[int]]:
     """For each rank, the start of each chunk it holds (chunk length n / (P·chunks)).
 
@@ -102,25 +103,30 @@ def unshard(parts: list[torch.Tensor], starts: list[list[int]], length: int, n: 
     return out
 
 
-# ----------------------------------------------------------------------------- statistics
+# ------------------------------------------------------------------------- statistics
 @dataclass
 class RankStats:
-    """What one rank did: bytes over the link, (query, key) pairs scored, memory, time."""
+    """What one rank did: bytes over the link, (query, key) pairs scored, memory, time.
+
+    compute_s and comm_s hold one entry per step; comm_s is the time spent posting the
+    transfer and waiting for it after the compute (what the overlap did not hide).
+    """
 
     rank: int
     bytes_sent: int = 0
     bytes_received: int = 0
     pairs: int = 0
     peak_bytes: int = 0
-    compute_s: list = field(default_factory=list)  # per step, seconds
-    comm_s: list = field(default_factory=list)  # per step, seconds spent waiting on the link
+    compute_s: list = field(default_factory=list)  # seconds, per step
+    comm_s: list = field(default_factory=list)  # seconds, per step
 
 
 class TensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
     """Live and peak bytes of the tensors torch allocates while the mode is on.
 
-    The CPU has no allocator counters like ``torch.cuda.max_memory_allocated``; this counts
-    every new tensor storage an operator returns and subtracts it when the storage is freed.
+    The CPU has no allocator counters like ``torch.cuda.max_memory_allocated``; this
+    counts every new tensor storage an operator returns and subtracts it when the
+    storage is freed.
     Tensors made before the mode started are added with :meth:`hold`.
     """
 
@@ -172,13 +178,19 @@ def _visible(rows: int, cols: int, offset: int) -> int:
     return int((torch.arange(cols)[None, :] <= i + offset).sum())
 
 
+def _pairs(nq: int, nk: int, causal: bool) -> int:
+    """Pairs one head of full attention scores (bottom-right causal), from the mask."""
+    return _visible(nq, nk, nk - nq) if causal else nq * nk
+
+
 def _sync(x: torch.Tensor) -> None:
     if x.is_cuda:
         torch.cuda.synchronize(x.device)
 
 
-# ----------------------------------------------------------------------------- one rank's ring
-def _ring_step(q, q_starts, k, v, k_starts, acc, causal: bool, shift: int, st: RankStats):
+# -------------------------------------------------------------------- one rank's ring
+def _ring_step(q, q_starts, k, v, k_starts, acc, causal: bool, shift: int,
+               st: RankStats):
     """Fold one held K/V shard into the running (out, lse) of every local query chunk.
 
     q (..., Lq, d) holds len(q_starts) chunks, k (..., Lk, d) and v (..., Lk, dv) hold
@@ -192,7 +204,8 @@ def _ring_step(q, q_starts, k, v, k_starts, acc, causal: bool, shift: int, st: R
     for i, qs in enumerate(q_starts):
         out, lse = acc[i]
         for j, ks in enumerate(k_starts):
-            k_j, v_j = k[..., j * ck : (j + 1) * ck, :], v[..., j * ck : (j + 1) * ck, :]
+            k_j = k[..., j * ck : (j + 1) * ck, :]  # (..., ck, d)
+            v_j = v[..., j * ck : (j + 1) * ck, :]  # (..., ck, dv)
             for r0 in range(0, cq, TILE_Q):
                 rows = min(TILE_Q, cq - r0)
                 offset = qs + r0 + shift - ks  # row i sees key j iff j <= i + offset
@@ -200,22 +213,23 @@ def _ring_step(q, q_starts, k, v, k_starts, acc, causal: bool, shift: int, st: R
                     continue  # no query of this tile sees any key of that chunk
                 q_t = q[..., i * cq + r0 : i * cq + r0 + rows, :]  # (..., rows, d)
                 part = attention_lse(q_t, k_j, v_j, causal=causal, offset=offset)
-                o, l = merge_partials(out[..., r0 : r0 + rows, :], lse[..., r0 : r0 + rows],
-                                      *part)
-                out[..., r0 : r0 + rows, :], lse[..., r0 : r0 + rows] = o, l
-                st.pairs += (_visible(rows, ck, offset) if causal else rows * ck) * heads
+                rs = slice(r0, r0 + rows)
+                o, l = merge_partials(out[..., rs, :], lse[..., rs], *part)
+                out[..., rs, :], lse[..., rs] = o, l
+                seen = _visible(rows, ck, offset) if causal else rows * ck
+                st.pairs += seen * heads
 
 
 def ring_rank(rank: int, world: int, job: dict):
     """One rank of ring attention: its query shard against every K/V shard, in P steps.
 
-    At step t the rank holds the K/V shard of rank (rank − t) mod P; it posts the send of
-    that shard to rank + 1 and the receive of the next from rank − 1 *before* computing,
-    so the transfer overlaps the compute; then it waits.
+    At step t the rank holds the K/V shard of rank (rank − t) mod P; it posts the send
+    of that shard to rank + 1 and the receive of the next from rank − 1 *before*
+    computing, so the transfer overlaps the compute; then it waits.
     """
     import torch.distributed as dist
 
-    dev = torch.device(f"cuda:{rank}") if job["backend"] == "nccl" else torch.device("cpu")
+    dev = _device(rank, job["backend"])
     # pop: once its shard has moved on, no reference here may keep it alive
     q, k, v = (job.pop(n).to(dev) for n in ("q", "k", "v"))
     st, meter = RankStats(rank), TensorBytes()
@@ -230,7 +244,7 @@ def ring_rank(rank: int, world: int, job: dict):
         for t in range(world):
             _launch.report_step(t)
             reqs, bufs = [], None
-            if t < world - 1:  # post the next block's transfer, then compute on this one
+            if t < world - 1:  # post the next block's transfer, then compute
                 t0 = time.perf_counter()
                 bufs = (torch.empty_like(k), torch.empty_like(v))
                 ops = [dist.P2POp(dist.isend, k, (rank + 1) % world),
@@ -242,8 +256,9 @@ def ring_rank(rank: int, world: int, job: dict):
                 st.bytes_received += _nbytes(*bufs)
                 post = time.perf_counter() - t0
             t0 = time.perf_counter()
-            _ring_step(q, job["q_starts"][rank], k, v, job["k_starts"][(rank - t) % world],
-                       acc, job["causal"], job["shift"], st)
+            held = job["k_starts"][(rank - t) % world]  # chunks of the shard we hold
+            _ring_step(q, job["q_starts"][rank], k, v, held, acc, job["causal"],
+                       job["shift"], st)
             _sync(q)
             st.compute_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
@@ -259,11 +274,15 @@ def ring_rank(rank: int, world: int, job: dict):
     return out.cpu(), st
 
 
+def _device(rank: int, backend: str) -> torch.device:
+    return torch.device(f"cuda:{rank}") if backend == "nccl" else torch.device("cpu")
+
+
 def _acc(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-# ----------------------------------------------------------------------------- one rank's Ulysses
+# ----------------------------------------------------------------- one rank's Ulysses
 def ulysses_rank(rank: int, world: int, job: dict):
     """One rank of Ulysses: all-to-all to head shards, full attention, all-to-all back.
 
@@ -272,28 +291,29 @@ def ulysses_rank(rank: int, world: int, job: dict):
     """
     import torch.distributed as dist
 
-    dev = torch.device(f"cuda:{rank}") if job["backend"] == "nccl" else torch.device("cpu")
+    dev = _device(rank, job["backend"])
     st = RankStats(rank)
     t0 = time.perf_counter()
     gathered = []
     for name in ("q", "k", "v"):
         x = job[name].to(dev)  # (..., H, n/P, e)
-        send = [c.contiguous() for c in x.chunk(world, dim=-3)]  # P × (..., H/P, n/P, e)
+        # P pieces (..., H/P, n/P, e): piece j goes to rank j
+        send = [c.contiguous() for c in x.chunk(world, dim=-3)]
         recv = [torch.empty_like(c) for c in send]
         dist.all_to_all(recv, send)
         st.bytes_sent += _nbytes(*send) - _nbytes(send[rank])  # own slice stays home
         st.bytes_received += _nbytes(*recv) - _nbytes(recv[rank])
-        gathered.append(torch.cat(recv, dim=-2))  # (..., H/P, n, e), sequence in rank order
+        gathered.append(torch.cat(recv, dim=-2))  # (..., H/P, n, e), in sequence order
     st.comm_s.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     q, k, v = gathered
     out, _ = attention_lse(q, k, v, causal=job["causal"])  # (..., H/P, Nq, dv)
     nq, nk = q.shape[-2], k.shape[-2]
-    st.pairs = (_visible(nq, nk, nk - nq) if job["causal"] else nq * nk) * q[..., 0, 0].numel()
+    st.pairs = _pairs(nq, nk, job["causal"]) * q[..., 0, 0].numel()
     st.compute_s.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     send = [c.contiguous() for c in out.to(job["q"].dtype).chunk(world, dim=-2)]
-    recv = [torch.empty_like(send[0]) for _ in send]  # (..., H/P, Nq/P, dv) from each rank
+    recv = [torch.empty_like(send[0]) for _ in send]  # (..., H/P, Nq/P, dv) each
     dist.all_to_all(recv, send)
     st.bytes_sent += _nbytes(*send) - _nbytes(send[rank])
     st.bytes_received += _nbytes(*recv) - _nbytes(recv[rank])
@@ -302,21 +322,22 @@ def ulysses_rank(rank: int, world: int, job: dict):
 
 
 def _jobs_worker(rank: int, world: int, jobs: list):
-    """Spawned entry point: run each job's rank function in turn, in one process group."""
+    """Spawned entry point: run each job's rank function in turn, in one group."""
     fns = {"ring": ring_rank, "ulysses": ulysses_rank}
     return [fns[job["kind"]](rank, world, job) for job in jobs]
 
 
-# ----------------------------------------------------------------------------- the callers
+# ------------------------------------------------------------------------ the callers
 def _backend(q: torch.Tensor, world_size: int) -> str:
-    """NCCL when the inputs are on a GPU and every rank can have its own; gloo otherwise."""
+    """NCCL when the inputs are on a GPU and every rank can have its own, else gloo."""
     if q.is_cuda and torch.cuda.device_count() >= world_size:
         return "nccl"
     return "gloo"
 
 
-def prepare(kind: str, q, k, v, *, causal=False, world_size=2, layout="contiguous") -> dict:
-    """Check the arguments and cut q, k, v into per-rank shards: one job for :func:`run`."""
+def prepare(kind: str, q, k, v, *, causal=False, world_size=2,
+            layout="contiguous") -> dict:
+    """Check the arguments, cut q, k, v into per-rank shards: a job for :func:`run`."""
     _check_tensors(q, k, v)
     check_flag("causal", causal)
     world_size = _launch.check_world_size(world_size)
@@ -324,16 +345,16 @@ def prepare(kind: str, q, k, v, *, causal=False, world_size=2, layout="contiguou
     if kind not in ("ring", "ulysses"):
         raise ValueError(f"kind must be 'ring' or 'ulysses', got {kind!r}")
     job = {"kind": kind, "causal": causal, "backend": _backend(q, world_size),
-           "shape": (tuple(q.shape), tuple(v.shape)), "dtype": q.dtype, "device": q.device,
-           "world_size": world_size, "layout": layout}
+           "shape": (tuple(q.shape), tuple(v.shape)), "dtype": q.dtype,
+           "device": q.device, "world_size": world_size, "layout": layout}
     if kind == "ulysses":
         if layout != "contiguous":
             raise ValueError(f"layout must be 'contiguous' for Ulysses, got {layout!r}")
         if q.ndim < 3 or q.shape[-3] % world_size:
             heads = q.shape[-3] if q.ndim >= 3 else None
             raise ValueError(
-                f"q must have a heads axis (..., H, N, d) with H divisible by world_size "
-                f"{world_size}, got shape {tuple(q.shape)} (H = {heads})")
+                f"q must have a heads axis (..., H, N, d) with H divisible by "
+                f"world_size {world_size}, got shape {tuple(q.shape)} (H = {heads})")
     check_shardable(q, k, world_size, layout)
     nq, nk = q.shape[-2], k.shape[-2]
     per = world_size * chunks_per_rank(layout)
@@ -367,7 +388,8 @@ def run(jobs: list[dict], *, timeout: float = _launch.TIMEOUT_S) -> list[tuple]:
     sizes = {job["world_size"] for job in jobs}
     backends = {job["backend"] for job in jobs}
     if len(sizes) != 1 or len(backends) != 1:
-        raise ValueError(f"jobs must share one world_size and backend, got {sizes}, {backends}")
+        raise ValueError(f"jobs must share one world_size and backend, got {sizes}, "
+                         f"{backends}")
     world = sizes.pop()
     args = [[_per_rank(job, r) for job in jobs] for r in range(world)]
     if world == 1:
@@ -387,8 +409,7 @@ def _local_rank(job: dict):
     t0 = time.perf_counter()
     out, _ = attention_lse(job["q"], job["k"], job["v"], causal=job["causal"])
     nq, nk = job["q"].shape[-2], job["k"].shape[-2]
-    st.pairs = (_visible(nq, nk, nk - nq) if job["causal"] else nq * nk) \
-        * job["q"][..., 0, 0].numel()
+    st.pairs = _pairs(nq, nk, job["causal"]) * job["q"][..., 0, 0].numel()
     st.compute_s.append(time.perf_counter() - t0)
     return out.to(job["q"].dtype), st
 

@@ -1,10 +1,11 @@
 """attn_lib.ring on real torch.distributed processes (gloo, CPU), and its closed forms.
 
-Ring attention and Ulysses must equal the float64 oracle (torch_impl.attention) for world
-sizes 1-4, causal or not, both layouts, d != dv; the bytes and pairs each rank reports
-must equal counting's closed forms; bad arguments fail before any process starts; a rank
-that raises or hangs fails the call, named, and leaves no process behind. Process start-up
-dominates the cost, so each world size runs all its random cases in one launch.
+Ring attention and Ulysses must equal the float64 oracle (torch_impl.attention) for
+world sizes 1-4, causal or not, both layouts, d != dv; the bytes and pairs each rank
+reports must equal counting's closed forms; bad arguments fail before any process
+starts; a rank that raises or hangs fails the call, named, and leaves no process
+behind. Process start-up dominates the cost, so each world size runs all its random
+cases in one launch.
 """
 from __future__ import annotations
 
@@ -25,18 +26,21 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 @st.composite
 def ring_case(draw, world: int):
-    """(kind, layout, causal, lead, nq, nk, d, dv, dtype, seed), sizes shardable by `world`."""
+    """(kind, layout, causal, lead, nq, nk, d, dv, dtype, seed) shardable by `world`."""
     kind = draw(st.sampled_from(["ring", "ring", "ulysses"]))
     layout = "contiguous" if kind == "ulysses" else draw(st.sampled_from(ring.LAYOUTS))
     parts = world * ring.chunks_per_rank(layout)
     cq = draw(st.integers(1, 6))
     ck = draw(st.one_of(st.just(cq), st.integers(1, 6)))  # Nq = Nk often, not always
-    heads = world * draw(st.integers(1, 2)) if kind == "ulysses" else draw(st.integers(1, 3))
+    if kind == "ulysses":  # heads must divide over the ranks
+        heads = world * draw(st.integers(1, 2))
+    else:
+        heads = draw(st.integers(1, 3))
     lead = (draw(st.integers(1, 2)), heads)
     d, dv = draw(st.integers(1, 8)), draw(st.integers(1, 8))
     dtype = draw(st.sampled_from([torch.float64, torch.float64, torch.float32]))
-    return (kind, layout, draw(st.booleans()), lead, cq * parts, ck * parts, d, dv, dtype,
-            draw(st.integers(0, 2**31 - 1)))
+    causal, seed = draw(st.booleans()), draw(st.integers(0, 2**31 - 1))
+    return kind, layout, causal, lead, cq * parts, ck * parts, d, dv, dtype, seed
 
 
 def _tensors(lead, nq, nk, d, dv, dtype, seed):
@@ -46,7 +50,7 @@ def _tensors(lead, nq, nk, d, dv, dtype, seed):
 
 
 def _bound(q, k, v, causal):
-    """Error allowed against float64 (GUIDE §4): 2× torch SDPA's, plus one logit rounding."""
+    """Error allowed against float64 (GUIDE §4): 2× SDPA's, plus one logit rounding."""
     if q.dtype == torch.float64:
         return 1e-10
     want = torch_impl.attention(*(t.double() for t in (q, k, v)), causal=causal)
@@ -77,7 +81,8 @@ def test_matches_float64_reference_and_closed_forms(world, data):
         sent = [s.bytes_sent for s in stats]
         assert sent == [s.bytes_received for s in stats]
         if kind == "ring":
-            assert sent == [counting.ring_bytes_total(nk, world, width * (d + dv), b)] * world
+            total = counting.ring_bytes_total(nk, world, width * (d + dv), b)
+            assert sent == [total] * world
             assert all(len(s.compute_s) == len(s.comm_s) == world for s in stats)
         elif world > 1:  # Ulysses, Nq = Nk: q, k, v in and the output back
             if nq == nk:
@@ -92,7 +97,7 @@ def test_matches_float64_reference_and_closed_forms(world, data):
 
 
 def test_load_balance_measured():
-    """Causal, P = 4: contiguous shards spread work ≈ 2P − 1 : 1, zigzag evens it out."""
+    """Causal, P = 4: contiguous shards spread work ≈ 2P − 1 : 1; zigzag evens it."""
     q, k, v = _tensors((1, 1), 256, 256, 4, 4, torch.float64, 0)
     jobs = [ring.prepare("ring", q, k, v, causal=True, world_size=4, layout=lay)
             for lay in ring.LAYOUTS]
@@ -106,7 +111,7 @@ def test_load_balance_measured():
     assert 1.8 <= max(s.peak_bytes for s in two) / peak4 <= 2.2
 
 
-# ----------------------------------------------------------------------------- bad input
+# -------------------------------------------------------------------------- bad input
 def _qkv(n=10, heads=2, d=4):
     return _tensors((1, heads), n, n, d, d, torch.float32, 0)
 
@@ -151,13 +156,14 @@ def test_ulysses_rejects_heads_not_divisible():
 
 def test_public_functions_return_what_they_say():
     q, k, v = _qkv(n=8, heads=2)
-    out, stats = ring.ring_attention(q, k, v, causal=True, world_size=1, return_stats=True)
+    out, stats = ring.ring_attention(q, k, v, causal=True, world_size=1,
+                                     return_stats=True)
     assert torch.allclose(out, torch_impl.attention(q, k, v, causal=True), atol=1e-6)
     assert [s.rank for s in stats] == [0] and stats[0].bytes_sent == 0
     assert ring.ulysses_attention(q, k, v, world_size=1).shape == (1, 2, 8, 4)
 
 
-# ----------------------------------------------------------------------------- processes
+# -------------------------------------------------------------------------- processes
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -168,7 +174,8 @@ def _gone(pid: int) -> bool:
 
 def test_a_rank_that_raises_fails_the_call_and_leaves_no_process():
     t0 = time.monotonic()
-    with pytest.raises(_launch.RankError, match=r"rank 1 failed(.|\n)*deliberate") as info:
+    match = r"rank 1 failed(.|\n)*deliberate"
+    with pytest.raises(_launch.RankError, match=match) as info:
         _launch.launch(_launch.raise_on_rank, 3, [{"rank": 1}] * 3, timeout=60)
     assert time.monotonic() - t0 < 60
     assert info.value.rank == 1 and len(info.value.pids) == 3
@@ -199,7 +206,7 @@ def test_gpu_inputs_come_back_on_the_gpu():
     assert torch.allclose(out, torch_impl.attention(q, k, v), atol=1e-5)
 
 
-# ----------------------------------------------------------------------------- closed forms
+# ----------------------------------------------------------------------- closed forms
 @given(st.integers(0, 12), st.integers(0, 12), st.integers(-15, 15))
 def test_block_pairs_counts_the_mask(rows, cols, offset):
     brute = sum(1 for i in range(rows) for j in range(cols) if j <= i + offset)
@@ -228,8 +235,10 @@ def test_contiguous_imbalance_tends_to_2p_minus_1(p):
 
 def test_traffic_and_memory_closed_forms():
     n, p, w = 1 << 20, 8, 2048
-    assert counting.ring_bytes_total(n, p, w) == (p - 1) * counting.ring_bytes_per_step(n, p, w)
-    assert counting.ring_bytes_total(n, 1, w) == 0 == counting.ulysses_bytes_total(n, 1, w)
+    step = counting.ring_bytes_per_step(n, p, w)
+    assert counting.ring_bytes_total(n, p, w) == (p - 1) * step
+    assert counting.ring_bytes_total(n, 1, w) == 0
+    assert counting.ulysses_bytes_total(n, 1, w) == 0
     # Ulysses sends (P-1)/P^2 · N · width; the ring (P-1)/P · N · kv_width
     assert counting.ulysses_bytes_total(n, p, w) == (p - 1) / p**2 * n * w * 2
     kv = counting.kv_cache_bytes("llama-3-8b", n)

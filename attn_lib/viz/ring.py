@@ -1,4 +1,4 @@
-"""Chapter 5 figures: who holds which K/V block at each ring step; the planner and its explorer.
+"""Chapter 5 figures: who holds which K/V block at each ring step, and a planner.
 
 - :func:`ring_schedule_figure` / :func:`draw_ring_schedule`: ranks × steps; each cell
   names the K/V chunks a rank holds at that step and is shaded by the share of that
@@ -17,7 +17,7 @@ from ..ring import chunk_starts, chunks_per_rank
 DPI = 100
 
 
-def holder_schedule(world_size: int, layout: str = "contiguous") -> list[list[list[int]]]:
+def holder_schedule(world_size: int, layout: str = "contiguous") -> list:
     """[step][rank] → the chunk numbers of the K/V shard that rank holds at that step.
 
     At step t rank r holds the shard rank (r − t) mod P started with (it moved one hop
@@ -61,15 +61,16 @@ def draw_ring_schedule(ax, world_size: int, layout: str = "contiguous", *,
             label = "K/V " + ",".join(str(c) for c in held[t][r])
             ax.text(t, r, label, ha="center", va="center", fontsize=8)
     totals = grid.sum(axis=1)
+    share = totals / totals.max()  # each rank's work against the busiest rank's
     ax.set_yticks(range(world_size),
-                  [f"rank {r}  ({totals[r] / totals.max():.0%})" for r in range(world_size)])
+                  [f"rank {r}  ({share[r]:.0%})" for r in range(world_size)])
     ax.set_xticks(range(world_size), [f"step {t}" for t in range(world_size)])
     ax.set_title(f"{layout}: rank r starts with chunk"
                  + (" r" if layout == "contiguous" else "s r, 2P−1−r"), fontsize=10)
 
 
 def ring_schedule_figure(world_size: int = 4, *, causal: bool = True):
-    """Contiguous and zigzag side by side; the % by each rank is its work vs the busiest."""
+    """Contiguous and zigzag side by side; a rank's % is its work vs the busiest's."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9.2, 0.55 * world_size + 1.6), dpi=DPI)
@@ -81,7 +82,7 @@ def ring_schedule_figure(world_size: int = 4, *, causal: bool = True):
     return fig
 
 
-# ----------------------------------------------------------------------------- the planner
+# ------------------------------------------------------------------------ the planner
 def plan(world_size: int, n_tokens: int, model: str = "llama-3-8b",
          link: str = "NVLink 4 (H100)", gpu: str = "H100 SXM", dtype: str = "bf16", *,
          causal: bool = True, bytes_per_value: int = 2) -> dict:
@@ -95,11 +96,12 @@ def plan(world_size: int, n_tokens: int, model: str = "llama-3-8b",
     step = counting.ring_step_seconds(model, n_tokens, world_size, f, l.bandwidth,
                                       bytes_per_value, causal=causal)
     kv = counting.kv_bytes_per_device(model, n_tokens, world_size, bytes_per_value)
-    act = counting.activation_bytes_per_device(model, n_tokens, world_size, bytes_per_value,
-                                               n_layers=1)  # inference: one layer live
-    weights = counting.weight_bytes(model, bytes_per_value)  # replicated on every device
+    act = counting.activation_bytes_per_device(  # inference: one layer live at a time
+        model, n_tokens, world_size, bytes_per_value, n_layers=1)
+    weights = counting.weight_bytes(model, bytes_per_value)  # replicated on each device
     layers = models.get(model).n_layers
-    need = counting.overlap_min_tokens(model, f, l.bandwidth, bytes_per_value, causal=causal)
+    need = counting.overlap_min_tokens(model, f, l.bandwidth, bytes_per_value,
+                                       causal=causal)
     return {"P": world_size, "N": n_tokens, "model": model, "link": l.name,
             "kv_gb": kv / 1e9, "act_gb": act / 1e9, "weights_gb": weights / 1e9,
             "fits": weights + kv + act <= g.memory,
