@@ -97,12 +97,17 @@ def _entry(rank, world_size, fn, arg, backend, port, timeout, results, progress)
         torch.set_num_threads(1)  # P processes share the machine's cores
         if backend == "nccl":
             torch.cuda.set_device(rank)
-        store = dist.TCPStore("127.0.0.1", port, world_size + 1, False,
-                              timeout=datetime.timedelta(seconds=timeout))
+        # Outlast the caller's deadline, so a hang is reported by the caller (which can
+        # tell which rank is behind) rather than as a collective's timeout in a peer.
+        late = datetime.timedelta(seconds=timeout + 60)
+        store = dist.TCPStore("127.0.0.1", port, world_size + 1, False, timeout=late)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=timeout))
+                                timeout=late)
         try:
             out = fn(rank, world_size, loads(arg))
+        except BaseException:  # noqa: BLE001 - report before the group goes down, so
+            results.put((rank, "error", traceback.format_exc()))  # this rank is first
+            return
         finally:
             dist.destroy_process_group()
         results.put((rank, "ok", dumps(out)))
@@ -178,6 +183,25 @@ def launch(fn: Callable, world_size: int, args: Sequence, *, backend: str = "glo
         del store
 
 
+#: What a rank says when a peer it talks to has died: a symptom, not the cause.
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "remote worker")
+
+
+def _root_cause(results, rank: int, payload: str, wait: float = 1.0):
+    """The first error that is not just a peer's disconnection (if one arrives soon)."""
+    if not any(m in payload for m in _PEER_GONE):
+        return rank, payload
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            r, status, text = results.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if status == "error" and not any(m in text for m in _PEER_GONE):
+            return r, text
+    return rank, payload
+
+
 def _collect(procs, results, progress, timeout: float) -> list:
     """One result per rank; raise on the first error, a silent death or the deadline."""
     out, deadline = {}, time.monotonic() + timeout
@@ -200,6 +224,7 @@ def _collect(procs, results, progress, timeout: float) -> list:
                 raise RankTimeout([r for r in lag if steps[r] == low], timeout, steps)
             continue
         if status == "error":
+            rank, payload = _root_cause(results, rank, payload)
             raise RankError(rank, payload)
         out[rank] = loads(payload)
     for p in procs:

@@ -10,6 +10,7 @@ cases in one launch.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 
@@ -180,6 +181,7 @@ def test_a_rank_that_raises_fails_the_call_and_leaves_no_process():
     assert time.monotonic() - t0 < 60
     assert info.value.rank == 1 and len(info.value.pids) == 3
     assert all(_gone(pid) for pid in info.value.pids)
+    assert not multiprocessing.active_children()  # every rank joined
 
 
 def test_a_hung_rank_times_out_named_and_leaves_no_process():
