@@ -270,3 +270,36 @@ def test_links_cite_sources():
         assert l.source and l.bidirectional == 2 * l.bandwidth, name
     with pytest.raises(ValueError, match="unknown link"):
         hardware.link("carrier pigeon")
+
+
+# --------------------------------------------------------------------- chapter 5 figures
+@pytest.mark.parametrize("layout", ring.LAYOUTS)
+def test_schedule_passes_every_shard_to_every_rank(layout):
+    from attn_lib.viz import ring as rviz
+
+    p = 4
+    held = rviz.holder_schedule(p, layout)
+    for r in range(p):  # over the P steps, rank r meets every chunk exactly once
+        seen = sorted(c for t in range(p) for c in held[t][r])
+        assert seen == list(range(p * ring.chunks_per_rank(layout)))
+    work = rviz.step_work(p, layout)  # [step][rank] share of a block of 64-token chunks
+    shard = 64 * ring.chunks_per_rank(layout)
+    per_rank = [sum(work[t][r] for t in range(p)) * shard**2 for r in range(p)]
+    want = counting.ring_pairs_per_rank(p * shard, p, layout)
+    assert [round(x) for x in per_rank] == want
+
+
+def test_planner_and_its_table():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from attn_lib.viz import ring as rviz
+
+    plans = [rviz.plan(p, 1 << 20) for p in (1, 8)]
+    assert not plans[0]["fits"] and plans[1]["fits"] and plans[1]["hidden"]
+    assert plans[1]["kv_gb"] * 8 == pytest.approx(plans[0]["kv_gb"])
+    table = rviz.plan_table(plans).splitlines()
+    assert len(table) == 4 and table[0].startswith("| P |")
+    assert rviz.num3(9_104_000.0) == "9,100,000" and rviz.num3(17.18) == "17.2"
+    fig = rviz.ring_schedule_figure(3)
+    assert len(fig.axes) == 2
