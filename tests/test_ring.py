@@ -272,7 +272,7 @@ def test_links_cite_sources():
         hardware.link("carrier pigeon")
 
 
-# --------------------------------------------------------------------- chapter 5 figures
+# -------------------------------------------------------------------- chapter 5 figures
 @pytest.mark.parametrize("layout", ring.LAYOUTS)
 def test_schedule_passes_every_shard_to_every_rank(layout):
     from attn_lib.viz import ring as rviz
