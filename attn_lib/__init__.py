@@ -3,9 +3,9 @@
 Submodules (each says which chapter uses it):
   reference   NumPy attention and FlashAttention with IO accounting (ch. 1, 4)
   torch_impl  the same in torch, on any device, plus torch's fused SDPA (ch. 1, 2, 4)
-  counting    handshakes, FLOPs, bytes, crossovers (ch. 1-3)
+  counting    handshakes, FLOPs, bytes, crossovers, context parallelism (ch. 1-3, 5)
   models      published model configurations (ch. 2, 3)
-  hardware    published GPU peaks, roofline (ch. 2-4)
+  hardware    published GPU peaks, roofline, interconnects (ch. 2-5)
   bench       timing, peak memory, log-log slopes (every chapter); `python -m attn_lib.bench`
   flop_check  one layer of real torch ops under FlopCounterMode (ch. 2)
   tiny_gpt    a tiny decoder with prefill / decode_step / generate (ch. 3)
@@ -16,6 +16,7 @@ Submodules (each says which chapter uses it):
   unfused     standard attention as separate kernels: HBM bytes from real ops (ch. 4)
   memory_model  SRAM / L2 / HBM traffic of FlashAttention-2's loop order (ch. 4)
   reported    GPU figures published elsewhere (papers, tutorials), cited (ch. 4)
+  ring        ring attention and Ulysses over torch.distributed processes (ch. 5)
   claims      the claims ledger's checks (appendix)
   setup, book, viz  notebook set-up, glue, figures and explorers
 
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",
     "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded", "flop_check",
-    "claims", "variants", "viz",
+    "claims", "variants", "viz", "ring",
     "unfused", "memory_model", "reported",
 }
 

@@ -133,3 +133,161 @@ def palm_training_flops_per_token(model: str | models.ModelConfig, seq_len: int)
     cfg, seq_len = models.get(model), check_positive_int("seq_len", seq_len)
     n_params = cfg.n_layers * (2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff)
     return 6 * n_params + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
+
+
+# ------------------------------------------------------------------ context parallelism
+# Chapter 5: one sequence split over P devices (ring attention, Ulysses). Per device,
+# per layer unless stated; "width" = values per token (K and V together for kv_width).
+def _check_p(world_size) -> int:
+    p = _check_n("world_size", world_size)
+    if p < 1:
+        raise ValueError(f"world_size must be >= 1, got {p}")
+    return p
+
+
+def kv_bytes_per_device(model: str | models.ModelConfig, n_tokens: int, world_size: int,
+                        bytes_per_value: int = 2) -> float:
+    """K and V of all layers for one device's N/P tokens: kv_cache_bytes(N) / P."""
+    return kv_cache_bytes(model, n_tokens, bytes_per_value) / _check_p(world_size)
+
+
+def activation_width(model: str | models.ModelConfig) -> int:
+    """Values per token live in one layer's forward: residual d, q/k/v, MLP hidden.
+
+    d_model (the residual stream) + d_attn + 2·d_kv (q, k, v) + (mlp_matrices − 1)·d_ff
+    (SwiGLU's gate and up projections; a GELU MLP's one hidden layer).
+    """
+    cfg = models.get(model)
+    return cfg.d_model + cfg.d_attn + 2 * cfg.d_kv + (cfg.mlp_matrices - 1) * cfg.d_ff
+
+
+def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
+                                world_size: int, bytes_per_value: int = 2, *,
+                                n_layers: int | None = None) -> float:
+    """Activations of N/P tokens over `n_layers` layers (default: all, as in training).
+
+    N/P · activation_width · bytes · layers. With FlashAttention no N² term appears: the
+    scores never exist as a whole, so activations are linear in N and fall as 1/P.
+    """
+    cfg = models.get(model)
+    layers = cfg.n_layers if n_layers is None else _check_n("n_layers", n_layers)
+    n = _check_n("n_tokens", n_tokens)
+    return n / _check_p(world_size) * activation_width(cfg) * bytes_per_value * layers
+
+
+def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
+                        bytes_per_value: int = 2) -> float:
+    """Bytes each rank sends (and receives) per ring step: N/P · kv_width · b.
+
+    kv_width = heads · (d + dv) for one attention call; 2·d_kv per layer of a model.
+    """
+    n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
+    return n / p * kv_width * bytes_per_value
+
+
+def ring_bytes_total(n_tokens: int, world_size: int, kv_width: int,
+                     bytes_per_value: int = 2) -> float:
+    """Bytes each rank sends in P − 1 ring steps: (P − 1)/P · N · kv_width · b."""
+    p = _check_p(world_size)
+    return (p - 1) * ring_bytes_per_step(n_tokens, p, kv_width, bytes_per_value)
+
+
+def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
+                        bytes_per_value: int = 2) -> float:
+    """Bytes each rank sends in Ulysses' all-to-alls: (P − 1)/P² · N · width · b.
+
+    Each rank keeps 1/P of its N/P-token shard and sends the rest; width sums every
+    tensor moved: q, k, v in and the output back, heads·(2d + 2dv) (2·d_attn + 2·d_kv
+    per layer of a model).
+    """
+    p = _check_p(world_size)
+    return (p - 1) / p**2 * _check_n("n_tokens", n_tokens) * width * bytes_per_value
+
+
+def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
+    """Ulysses gives each rank whole heads: at most n_kv_heads ranks, unless K/V heads
+    are copied."""
+    return models.get(model).n_kv_heads
+
+
+def block_pairs(rows: int, cols: int, offset: int) -> int:
+    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
+
+    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
+    b, an arithmetic series in between.
+    """
+    rows, cols = _check_n("rows", rows), _check_n("cols", cols)
+    if cols == 0:
+        return 0
+    a = min(rows, max(0, -offset))  # first row that sees a key
+    b = min(rows, max(a, cols - 1 - offset))  # first row that sees every key
+    return (b - a) * (a + b - 1) // 2 + (b - a) * (offset + 1) + (rows - b) * cols
+
+
+def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguous", *,
+                        causal: bool = True) -> list[int]:
+    """Visible (query, key) pairs each rank scores, one head, Nq = Nk = N.
+
+    Not causal: N²/P each. Causal, contiguous: rank r scores r·C² + C(C+1)/2 with
+    C = N/P, so the last rank does ≈ 2P − 1 times the first's work. Causal, zigzag
+    (chunks r and 2P − 1 − r of c = N/2P): (2P − 1)·c² + c(c + 1) for every rank.
+    """
+    n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
+    if layout not in ("contiguous", "zigzag"):
+        raise ValueError(f"layout must be 'contiguous' or 'zigzag', got {layout!r}")
+    parts = p * (1 if layout == "contiguous" else 2)
+    if n % parts:
+        raise ValueError(f"n_tokens ({n}) must be divisible by {parts} "
+                         f"for layout {layout!r}")
+    if not causal:
+        return [n * n // p] * p
+    c = n // parts
+    if layout == "contiguous":
+        return [r * c * c + c * (c + 1) // 2 for r in range(p)]
+    return [(2 * p - 1) * c * c + c * (c + 1) for _ in range(p)]
+
+
+def overlap_min_tokens(model: str | models.ModelConfig, flop_rate: float,
+                       link_bandwidth: float, bytes_per_value: int = 2, *,
+                       causal: bool = False) -> float:
+    """Fewest tokens per device for which a ring step's compute hides its K/V transfer.
+
+    Per layer, a step scores C = N/P local queries against C received keys, 4·C²·d_attn
+    FLOPs (half of that under a causal mask, zigzag), while C·2·d_kv·b bytes cross the
+    link. Compute ≥ transfer ⇔ 4·C²·d_attn / F ≥ 2·C·d_kv·b / B ⇔
+    C ≥ d_kv·b·F / (2·d_attn·B) (twice that causal).
+    """
+    cfg = models.get(model)
+    c = cfg.d_kv * bytes_per_value * flop_rate / (2 * cfg.d_attn * link_bandwidth)
+    return 2 * c if causal else c
+
+
+def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size: int,
+                      flop_rate: float, link_bandwidth: float,
+                      bytes_per_value: int = 2, *, causal: bool = False) -> dict:
+    """One ring step of one layer at peak rates: compute, transfer, step (their max).
+
+    The transfer overlaps the compute, so a step takes max(compute, transfer); the whole
+    attention of a forward pass is P steps × layers.
+    """
+    cfg = models.get(model)
+    c = _check_n("n_tokens", n_tokens) / _check_p(world_size)
+    flops = 4 * c * c * cfg.d_attn / (2 if causal else 1)
+    compute = flops / flop_rate
+    sent = ring_bytes_per_step(n_tokens, world_size, 2 * cfg.d_kv, bytes_per_value)
+    transfer = sent / link_bandwidth
+    if world_size == 1:
+        transfer = 0.0
+    return {"compute": compute, "transfer": transfer, "step": max(compute, transfer)}
+
+
+def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
+    """All weights: layers · (attention 2·d·(d_attn + d_kv) + MLP) + (un)embedding.
+
+    Context parallelism replicates these on every device (untied embeddings assumed, as
+    in Llama 3; Llama-3-8B comes to 8.03 B parameters).
+    """
+    cfg = models.get(model)
+    attn = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv)
+    per_layer = attn + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
+    return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * bytes_per_value

@@ -140,3 +140,44 @@ def roofline_time(flops: float, bytes_moved: float, gpu: str | GPU = "H100 SXM",
     flops, bytes_moved = check_nonneg("flops", flops), check_nonneg("bytes_moved", bytes_moved)
     g = get(gpu)
     return max(flops / g.peak(dtype), bytes_moved / g.bandwidth)
+
+
+# ------------------------------------------------------------------------ interconnects
+@dataclass(frozen=True)
+class Link:
+    """A device-to-device link: bytes/s one way (what a ring step uses), both ways."""
+
+    name: str
+    bandwidth: float  # B/s per direction
+    bidirectional: float  # B/s, both directions together, as vendors quote it
+    scope: str  # which devices it joins
+    source: str
+
+
+#: Interconnects chapter 5 sends K/V blocks over (decimal GB/s; Gb/s = bits).
+LINKS: dict[str, Link] = {
+    link.name: link
+    for link in (
+        Link("NVLink 4 (H100)", 450e9, 900e9, "GPUs in one server (NVSwitch)",
+             "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s (SXM, "
+             "bidirectional total over 18 fourth-generation links), i.e. 450 GB/s "
+             "each way"),
+        Link("PCIe 5.0 x16", 64e9, 128e9, "GPU to host or GPU to GPU without NVLink",
+             "NVIDIA H100 Tensor Core GPU datasheet: PCIe Gen5 128 GB/s "
+             "(bidirectional); PCI-SIG PCIe 5.0 base specification: 32 GT/s per "
+             "lane, 16 lanes"),
+        Link("InfiniBand NDR", 50e9, 100e9,
+             "between servers, one 400 Gb/s port per GPU",
+             "NVIDIA ConnectX-7 adapter / Quantum-2 NDR InfiniBand product briefs: "
+             "400 Gb/s per port, per direction (= 50 GB/s)"),
+    )
+}
+
+
+def link(name: str | Link) -> Link:
+    """A link by its name in :data:`LINKS` (or the Link itself)."""
+    if isinstance(name, Link):
+        return name
+    if name not in LINKS:
+        raise ValueError(f"unknown link {name!r}; known: {', '.join(LINKS)}")
+    return LINKS[name]
