@@ -32,6 +32,8 @@ EXPECTED = {
     "bert_512": HOLDS,
     "softmax_global": HOLDS,
     "sliding_window": HOLDS,
+    "million_needs_many_devices": HOLDS,
+    "three_buckets": CAVEAT,
 }
 TIMED = {"decode_vs_prefill_measured", "quadratic_vs_recurrence"}  # run by the notebook only
 
