@@ -169,3 +169,16 @@ def test_the_check_fails_on_prose_showing_digits_glue_dropped():
     assert len(prose_violations(nb)) == 1
     fine = _synthetic([_glue_out("ratio", "4.002")], prose="ratio {glue:text}`ratio:.3f`")
     assert prose_violations(fine) == []
+
+
+def test_no_lapack_fits_and_no_glue_around_the_rule():
+    """Fits that feed outputs use bench.loglog_fit (closed form); glue goes through attn_lib.book."""
+    root = BOOK.parent
+    sources = {p: p.read_text() for p in (root / "attn_lib").rglob("*.py")}
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        sources[path] = "\n".join(_text(c["source"]) for c in cells if c["cell_type"] == "code")
+    bad = [f"{p.relative_to(root)}: {word}" for p, text in sources.items()
+           for word in ("polyfit", "lstsq", "from myst_nb import glue")
+           if word in text and p.name != "book.py"]
+    assert bad == []

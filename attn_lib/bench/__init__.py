@@ -93,7 +93,7 @@ def peak_cuda_bytes(fn: Callable, *args, **kwargs) -> int:
 def loglog_fit(xs, ys) -> tuple[float, float]:
     """Least-squares (slope, intercept) of log y against log x: y ≈ exp(intercept)·x^slope.
 
-    Closed form over ``math.fsum`` sums, not ``np.polyfit``: LAPACK's solver rounds
+    Closed form over ``math.fsum`` sums, not NumPy's polynomial fit: LAPACK's solver rounds
     differently under each BLAS kernel set (Haswell, SkylakeX, ...), this gives the same
     bits on every CPU.
     """
