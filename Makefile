@@ -51,16 +51,19 @@ PORTABLE_CORETYPES ?= $(strip \
   $(if $(filter aarch64 arm64,$(shell uname -m)),ARMV8))
 PORTABLE_THREADS ?= 1 2
 
-check-portable: $(STAMP)
+PORTABLE_RUNS := $(foreach c,$(PORTABLE_CORETYPES),$(foreach t,$(PORTABLE_THREADS),portable-$(c)-$(t)))
+
+# One nbval run per kernel set and thread count; `make -j4 check-portable` runs them side by side.
+check-portable: $(PORTABLE_RUNS)
 	@test -n "$(PORTABLE_CORETYPES)" || { echo "no OpenBLAS kernel set known for this CPU"; exit 1; }
-	@failed=""; for core in $(PORTABLE_CORETYPES); do for t in $(PORTABLE_THREADS); do \
-	  echo "== check-portable: OPENBLAS_CORETYPE=$$core, $$t thread(s)"; \
-	  OPENBLAS_CORETYPE=$$core OMP_NUM_THREADS=$$t OPENBLAS_NUM_THREADS=$$t MKL_NUM_THREADS=$$t \
-	    $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-cell-timeout=600 \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg book || failed="$$failed $$core/$$t"; \
-	done; done; \
-	if [ -n "$$failed" ]; then echo "check-portable FAILED:$$failed"; exit 1; fi; \
-	echo "check-portable passed: $(PORTABLE_CORETYPES) x $(PORTABLE_THREADS) thread(s)"
+	@echo "check-portable passed: OPENBLAS_CORETYPE in {$(PORTABLE_CORETYPES)} x {$(PORTABLE_THREADS)} thread(s)"
+
+portable-%: $(STAMP)
+	@echo "== check-portable: OPENBLAS_CORETYPE=$(word 1,$(subst -, ,$*)), $(word 2,$(subst -, ,$*)) thread(s)"
+	OPENBLAS_CORETYPE=$(word 1,$(subst -, ,$*)) OMP_NUM_THREADS=$(word 2,$(subst -, ,$*)) \
+	  OPENBLAS_NUM_THREADS=$(word 2,$(subst -, ,$*)) MKL_NUM_THREADS=$(word 2,$(subst -, ,$*)) \
+	  $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-cell-timeout=600 \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench
