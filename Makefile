@@ -2,6 +2,7 @@
 # make test   unit + property tests, every notebook under nbval (strict), warning-free build
 # make check-html   build, then load every page in headless Chromium
 # make bench  the measured benchmark suite, sized to this machine's device
+# make check-portable   nbval under every OpenBLAS kernel set this CPU runs, 1 and 2 threads
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks build-strict check-html bench clean
+.PHONY: book test unit notebooks build-strict check-html bench clean check-portable
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,30 @@ build-strict: $(STAMP)
 check-html: build-strict
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(PY) tools/check_html.py _build/html
+
+# Stored outputs must not depend on the BLAS kernel or the thread count. OpenBLAS picks its
+# kernels by CPU (SkylakeX with AVX-512, Haswell with AVX2); OPENBLAS_CORETYPE forces one,
+# so one machine replays the others. Only kernel sets this CPU can execute are run.
+PORTABLE_CORETYPES ?= $(strip \
+  $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX) \
+  $(if $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y),Haswell) \
+  $(if $(shell grep -qw avx /proc/cpuinfo 2>/dev/null && echo y),Sandybridge) \
+  $(if $(filter aarch64 arm64,$(shell uname -m)),ARMV8))
+PORTABLE_THREADS ?= 1 2
+
+PORTABLE_RUNS := $(foreach c,$(PORTABLE_CORETYPES),$(foreach t,$(PORTABLE_THREADS),portable-$(c)-$(t)))
+
+# One nbval run per kernel set and thread count; `make -j4 check-portable` runs them side by side.
+check-portable: $(PORTABLE_RUNS)
+	@test -n "$(PORTABLE_CORETYPES)" || { echo "no OpenBLAS kernel set known for this CPU"; exit 1; }
+	@echo "check-portable passed: OPENBLAS_CORETYPE in {$(PORTABLE_CORETYPES)} x {$(PORTABLE_THREADS)} thread(s)"
+
+portable-%: $(STAMP)
+	@echo "== check-portable: OPENBLAS_CORETYPE=$(word 1,$(subst -, ,$*)), $(word 2,$(subst -, ,$*)) thread(s)"
+	OPENBLAS_CORETYPE=$(word 1,$(subst -, ,$*)) OMP_NUM_THREADS=$(word 2,$(subst -, ,$*)) \
+	  OPENBLAS_NUM_THREADS=$(word 2,$(subst -, ,$*)) MKL_NUM_THREADS=$(word 2,$(subst -, ,$*)) \
+	  $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-cell-timeout=600 \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench

@@ -142,18 +142,25 @@ def _verdict(ok: bool, caveat: bool = False) -> str:
 
 # ----------------------------------------------------------------------------- helpers
 def best_time(fn: Callable, *args, repeats: int = 5, **kwargs) -> float:
-    """Fastest of `repeats` calls after a warm-up (seconds): the least disturbed by other jobs."""
+    """Fastest of `repeats` calls after a warm-up (seconds): the least disturbed by other jobs.
+
+    Clock: bench.clock_for's choice, this process's CPU time on one CPU thread (what the
+    measured claims run on), so other programs on a shared machine do not inflate it.
+    """
     import torch
 
+    from . import device
+
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    clock = bench.clock_for(device())
     fn(*args, **kwargs)
     times = []
     for _ in range(repeats):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args, **kwargs)
         sync()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 

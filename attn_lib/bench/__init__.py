@@ -6,6 +6,7 @@ on a GPU. Ratios, not absolute times, are what a noisy machine can be trusted wi
 """
 from __future__ import annotations
 
+import math
 import time
 import tracemalloc
 from typing import Callable
@@ -89,14 +90,30 @@ def peak_cuda_bytes(fn: Callable, *args, **kwargs) -> int:
     return torch.cuda.max_memory_allocated() - start
 
 
+def loglog_fit(xs, ys) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of log y against log x: y ≈ exp(intercept)·x^slope.
+
+    Closed form over ``math.fsum`` sums, not NumPy's polynomial fit: LAPACK's solver rounds
+    differently under each BLAS kernel set (Haswell, SkylakeX, ...), this gives the same
+    bits on every CPU.
+    """
+    xs, ys = [float(x) for x in np.ravel(xs)], [float(y) for y in np.ravel(ys)]
+    if np.shape(xs) != np.shape(ys) or len(xs) < 2:
+        raise ValueError(f"xs and ys need equal length >= 2, got {len(xs)} and {len(ys)}")
+    if min(xs) <= 0 or min(ys) <= 0 or not all(map(math.isfinite, xs + ys)):
+        raise ValueError("xs and ys must be positive and finite for a log-log fit")
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = math.fsum(lx) / len(lx), math.fsum(ly) / len(ly)
+    sxx = math.fsum((a - mx) ** 2 for a in lx)
+    if sxx == 0:
+        raise ValueError("xs must not all be equal for a log-log fit")
+    slope = math.fsum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sxx
+    return slope, my - slope * mx
+
+
 def loglog_slope(xs, ys) -> float:
-    """Least-squares slope of log y against log x: the exponent p in y ≈ c·x^p."""
-    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-    if xs.shape != ys.shape or xs.size < 2:
-        raise ValueError(f"xs and ys need equal length >= 2, got {xs.shape} and {ys.shape}")
-    if (xs <= 0).any() or (ys <= 0).any():
-        raise ValueError("xs and ys must be positive for a log-log fit")
-    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+    """Least-squares slope of log y against log x: the exponent p in y ≈ c·x^p (see loglog_fit)."""
+    return loglog_fit(xs, ys)[0]
 
 
 def matmul_flops_per_s(n: int = 1024, dtype=None, device: str | None = None) -> float:

@@ -139,7 +139,7 @@ def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None):
     """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits."""
     import matplotlib.pyplot as plt
 
-    from ..bench import loglog_slope
+    from ..bench import loglog_fit
 
     ax = ax or plt.subplots(figsize=(6, 4), dpi=100)[1]
     sizes = np.asarray(sizes)
@@ -149,9 +149,10 @@ def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None):
         slopes = []
         for lo, hi in fit_ranges:
             sel = (sizes >= lo) & (sizes <= hi)
-            slopes.append(f"{loglog_slope(sizes[sel], ts[sel]):.1f}")
-            fit = np.polyfit(np.log(sizes[sel]), np.log(ts[sel]), 1)
-            ax.loglog(sizes[sel], np.exp(np.polyval(fit, np.log(sizes[sel]))), "--", color=line.get_color(), lw=1)
+            slope, intercept = loglog_fit(sizes[sel], ts[sel])
+            slopes.append(f"{slope:.1f}")
+            fitted = np.exp(intercept) * sizes[sel].astype(float) ** slope
+            ax.loglog(sizes[sel], fitted, "--", color=line.get_color(), lw=1)
         line.set_label(name + (f" (slope {' | '.join(slopes)})" if slopes else ""))
     ax.set_xlabel("sequence length N (tokens)")
     ax.set_ylabel("time per call (s)")
