@@ -48,14 +48,17 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> t
     """Plain attention: materialise the (..., Nq, Nk) scores, softmax them, multiply by v."""
     _check(q, k, v)
     scale = resolve_scale(scale, q.shape[-1])
+    # Scores, exponentials and P·V in float32 at least: fp16 scores round to ulps of 16 at
+    # |s| ~ 3e4 and overflow past 65504, where torch's fused kernel (fp32 inside) is fine.
     # The scale goes into q (O(Nq·d) work, and the rounding torch's fused kernel has).
-    s = torch.matmul(q * scale, k.transpose(-1, -2)).to(_stat_dtype(q.dtype))  # (..., Nq, Nk)
+    sd = _stat_dtype(q.dtype)
+    s = torch.matmul(q.to(sd) * scale, k.to(sd).transpose(-1, -2))  # (..., Nq, Nk)
     if causal:
         s = s.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
     m = s.amax(dim=-1, keepdim=True)
     p = torch.exp(s - torch.where(torch.isfinite(m), m, torch.zeros_like(m)))
     l = p.sum(dim=-1, keepdim=True)
-    out = torch.matmul(p.to(v.dtype), v).to(l.dtype) / torch.where(l > 0, l, torch.ones_like(l))
+    out = torch.matmul(p, v.to(sd)) / torch.where(l > 0, l, torch.ones_like(l))  # (..., Nq, dv)
     return out.to(q.dtype)
 
 
@@ -78,11 +81,7 @@ def _fold_block(acc, l, m, s, v_blk, causal: bool):
     alpha = torch.exp2(m - m_new)  # rescales the old state; exp2(-inf) = 0 on the first step
     p = s.sub_(m_new).exp2_()  # reuse the score buffer for the probabilities
     l.mul_(alpha).add_(p.sum(dim=-1, keepdim=True))
-    acc.mul_(alpha)
-    if p.dtype == v_blk.dtype:
-        acc.baddbmm_(p, v_blk)  # acc += p @ v_blk without a temporary
-    else:  # fp16/bf16 values: multiply in their dtype, accumulate in float32
-        acc.add_(torch.bmm(p.to(v_blk.dtype), v_blk))
+    acc.mul_(alpha).baddbmm_(p, v_blk)  # acc += p @ v_blk without a temporary
     return m_new
 
 
@@ -109,10 +108,12 @@ def flash_attention(
     lead, nq, nk, d, dv = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     sd, offset = _stat_dtype(q.dtype), nk - nq  # query i sees key j iff j <= i + offset
     # Leading dims flattened into one batch dim B, so bmm/baddbmm apply. The softmax scale
-    # and log2(e) are folded into q once: O(Nq·d) multiplies instead of O(Nq·Nk).
-    q3 = (q * (scale * LOG2_E)).reshape(-1, nq, d)  # (B, Nq, d)
-    kt = k.reshape(-1, nk, d).transpose(1, 2)  # (B, d, Nk)
-    v3 = v.reshape(-1, nk, dv)  # (B, Nk, dv)
+    # and log2(e) are folded into q once: O(Nq·d) multiplies instead of O(Nq·Nk). Half
+    # inputs are upcast (O(N·d) copies): scores, exponentials and P·V run in float32, so
+    # logits past fp16's range (x log2 e) or sums of many large values cannot overflow.
+    q3 = (q.to(sd) * (scale * LOG2_E)).reshape(-1, nq, d)  # (B, Nq, d)
+    kt = k.to(sd).reshape(-1, nk, d).transpose(1, 2)  # (B, d, Nk)
+    v3 = v.to(sd).reshape(-1, nk, dv)  # (B, Nk, dv)
     out = torch.empty(q3.shape[:-1] + (dv,), dtype=q.dtype, device=q.device)  # (B, Nq, dv)
     for q0 in range(0, nq, bq):
         q_blk = q3[:, q0 : q0 + bq]  # (B, Bq, d)
@@ -122,7 +123,7 @@ def flash_attention(
         m = torch.full_like(l, float("-inf"))
         k_end = min(nk, q0 + rows + offset) if causal else nk  # later keys are masked for all rows
         for k0 in range(0, max(k_end, 0), bk):
-            s = torch.bmm(q_blk, kt[:, :, k0 : k0 + bk]).to(sd)  # (B, Bq, Bk), log2 units
+            s = torch.bmm(q_blk, kt[:, :, k0 : k0 + bk])  # (B, Bq, Bk), log2 units
             cols = s.shape[-1]
             if causal and k0 + cols - 1 > q0 + offset:  # block straddles the diagonal
                 s.masked_fill_(~_block_mask(q0, rows, k0, cols, offset, q.device), float("-inf"))
