@@ -170,6 +170,33 @@ def merge_partials(out_a, lse_a, out_b, lse_b):
     return w_a * out_a + w_b * out_b, lse
 
 
+def split_kv_attention(q, k, v, *, n_splits: int, causal: bool = False,
+                       scale: float | None = None) -> torch.Tensor:
+    """Flash-Decoding: attention over the KV cache cut into `n_splits` chunks, then merged.
+
+    q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) -> (..., Nq, dv), same contract as
+    :func:`attention`. Built for decode (Nq = 1, often): one query row gives a GPU too little
+    parallel work, so the keys are split instead. Each chunk's (out, lse) is independent of
+    the others (on a GPU, one program each); :func:`merge_partials` joins them in a pairwise
+    tree, log2(n_splits) levels deep, the reduction a GPU would run. Chunks hold
+    ceil(Nk / n_splits) keys (fewer chunks when Nk < n_splits). Chapter 3's decode step.
+    """
+    _check(q, k, v)
+    n_splits = check_block("n_splits", n_splits)
+    if n_splits is None:
+        raise TypeError("n_splits must be a positive int, got None")
+    scale = resolve_scale(scale, q.shape[-1])
+    nq, nk = q.shape[-2], k.shape[-2]
+    chunk = -(-nk // n_splits)  # keys per split
+    parts = [attention_lse(q, k[..., k0 : k0 + chunk, :], v[..., k0 : k0 + chunk, :], causal=causal,
+                           scale=scale, offset=nk - nq - k0)  # this chunk's own causal offset
+             for k0 in range(0, nk, chunk)]
+    while len(parts) > 1:  # one tree level: merge neighbours pairwise
+        pairs = zip(parts[0::2], parts[1::2])
+        parts = [merge_partials(*a, *b) for a, b in pairs] + parts[len(parts) // 2 * 2 :]
+    return parts[0][0].to(q.dtype)
+
+
 def sdpa(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """torch's fused ``scaled_dot_product_attention`` behind this library's causal convention.
 
