@@ -105,6 +105,17 @@ def flash_attention(
     bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
     bk = check_block("block_k", block_k) or DEFAULT_BLOCK_K
     scale = resolve_scale(scale, q.shape[-1])
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+        return _FlashAttention.apply(q, k, v, causal, scale, bq, bk)  # backward: recompute tiles
+    return _flash_forward(q, k, v, causal, scale, bq, bk)[0]
+
+
+def _flash_forward(q, k, v, causal: bool, scale: float, bq: int, bk: int):
+    """The tiled forward loop: (out (..., Nq, dv) in q's dtype, lse (B, Nq) natural log).
+
+    lse, each row's log-sum-exp of its visible logits (-inf for a row that sees none), is
+    all the backward pass needs besides q, k, v and out: O(N) instead of the (N, N) P.
+    """
     lead, nq, nk, d, dv = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     sd, offset = _stat_dtype(q.dtype), nk - nq  # query i sees key j iff j <= i + offset
     # Leading dims flattened into one batch dim B, so bmm/baddbmm apply. The softmax scale
@@ -115,6 +126,7 @@ def flash_attention(
     kt = k.to(sd).reshape(-1, nk, d).transpose(1, 2)  # (B, d, Nk)
     v3 = v.to(sd).reshape(-1, nk, dv)  # (B, Nk, dv)
     out = torch.empty(q3.shape[:-1] + (dv,), dtype=q.dtype, device=q.device)  # (B, Nq, dv)
+    lse = torch.empty(q3.shape[:-1], dtype=sd, device=q.device)  # (B, Nq)
     for q0 in range(0, nq, bq):
         q_blk = q3[:, q0 : q0 + bq]  # (B, Bq, d)
         rows = q_blk.shape[1]
@@ -129,7 +141,62 @@ def flash_attention(
                 s.masked_fill_(~_block_mask(q0, rows, k0, cols, offset, q.device), float("-inf"))
             m = _fold_block(acc, l, m, s, v3[:, k0 : k0 + bk], causal)
         out[:, q0 : q0 + rows] = (acc / torch.where(l > 0, l, torch.ones_like(l))).to(q.dtype)
-    return out.reshape(lead + (nq, dv))
+        lse[:, q0 : q0 + rows] = ((m + torch.log2(l)) / LOG2_E)[..., 0]  # log2 -> natural; l=0: -inf
+    return out.reshape(lead + (nq, dv)), lse
+
+
+class _FlashAttention(torch.autograd.Function):
+    """flash_attention with FlashAttention-2's backward: saves q, k, v, out and the O(N)
+    log-sum-exp, never S or P, and recomputes each score tile in backward (chapter 4)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, bq, bk):
+        out, lse = _flash_forward(q, k, v, causal, scale, bq, bk)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.args = (causal, scale, bq, bk)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = _flash_backward(q, k, v, out, lse, d_out, *ctx.args)
+        return dq, dk, dv, None, None, None, None
+
+
+def _flash_backward(q, k, v, out, lse, d_out, causal: bool, scale: float, bq: int, bk: int):
+    """Gradients (dq, dk, dv) of the tiled attention, one (Bq, Bk) tile at a time.
+
+    FlashAttention-2 (Dao 2023, Algorithm 2): key blocks outer, so dK_j, dV_j stay local; for
+    every query block that sees them, recompute S = scale·Q_i K_jᵀ and P = exp(S - lse_i),
+    then dV_j += Pᵀ dO_i, dP = dO_i V_jᵀ, dS = P ∘ (dP - D_i) with D = rowsum(dO ∘ O),
+    dQ_i += scale·dS K_j, dK_j += scale·dSᵀ Q_i: five matmuls per tile (recomputing S is
+    one), counted by :func:`attn_lib.counting.attention_backward_flops`.
+    """
+    lead, nq, nk, d, dv = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    sd, offset = _stat_dtype(q.dtype), nk - nq
+    q3, k3 = q.to(sd).reshape(-1, nq, d), k.to(sd).reshape(-1, nk, d)  # (B, Nq, d), (B, Nk, d)
+    v3, do3 = v.to(sd).reshape(-1, nk, dv), d_out.to(sd).reshape(-1, nq, dv)  # (B, N, dv)
+    delta = (do3 * out.to(sd).reshape(-1, nq, dv)).sum(-1, keepdim=True)  # (B, Nq, 1): D
+    lse_safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[..., None]  # (B, Nq, 1)
+    dq = torch.zeros_like(q3)
+    dk, dvv = torch.zeros_like(k3), torch.zeros_like(v3)
+    for k0 in range(0, nk, bk):
+        k_blk, v_blk = k3[:, k0 : k0 + bk], v3[:, k0 : k0 + bk]  # (B, Bk, d), (B, Bk, dv)
+        cols = k_blk.shape[1]
+        q_start = max(0, k0 - offset) // bq * bq if causal else 0  # earlier rows see none of it
+        for q0 in range(q_start, nq, bq):
+            rows = min(bq, nq - q0)
+            s = torch.bmm(q3[:, q0 : q0 + rows] * scale, k_blk.transpose(1, 2))  # (B, Bq, Bk)
+            if causal and k0 + cols - 1 > q0 + offset:  # tile straddles the diagonal
+                s.masked_fill_(~_block_mask(q0, rows, k0, cols, offset, q.device), float("-inf"))
+            p = s.sub_(lse_safe[:, q0 : q0 + rows]).exp_()  # (B, Bq, Bk), the softmax itself
+            do_blk = do3[:, q0 : q0 + rows]  # (B, Bq, dv)
+            dvv[:, k0 : k0 + bk].baddbmm_(p.transpose(1, 2), do_blk)
+            ds = torch.bmm(do_blk, v_blk.transpose(1, 2)).sub_(delta[:, q0 : q0 + rows]).mul_(p)
+            dq[:, q0 : q0 + rows].baddbmm_(ds, k_blk, alpha=scale)
+            dk[:, k0 : k0 + bk].baddbmm_(ds.transpose(1, 2), q3[:, q0 : q0 + rows], alpha=scale)
+    return (dq.reshape(lead + (nq, d)).to(q.dtype), dk.reshape(lead + (nk, d)).to(k.dtype),
+            dvv.reshape(lead + (nk, dv)).to(v.dtype))
 
 
 def attention_lse(q, k, v, *, causal: bool = False, scale: float | None = None,
