@@ -217,9 +217,14 @@ def attention_lse(q, k, v, *, causal: bool = False, scale: float | None = None,
         nq, nk = q.shape[-2], k.shape[-2]
         offset = nk - nq if offset is None else int(offset)
         s = s.masked_fill(~_block_mask(0, nq, 0, nk, offset, q.device), float("-inf"))
-    lse = torch.logsumexp(s, dim=-1)  # (..., Nq); -inf where a row sees nothing
-    p = torch.exp(s - torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[..., None])
-    return torch.matmul(p, v.to(sd)), lse
+    # Normalise by the row sum, not by exp(-lse): lse ~ |s| carries a rounding of eps·|s|
+    # that exp(s - lse) would apply to every weight of the row alike (a scaled output).
+    m = s.amax(dim=-1, keepdim=True)  # (..., Nq, 1)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # a row that sees nothing
+    p = torch.exp(s - m)
+    l = p.sum(dim=-1, keepdim=True)  # (..., Nq, 1); 0 where a row sees nothing
+    out = torch.matmul(p, v.to(sd)) / torch.where(l > 0, l, torch.ones_like(l))
+    return out, (m + torch.log(l))[..., 0]  # lse; log(0) = -inf
 
 
 def merge_partials(out_a, lse_a, out_b, lse_b):
@@ -230,11 +235,14 @@ def merge_partials(out_a, lse_a, out_b, lse_b):
     commutative, and a part with lse = -inf (no visible key) contributes nothing.
     Chapter 4 derives it from the online softmax; split-KV decode and ring attention use it.
     """
-    lse = torch.logaddexp(lse_a, lse_b)  # (..., Nq)
-    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
-    w_a = torch.exp(lse_a - safe)[..., None]  # (..., Nq, 1); exp(-inf) = 0
-    w_b = torch.exp(lse_b - safe)[..., None]
-    return w_a * out_a + w_b * out_b, lse
+    # Weights relative to the larger lse (one of them exactly 1), and divided by their sum:
+    # a rounding of lse itself then cannot scale the output.
+    m = torch.maximum(lse_a, lse_b)  # (..., Nq)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both parts empty
+    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)  # exp(-inf) = 0
+    total = w_a + w_b  # in [1, 2], or 0 when both parts are empty
+    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / torch.where(total > 0, total, 1.0)[..., None]
+    return out, m + torch.log(total)
 
 
 def split_kv_attention(q, k, v, *, n_splits: int, causal: bool = False,
