@@ -141,7 +141,8 @@ def _flash_forward(q, k, v, causal: bool, scale: float, bq: int, bk: int):
                 s.masked_fill_(~_block_mask(q0, rows, k0, cols, offset, q.device), float("-inf"))
             m = _fold_block(acc, l, m, s, v3[:, k0 : k0 + bk], causal)
         out[:, q0 : q0 + rows] = (acc / torch.where(l > 0, l, torch.ones_like(l))).to(q.dtype)
-        lse[:, q0 : q0 + rows] = ((m + torch.log2(l)) / LOG2_E)[..., 0]  # log2 -> natural; l=0: -inf
+        # log2 -> natural log; a row that saw no key has l = 0, so lse = -inf
+        lse[:, q0 : q0 + rows] = ((m + torch.log2(l)) / LOG2_E)[..., 0]
     return out.reshape(lead + (nq, dv)), lse
 
 
@@ -177,7 +178,7 @@ def _flash_backward(q, k, v, out, lse, d_out, causal: bool, scale: float, bq: in
     q3, k3 = q.to(sd).reshape(-1, nq, d), k.to(sd).reshape(-1, nk, d)  # (B, Nq, d), (B, Nk, d)
     v3, do3 = v.to(sd).reshape(-1, nk, dv), d_out.to(sd).reshape(-1, nq, dv)  # (B, N, dv)
     delta = (do3 * out.to(sd).reshape(-1, nq, dv)).sum(-1, keepdim=True)  # (B, Nq, 1): D
-    lse_safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[..., None]  # (B, Nq, 1)
+    lse_safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))[..., None]  # (B,Nq,1)
     dq = torch.zeros_like(q3)
     dk, dvv = torch.zeros_like(k3), torch.zeros_like(v3)
     for k0 in range(0, nk, bk):
@@ -241,8 +242,8 @@ def merge_partials(out_a, lse_a, out_b, lse_b):
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both parts empty
     w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)  # exp(-inf) = 0
     total = w_a + w_b  # in [1, 2], or 0 when both parts are empty
-    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / torch.where(total > 0, total, 1.0)[..., None]
-    return out, m + torch.log(total)
+    out = w_a[..., None] * out_a + w_b[..., None] * out_b  # (..., Nq, dv)
+    return out / torch.where(total > 0, total, 1.0)[..., None], m + torch.log(total)
 
 
 def split_kv_attention(q, k, v, *, n_splits: int, causal: bool = False,
@@ -263,8 +264,8 @@ def split_kv_attention(q, k, v, *, n_splits: int, causal: bool = False,
     scale = resolve_scale(scale, q.shape[-1])
     nq, nk = q.shape[-2], k.shape[-2]
     chunk = -(-nk // n_splits)  # keys per split
-    parts = [attention_lse(q, k[..., k0 : k0 + chunk, :], v[..., k0 : k0 + chunk, :], causal=causal,
-                           scale=scale, offset=nk - nq - k0)  # this chunk's own causal offset
+    parts = [attention_lse(q, k[..., k0 : k0 + chunk, :], v[..., k0 : k0 + chunk, :],
+                           causal=causal, scale=scale, offset=nk - nq - k0)  # chunk's own offset
              for k0 in range(0, nk, chunk)]
     while len(parts) > 1:  # one tree level: merge neighbours pairwise
         pairs = zip(parts[0::2], parts[1::2])

@@ -76,7 +76,8 @@ def _sliding_window_torch(q, k, v, window: int, scale: float, bq: int):
         if k1 <= k0:
             continue  # these rows see no key: zeros
         # Scores, softmax and P·V in float32 at least: fp16 scores overflow past 65504.
-        s = torch.matmul(q[..., q0:q1, :].to(ct), k[..., k0:k1, :].to(ct).transpose(-1, -2)) * scale
+        kt = k[..., k0:k1, :].to(ct).transpose(-1, -2)  # (..., d, cols)
+        s = torch.matmul(q[..., q0:q1, :].to(ct), kt) * scale
         keep = torch.from_numpy(_local_mask(q0, q1, k0, k1, nk - nq, window)).to(q.device)
         s = s.masked_fill(~keep, float("-inf"))  # (..., rows, cols)
         p = torch.softmax(s, dim=-1).nan_to_num(0.0)  # all-masked rows: 0, not NaN
