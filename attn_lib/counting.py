@@ -33,6 +33,21 @@ def attention_flops(n_tokens: int, d_model: int, n_layers: int = 1, *, causal: b
     return 4 * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
 
 
+def attention_backward_flops(n_tokens: int, d_model: int, n_layers: int = 1, *,
+                             causal: bool = False, recompute: bool = True) -> int:
+    """Backward FLOPs of QKᵀ and PV: 10·N²·d·L with recomputation, 8·N²·d·L without.
+
+    Per visible (query, key) pair and head dim, each matmul costs 2: FlashAttention's backward
+    recomputes S = QKᵀ, then dV = PᵀdO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀQ (5 matmuls,
+    2.5× the forward's 4·N²·d); plain autograd keeps P and skips the recomputation
+    (4 matmuls, 2×).
+    causal counts the N(N+1)/2 visible pairs, as :func:`attention_flops` does. Chapter 4.
+    """
+    _check_n("d_model", d_model), _check_n("n_layers", n_layers)
+    matmuls = 5 if recompute else 4
+    return 2 * matmuls * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
+
+
 def layer_flops(model: str | models.ModelConfig, n_tokens: int, *, causal: bool = False) -> dict[str, int]:
     """Forward FLOPs of one layer over N tokens, by part.
 

@@ -16,10 +16,18 @@ Layout of the work (FlashAttention-2 order):
   program may fully see (no masks at all), then the few blocks on the causal diagonal or at
   the ragged end of the keys (masked). Blocks wholly above the diagonal are never visited.
 
-Without a CUDA device the kernel runs in Triton's interpreter (NumPy on the CPU): importing
-this module then sets TRITON_INTERPRET=1 before the kernel is defined. The interpreter
-mishandles bf16 in ``tl.dot``, so there bf16 inputs are computed in fp32 and cast back.
-Importing never fails without Triton: ``AVAILABLE`` says whether the kernel can run.
+Without a CUDA device the kernel runs in Triton's interpreter (NumPy on the CPU). Importing
+this module queries no GPU, changes no environment variable and reloads no module: the kernel
+functions below are plain Python until the first call, when :func:`interpreting` picks the
+mode (TRITON_INTERPRET if the user set it, else "interpret unless CUDA is available") and
+``_build_kernels`` wraps them as Triton's interpreted or JIT-compiled functions; the GPU
+autotuner is built then too (with Triton 3.2 a module-level ``triton.autotune(...,
+do_bench=...)`` raises "0 active drivers" on a CPU). The kernels call only Triton builtins
+and their own helpers, so they interpret correctly although ``triton.language`` itself was
+imported in compiled mode. The interpreter mishandles bf16 in ``tl.dot``, so there bf16
+inputs are computed in fp32 and cast back. Importing never fails without Triton:
+``AVAILABLE`` says whether Triton is installed, :func:`why_unavailable` whether the kernel
+can run here (None) or, in one line, why not.
 """
 from __future__ import annotations
 
@@ -33,10 +41,6 @@ try:
 except ImportError:  # pragma: no cover - torch is needed for the kernel, not for the import
     torch = None
 
-if torch is not None and not torch.cuda.is_available():
-    # Must happen before any @triton.jit below runs (the decorator reads it).
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
 try:
     import triton
     import triton.language as tl
@@ -46,28 +50,85 @@ except ImportError:
     triton = tl = None
     AVAILABLE = False
 
-#: True when the kernel runs in Triton's CPU interpreter rather than on a GPU.
-INTERPRET = AVAILABLE and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+#: Filled on first use, never at import: "interpret" (bool), "built" (kernels wrapped),
+#: "tuned" (the GPU autotuner), "why" (why_unavailable's cached answer).
+_RUNTIME: dict = {}
+
+#: The kernel functions, wrapped on first use. They call each other by these module-global
+#: names, which Triton resolves in this module's namespace.
+_KERNEL_NAMES = ("_load_tile", "_attn_fwd_inner", "_attn_fwd")
 
 
-def _interpret_triton_stdlib() -> None:
-    """Make Triton's own @jit helpers (tl.max, tl.sum, tl.zeros) interpretable.
+def interpreting() -> bool:
+    """True when the kernel runs in Triton's CPU interpreter rather than compiled for a GPU.
 
-    They are built when triton.language is imported; if something imported triton before
-    TRITON_INTERPRET was set (pytest.importorskip("triton"), say), they are compiled-mode
-    functions the interpreter refuses to call. Re-running those modules rebuilds them.
+    Decided once, on first use: TRITON_INTERPRET when the user set it ("0"/"" = compiled),
+    else interpret exactly when torch sees no CUDA device.
     """
-    import importlib
-
-    from triton.runtime.interpreter import InterpretedFunction
-
-    if not isinstance(tl.standard.zeros, InterpretedFunction):
-        for module in (tl.standard, tl.random, tl):
-            importlib.reload(module)
+    if "interpret" not in _RUNTIME:
+        env = os.environ.get("TRITON_INTERPRET")
+        cuda = torch is not None and torch.cuda.is_available()
+        _RUNTIME["interpret"] = env not in ("", "0") if env is not None else not cuda
+    return _RUNTIME["interpret"]
 
 
-if INTERPRET:
-    _interpret_triton_stdlib()
+def _build_kernels() -> None:
+    """Wrap the kernel functions for this process's mode, once (first call, not import)."""
+    if _RUNTIME.get("built"):
+        return
+    if interpreting():
+        from triton.runtime.interpreter import InterpretedFunction as wrap
+    else:
+        from triton.runtime.jit import JITFunction as wrap
+    namespace = globals()
+    for name in _KERNEL_NAMES:
+        if not isinstance(namespace[name], wrap):
+            namespace[name] = wrap(namespace[name])
+    _RUNTIME["built"] = True
+
+
+def _tuned_kernel():
+    """The GPU autotuner around ``_attn_fwd``, built on first use (never under the interpreter)."""
+    if "tuned" not in _RUNTIME:
+        _build_kernels()
+        _RUNTIME["tuned"] = triton.autotune(
+            configs=_gpu_configs(),
+            key=["NQ_BUCKET", "NK_BUCKET", "HEAD_DIM", "HEAD_DIM_V", "CAUSAL", "DOT_PRECISION"],
+            prune_configs_by={"early_config_prune": _prune_configs},
+            do_bench=_quick_bench,
+        )(_attn_fwd)
+    return _RUNTIME["tuned"]
+
+
+def __getattr__(name: str):
+    # Names older callers read, resolved lazily so that importing stays free of side effects.
+    if name == "INTERPRET":
+        return AVAILABLE and interpreting()
+    if name == "_attn_fwd_tuned" and AVAILABLE and not interpreting():
+        return _tuned_kernel()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def why_unavailable() -> str | None:
+    """None when the kernel runs here; else one line saying why not (chapter 4 prints it).
+
+    The first call runs one tiny problem through the kernel (interpreted on a CPU, one small
+    compile on a GPU), so a Triton that imports but cannot run this kernel is caught too.
+    """
+    if torch is None:
+        return "torch is not installed"
+    if not AVAILABLE:
+        return "Triton is not installed (its wheels are for Linux x86-64 only)"
+    if "why" not in _RUNTIME:
+        try:
+            x = torch.zeros(1, 1, 16, 16, device="cpu" if interpreting() else "cuda")
+            flash_attention(x, x, x, _blocks=(16, 16))
+            _RUNTIME["why"] = None
+        except Exception as err:  # any failure means "cannot run here": say it in one line
+            msg = " ".join(str(err).split())[:160]
+            _RUNTIME["why"] = f"the Triton kernel cannot run here ({type(err).__name__}: {msg})"
+    return _RUNTIME["why"]
+
 
 #: log2(e): exp(x) = exp2(x·log2 e), so folding it into the softmax scale lets the kernel use exp2.
 LOG2E = 1.4426950408889634
@@ -116,7 +177,6 @@ def visible_pairs(n_q: int, n_k: int, causal: bool) -> int:
 # ----------------------------------------------------------------------------- the kernel
 if AVAILABLE:
 
-    @triton.jit
     def _load_tile(ptrs, rows, n_rows, cols, N_COLS: tl.constexpr, BLOCK_COLS: tl.constexpr,
                    CHECK_ROWS: tl.constexpr):
         """Load a (rows, BLOCK_COLS) tile; rows >= n_rows and padded columns >= N_COLS read as 0.
@@ -135,7 +195,6 @@ if AVAILABLE:
             else:
                 return tl.load(ptrs, mask=cols[None, :] < N_COLS, other=0.0)
 
-    @triton.jit
     def _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
                         lo, hi, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
                         HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
@@ -160,7 +219,7 @@ if AVAILABLE:
                     visible = visible & (keys[None, :] <= offs_m[:, None] + diag)  # bottom-right
                 s = tl.where(visible, s, float("-inf"))
             # Online softmax: new running max, then rescale the old state by exp2(m_old - m_new).
-            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_new = tl.maximum(m_i, tl.reduce(s, 1, tl.standard._elementwise_max))  # row max
             if MASKED:
                 # A row that has seen no key yet keeps m = -inf; subtract 0 instead (no NaN).
                 m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -168,7 +227,7 @@ if AVAILABLE:
                 m_ref = m_new
             alpha = tl.math.exp2(m_i - m_ref)  # (BLOCK_M,); 0 on the first visible block
             p = tl.math.exp2(s - m_ref[:, None])  # (BLOCK_M, BLOCK_N) unnormalised probabilities
-            l_i = l_i * alpha + tl.sum(p, 1)
+            l_i = l_i * alpha + tl.reduce(p, 1, tl.standard._sum_combine)  # row sum
             v = _load_tile(v_ptrs, keys, N_K, offs_dv, HEAD_DIM_V, BLOCK_DV, MASKED)  # (BLOCK_N, BLOCK_DV)
             acc = acc * alpha[:, None]
             acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)  # acc += P·V in fp32
@@ -177,7 +236,6 @@ if AVAILABLE:
             v_ptrs += BLOCK_N * stride_vn
         return acc, l_i, m_i
 
-    @triton.jit
     def _attn_fwd(Q, K, V, Out,
                   stride_qb, stride_qh, stride_qn, stride_qd,
                   stride_kb, stride_kh, stride_kn, stride_kd,
@@ -209,8 +267,8 @@ if AVAILABLE:
 
         # Running statistics of the online softmax (fp32 whatever the input dtype).
         m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)  # running max (log2 domain)
-        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)  # running denominator
-        acc = tl.zeros([BLOCK_M, BLOCK_DV], dtype=tl.float32)  # unnormalised output
+        l_i = tl.full([BLOCK_M], 0.0, dtype=tl.float32)  # running denominator
+        acc = tl.full([BLOCK_M, BLOCK_DV], 0.0, dtype=tl.float32)  # unnormalised output
 
         # Which key blocks to visit. Query i sees key j iff j <= i + diag (bottom-right causal).
         diag = N_K - N_Q
@@ -279,13 +337,6 @@ if AVAILABLE:
         # Shorter than do_bench's default 25 ms warm-up / 100 ms repeats: we tune many shapes.
         return triton.testing.do_bench(kernel_call, warmup=5, rep=25, quantiles=quantiles)
 
-    _attn_fwd_tuned = triton.autotune(
-        configs=_gpu_configs(),
-        key=["NQ_BUCKET", "NK_BUCKET", "HEAD_DIM", "HEAD_DIM_V", "CAUSAL", "DOT_PRECISION"],
-        prune_configs_by={"early_config_prune": _prune_configs},
-        do_bench=_quick_bench,
-    )(_attn_fwd)
-
 
 # ----------------------------------------------------------------------------- the wrapper
 def _check_inputs(q, k, v) -> None:
@@ -302,7 +353,7 @@ def _check_inputs(q, k, v) -> None:
             raise ValueError(f"head dim {name} must be <= {MAX_HEAD_DIM}, got {dim} ({shapes})")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
-    if not INTERPRET and q.device.type != "cuda":
+    if not interpreting() and q.device.type != "cuda":
         raise ValueError(f"q, k, v must be CUDA tensors for the Triton kernel, got device {q.device}")
     if q.shape[0] * q.shape[1] > 65535:
         raise ValueError(f"batch·heads must be <= 65535 (grid axis 1), got {q.shape[0] * q.shape[1]} ({shapes})")
@@ -337,7 +388,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if _blocks is not None and not (len(_blocks) == 2 and all(
             isinstance(b, int) and b >= 16 and b & (b - 1) == 0 for b in _blocks)):
         raise ValueError(f"_blocks must be two powers of two >= 16 (BLOCK_M, BLOCK_N), got {_blocks!r}")
-    if INTERPRET and q.dtype == torch.bfloat16:
+    if interpreting() and q.dtype == torch.bfloat16:
         # The interpreter's tl.dot mishandles bf16: compute in fp32 (bf16 -> fp32 is exact).
         out = flash_attention(q.float(), k.float(), v.float(), causal=causal, scale=scale, _blocks=_blocks)
         return out.to(torch.bfloat16)
@@ -351,14 +402,15 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
             heads, n_q, n_k, scale * LOG2E, _pow2(n_q), _pow2(n_k)]
     meta = dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
                 CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
-    if INTERPRET or _blocks is not None:
+    _build_kernels()  # first call: wrap the kernels for this process (interpreted or compiled)
+    if interpreting() or _blocks is not None:
         block_m, block_n = _blocks or (INTERPRET_BLOCK_M, INTERPRET_BLOCK_N)
         grid = (triton.cdiv(n_q, block_m), batch * heads)
         _attn_fwd[grid](*args, **meta, BLOCK_M=block_m, BLOCK_N=block_n)
     else:
         grid = lambda cfg: (triton.cdiv(n_q, cfg["BLOCK_M"]), batch * heads)  # noqa: E731
         with torch.cuda.device(q.device):
-            _attn_fwd_tuned[grid](*args, **meta)
+            _tuned_kernel()[grid](*args, **meta)
     return out
 
 
@@ -367,9 +419,9 @@ def best_config(q, k, v, *, causal: bool = False) -> dict | None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, x)
     check_qkv(q, k, v), check_bool("causal", causal)
-    if not AVAILABLE or INTERPRET:
+    if not AVAILABLE or interpreting():
         return None
-    for key, cfg in _attn_fwd_tuned.cache.items():
+    for key, cfg in _tuned_kernel().cache.items():
         if key[:2] == (_pow2(q.shape[-2]), _pow2(k.shape[-2])) and key[2:4] == (q.shape[-1], v.shape[-1]) \
                 and key[4] == causal and str(q.dtype) in key:
             return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
@@ -405,8 +457,9 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
                         num_warps, dot_precision)
     if not AVAILABLE:
         raise RuntimeError("compile_report needs torch and triton")
-    if INTERPRET:
+    if interpreting():
         raise RuntimeError("compile_report needs compiled kernels: run Python with TRITON_INTERPRET=0")
+    _build_kernels()
     import re
     import subprocess
     import tempfile

@@ -70,11 +70,13 @@ def _sliding_window_torch(q, k, v, window: int, scale: float, bq: int):
         k0, k1 = max(0, q0 + nk - nq - window + 1), min(nk, q1 + nk - nq)
         if k1 <= k0:
             continue  # these rows see no key: zeros
-        s = torch.matmul(q[..., q0:q1, :], k[..., k0:k1, :].transpose(-1, -2)).to(ct) * scale
+        # Scores, softmax and P·V in float32 at least: fp16 scores overflow past 65504.
+        kt = k[..., k0:k1, :].to(ct).transpose(-1, -2)  # (..., d, cols)
+        s = torch.matmul(q[..., q0:q1, :].to(ct), kt) * scale
         keep = torch.from_numpy(_local_mask(q0, q1, k0, k1, nk - nq, window)).to(q.device)
         s = s.masked_fill(~keep, float("-inf"))  # (..., rows, cols)
         p = torch.softmax(s, dim=-1).nan_to_num(0.0)  # all-masked rows: 0, not NaN
-        out[..., q0:q1, :] = torch.matmul(p.to(v.dtype), v[..., k0:k1, :]).to(ct)
+        out[..., q0:q1, :] = torch.matmul(p, v[..., k0:k1, :].to(ct))
     return out.to(q.dtype)
 
 

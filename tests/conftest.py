@@ -1,25 +1,51 @@
-"""Shared pytest setup: hypothesis profiles.
+"""Shared pytest setup: hypothesis profiles and the seed every run draws from.
 
-`ci` (the default) is deterministic: derandomize=True makes every run draw the same examples,
-so a failure reproduces on any machine; deadline=None because the shared 2-core CI machine
-makes per-example timings meaningless. Set HYPOTHESIS_PROFILE=dev for fresh random draws.
+`ci` (the default) draws fresh examples every run: the session picks a random seed (or takes
+``--hypothesis-seed=N``), prints it in the header and again after any failure, so
+``pytest --hypothesis-seed=N`` replays the same examples on any machine; print_blob also
+prints each failure's ``@reproduce_failure`` blob. No example database, so a run depends on
+its seed alone; deadline=None because the shared 2-core CI machine makes per-example
+timings meaningless. `dev` is the same with the database on (failures replay first).
 """
 import os
+import random
 
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",
-    derandomize=True,
     deadline=None,
+    database=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 import pytest
+
+
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' own plugin reads the option
+def pytest_configure(config):
+    """Give the session a seed: --hypothesis-seed=N if given, else a fresh random one."""
+    if config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = str(random.SystemRandom().randrange(2**32))
+
+
+def _replay_line(config) -> str:
+    seed = config.getoption("hypothesis_seed")
+    return f"hypothesis seed {seed}: replay with  pytest --hypothesis-seed={seed}"
+
+
+def pytest_report_header(config):
+    return _replay_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus != 0:
+        terminalreporter.write_line(_replay_line(config))
 
 
 @pytest.fixture(scope="module")

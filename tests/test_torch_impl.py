@@ -1,12 +1,14 @@
 """attn_lib.torch_impl: plain, tiled and SDPA-backed attention equal a float64 oracle."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings, strategies as st
 
 from attn_lib import torch_impl
-from strategies import (Case, cases, check_against_oracle, logit_rounding_budget, oracle_attention,
-                        population_errors, random_cases)
+from strategies import (FP32_EPS, Case, blind_rows, cases, check_against_oracle, largest_visible_logit,
+                        logit_rounding_budget, oracle_attention, population_errors, random_cases)
 
 N_CASES = 500  # per implementation, as the foundation issue asks
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -139,3 +141,31 @@ def test_flash_attention_never_materialises_scores():
         with LargestTensor() as mode:
             torch_impl.attention(q, k, v, causal=causal)
         assert mode.largest == n * n  # the plain path does form them
+
+
+# Large but representable logits in half precision: scores and exponentials must be float32
+# (fp16 rounds |s| ~ 3e4 to multiples of 16, and s · log2(e) overflows past ~4.5e4).
+# Budget, FlashAttention's rule in the input dtype: twice torch SDPA's error on the same
+# input, plus the float32 logit floor eps32 · max|s| · max|v| and one ulp of max|v| in the
+# half dtype (the output is rounded to it once).
+@pytest.mark.parametrize("dtype", list(HALF_TOL))
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+@settings(max_examples=60)
+@given(case=cases(blocks=True), size=st.floats(1e3, 6e4))
+def test_half_inputs_with_large_logits_are_finite_and_correct(name, dtype, case, size):
+    case = dataclasses.replace(case, logit_size=size)
+    q, k, v = (torch.from_numpy(x).to(dtype) for x in case.arrays(np.float32))
+    assume(all(torch.isfinite(x).all() for x in (q, k, v)))  # representable inputs only
+    with torch.no_grad():
+        want = torch_impl.sdpa(q, k, v, **case.kwargs)
+        got = IMPLEMENTATIONS[name](case)(q, k, v)
+    assume(torch.isfinite(want).all())  # where SDPA's output is finite, ours must be too
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    q64, k64, v64 = (x.double().numpy() for x in (q, k, v))
+    exact = oracle_attention(q64, k64, v64, **case.kwargs)
+    seen = ~blind_rows(case.nq, case.nk, case.causal)
+    sdpa_err = float(np.max(np.abs(want.double().numpy() - exact)[..., seen, :], initial=0.0))
+    vmax = float(np.abs(v64).max())
+    floor = (FP32_EPS * largest_visible_logit(q64, k64, **case.kwargs) + torch.finfo(dtype).eps) * vmax
+    err = float(np.max(np.abs(got.double().numpy() - exact), initial=0.0))
+    assert err <= 2 * sdpa_err + floor, f"{dtype} error {err:.3g} > budget {2 * sdpa_err + floor:.3g}"

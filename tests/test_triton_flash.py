@@ -129,7 +129,7 @@ def test_bad_input_names_the_argument():
 
 
 def test_cpu_tensors_need_the_interpreter(monkeypatch):
-    monkeypatch.setattr(tf, "INTERPRET", False)
+    monkeypatch.setitem(tf._RUNTIME, "interpret", False)  # as if compiled for a GPU
     x = torch.zeros(1, 1, 4, 16)
     with pytest.raises(ValueError, match="CUDA"):
         tf.flash_attention(x, x, x)
@@ -140,6 +140,24 @@ def test_unavailable_triton_raises_clearly(monkeypatch):
     x = torch.zeros(1, 1, 4, 16)
     with pytest.raises(RuntimeError, match="triton"):
         tf.flash_attention(x, x, x)
+    assert "Triton is not installed" in tf.why_unavailable()
+
+
+def test_why_unavailable_is_none_where_the_kernel_runs():
+    assert tf.why_unavailable() is None  # here: interpreted on a CPU, compiled on a GPU
+    assert tf.INTERPRET == tf.interpreting() == (not CUDA)
+
+
+def test_why_unavailable_reports_a_broken_kernel_in_one_line(monkeypatch):
+    # A Triton that imports but cannot run the kernel (e.g. an older interpreter) is caught.
+    monkeypatch.setattr(tf, "_RUNTIME", {"interpret": tf.interpreting()})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("0 active drivers\n(more detail)")
+    monkeypatch.setattr(tf, "_build_kernels", broken)
+    line = tf.why_unavailable()
+    assert line.startswith("the Triton kernel cannot run here") and "0 active drivers" in line
+    assert "\n" not in line
 
 
 @pytest.mark.parametrize("nq,nk", [(1, 1), (5, 5), (3, 9), (9, 3), (1, 64), (64, 1), (0, 4)])

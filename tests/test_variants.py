@@ -114,3 +114,18 @@ def test_cpu_seconds_is_per_call_and_positive():
     calls = []
     t = bench.cpu_seconds(lambda: calls.append(sum(range(10_000))), min_time=0.01)
     assert t > 0 and len(calls) >= 2  # the warm-up and at least one timed call
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_torch_path_half_inputs_with_large_logits_stay_finite(dtype):
+    # Half inputs whose scores pass fp16's range (65504) in the matmul: float32 scores.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    q, k, v = (torch.from_numpy(x) for x in qkv(rng, 20, 20, d=4, dv=3))
+    q, k = q * 300, k * 300  # |q·k| ~ 1e5, still representable inputs
+    half = [x.to(getattr(torch, dtype)) for x in (q, k, v)]
+    got = variants.sliding_window_attention(*half, window=5, block_q=8)
+    assert got.dtype == half[0].dtype and torch.isfinite(got).all()
+    want = variants.sliding_window_attention(*(x.double().numpy() for x in half), window=5, block_q=8)
+    eps = torch.finfo(half[0].dtype).eps
+    np.testing.assert_allclose(got.double().numpy(), want, atol=4 * eps * float(v.abs().max()), rtol=0)
