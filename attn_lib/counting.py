@@ -43,8 +43,9 @@ def attention_backward_flops(n_tokens: int, d_model: int, n_layers: int = 1, *,
     (4 matmuls, 2×).
     causal counts the N(N+1)/2 visible pairs, as :func:`attention_flops` does. Chapter 4.
     """
-    _check_n("d_model", d_model), _check_n("n_layers", n_layers)
-    matmuls = 5 if recompute else 4
+    d_model = check_positive_int("d_model", d_model)
+    n_layers = check_positive_int("n_layers", n_layers)
+    matmuls = 5 if check_bool("recompute", recompute) else 4
     return 2 * matmuls * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
 
 
@@ -153,17 +154,10 @@ def palm_training_flops_per_token(model: str | models.ModelConfig, seq_len: int)
 # ------------------------------------------------------------------ context parallelism
 # Chapter 5: one sequence split over P devices (ring attention, Ulysses). Per device,
 # per layer unless stated; "width" = values per token (K and V together for kv_width).
-def _check_p(world_size) -> int:
-    p = _check_n("world_size", world_size)
-    if p < 1:
-        raise ValueError(f"world_size must be >= 1, got {p}")
-    return p
-
-
 def kv_bytes_per_device(model: str | models.ModelConfig, n_tokens: int, world_size: int,
                         bytes_per_value: int = 2) -> float:
     """K and V of all layers for one device's N/P tokens: kv_cache_bytes(N) / P."""
-    return kv_cache_bytes(model, n_tokens, bytes_per_value) / _check_p(world_size)
+    return kv_cache_bytes(model, n_tokens, bytes_per_value) / check_positive_int("world_size", world_size)
 
 
 def activation_width(model: str | models.ModelConfig) -> int:
@@ -185,9 +179,9 @@ def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
     scores never exist as a whole, so activations are linear in N and fall as 1/P.
     """
     cfg = models.get(model)
-    layers = cfg.n_layers if n_layers is None else _check_n("n_layers", n_layers)
-    n = _check_n("n_tokens", n_tokens)
-    return n / _check_p(world_size) * activation_width(cfg) * bytes_per_value * layers
+    layers = cfg.n_layers if n_layers is None else check_nonneg_int("n_layers", n_layers)
+    n = check_nonneg_int("n_tokens", n_tokens)
+    return n / check_positive_int("world_size", world_size) * activation_width(cfg) * bytes_per_value * layers
 
 
 def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
@@ -196,14 +190,14 @@ def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
 
     kv_width = heads · (d + dv) for one attention call; 2·d_kv per layer of a model.
     """
-    n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
+    n, p = check_nonneg_int("n_tokens", n_tokens), check_positive_int("world_size", world_size)
     return n / p * kv_width * bytes_per_value
 
 
 def ring_bytes_total(n_tokens: int, world_size: int, kv_width: int,
                      bytes_per_value: int = 2) -> float:
     """Bytes each rank sends in P − 1 ring steps: (P − 1)/P · N · kv_width · b."""
-    p = _check_p(world_size)
+    p = check_positive_int("world_size", world_size)
     return (p - 1) * ring_bytes_per_step(n_tokens, p, kv_width, bytes_per_value)
 
 
@@ -215,8 +209,8 @@ def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
     tensor moved: q, k, v in and the output back, heads·(2d + 2dv) (2·d_attn + 2·d_kv
     per layer of a model).
     """
-    p = _check_p(world_size)
-    return (p - 1) / p**2 * _check_n("n_tokens", n_tokens) * width * bytes_per_value
+    p = check_positive_int("world_size", world_size)
+    return (p - 1) / p**2 * check_nonneg_int("n_tokens", n_tokens) * width * bytes_per_value
 
 
 def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
@@ -231,7 +225,7 @@ def block_pairs(rows: int, cols: int, offset: int) -> int:
     Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
     b, an arithmetic series in between.
     """
-    rows, cols = _check_n("rows", rows), _check_n("cols", cols)
+    rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
     if cols == 0:
         return 0
     a = min(rows, max(0, -offset))  # first row that sees a key
@@ -247,7 +241,7 @@ def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguou
     C = N/P, so the last rank does ≈ 2P − 1 times the first's work. Causal, zigzag
     (chunks r and 2P − 1 − r of c = N/2P): (2P − 1)·c² + c(c + 1) for every rank.
     """
-    n, p = _check_n("n_tokens", n_tokens), _check_p(world_size)
+    n, p = check_nonneg_int("n_tokens", n_tokens), check_positive_int("world_size", world_size)
     if layout not in ("contiguous", "zigzag"):
         raise ValueError(f"layout must be 'contiguous' or 'zigzag', got {layout!r}")
     parts = p * (1 if layout == "contiguous" else 2)
@@ -286,7 +280,7 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
     attention of a forward pass is P steps × layers.
     """
     cfg = models.get(model)
-    c = _check_n("n_tokens", n_tokens) / _check_p(world_size)
+    c = check_nonneg_int("n_tokens", n_tokens) / check_positive_int("world_size", world_size)
     flops = 4 * c * c * cfg.d_attn / (2 if causal else 1)
     compute = flops / flop_rate
     sent = ring_bytes_per_step(n_tokens, world_size, 2 * cfg.d_kv, bytes_per_value)
