@@ -2,6 +2,7 @@
 # make test   unit + property tests, every notebook under nbval (strict), warning-free build
 # make check-html   build, then load every page in headless Chromium
 # make bench  the measured benchmark suite, sized to this machine's device
+# make check-colab   run every notebook in a cached venv mirroring Colab (STACK=old: older)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -42,6 +43,15 @@ check-html: build-strict
 
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench
+
+# The stack's venv is built once and cached outside the checkout (see tools/check_colab.py).
+STACK ?= colab
+.PHONY: check-colab check-colab-old
+check-colab: $(STAMP)
+	$(PY) tools/check_colab.py --stack $(STACK)
+
+check-colab-old: $(STAMP)
+	$(PY) tools/check_colab.py --stack old
 
 clean:
 	rm -rf _build
