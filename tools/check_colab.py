@@ -198,8 +198,14 @@ def locked(path: Path):
 
 
 def pip(venv: Path, *args: str) -> None:
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check",
-                    *args], check=True, env=clean_env())
+    """Run the venv's pip; its chatter goes to <venv>/pip.log, shown only if it fails."""
+    with open(venv / "pip.log", "a") as out:
+        done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip",
+                               "--disable-pip-version-check", *args],
+                              env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = (venv / "pip.log").read_text().splitlines()[-40:]
+        raise SystemExit("pip " + " ".join(args) + " failed:\n" + "\n".join(tail))
 
 
 def clean_env() -> dict[str, str]:
@@ -272,7 +278,9 @@ def kernel_spec_dir(venv: Path, into: Path) -> Path:
     spec.mkdir(parents=True)
     argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": f"Colab mirror ({venv.name})", "language": "python"}))
+        {"argv": argv, "display_name": f"Colab mirror ({venv.name})", "language": "python",
+         # ipykernel 6.17's debugger warns on every start about frozen modules: noise here
+         "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}}))
     return into
 
 
