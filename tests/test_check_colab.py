@@ -97,17 +97,30 @@ def test_the_books_toc_lists_every_chapter():
 
 
 # ------------------------------------------------------------------ failure reporting
-def _error(ename, evalue):
-    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])
+def _error(ename, evalue, traceback=()):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                  traceback=list(traceback))
+
+
+# IPython 7's traceback of a cell, as the kernel sends it (ANSI colours included)
+_TB = ["\x1b[0;31m-----------------------------------------------------------------\x1b[0m",
+       "\x1b[0;31mRuntimeError\x1b[0m  Traceback (most recent call last)",
+       "\x1b[0;32m<ipython-input-2-7c1f>\x1b[0m in \x1b[0;36m<module>\x1b[0;34m\x1b[0m\n"
+       "\x1b[1;32m      1\x1b[0m \x1b[0;32mtry\x1b[0m\x1b[0;34m:\x1b[0m\n"
+       "\x1b[0;32m----> 2\x1b[0;31m     \x1b[0;32mfrom\x1b[0m \x1b[0mattn_lib\x1b[0m "
+       "\x1b[0;32mimport\x1b[0m \x1b[0mtriton_flash\x1b[0m\x1b[0;34m\x1b[0m\n",
+       "\x1b[0;32m/venv/triton/runtime/driver.py\x1b[0m in \x1b[0;36m_create_driver\n"
+       "\x1b[0;32m----> 9\x1b[0;31m     raise RuntimeError(...)\n"]
 
 
 def _executed_notebook():
     v4 = nbformat.v4
     cells = [v4.new_markdown_cell("# t"),
              v4.new_code_cell("# comment\nimport attn_lib", execution_count=1),
-             v4.new_code_cell("from attn_lib import triton_flash", execution_count=2,
+             v4.new_code_cell("try:\n    from attn_lib import triton_flash\n"
+                              "except ImportError:\n    pass", execution_count=2,
                               outputs=[_error("RuntimeError", "0 active drivers ([]).\n"
-                                              "There should only be one.")]),
+                                              "There should only be one.", _TB)]),
              v4.new_code_cell("1 / 0", execution_count=3,
                               metadata={"tags": ["raises-exception"]},
                               outputs=[_error("ZeroDivisionError", "division by zero")]),
@@ -124,6 +137,12 @@ def test_cell_errors_name_notebook_and_cell():
     assert "`from attn_lib import triton_flash`" in first
     assert "RuntimeError: 0 active drivers ([]). There should only be one." in first
     assert "\n" not in first
+
+
+def test_without_a_traceback_the_first_code_line_is_named():
+    errors = check_colab.cell_errors(_executed_notebook(), "x.ipynb")
+    assert errors[1].first_line == "print(x)"
+    assert check_colab.raising_line("# c\n\n  y = 1\n", []) == "y = 1"
 
 
 def test_clean_notebook_has_no_errors():

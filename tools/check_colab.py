@@ -123,6 +123,22 @@ class CellError:
                 f"{self.ename}: {self.evalue}")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ARROW = re.compile(r"^-*> *(\d+)")  # IPython's marker of the line that raised: '---> 2 ...'
+
+
+def raising_line(source: str, traceback: list[str]) -> str:
+    """The cell's line that raised (the traceback's first '--->' marker), else its first."""
+    lines = source.splitlines()
+    for frame in traceback:
+        for text in _ANSI.sub("", frame).splitlines():
+            m = _ARROW.match(text.strip())
+            if m and 0 < int(m.group(1)) <= len(lines):
+                return lines[int(m.group(1)) - 1].strip()[:60]
+    code = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return (code[0].strip() if code else "")[:60]
+
+
 def cell_errors(nb: dict, name: str) -> list[CellError]:
     """Every code cell of an executed notebook whose outputs hold an error.
 
@@ -134,13 +150,12 @@ def cell_errors(nb: dict, name: str) -> list[CellError]:
         if "raises-exception" in cell.get("metadata", {}).get("tags", []):
             continue
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        lines = [ln for ln in source.splitlines() if ln.strip() and not ln.startswith("#")]
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 evalue = " ".join(str(out.get("evalue", "")).split())[:300]
                 errors.append(CellError(name, i, cell.get("execution_count"),
                                         out.get("ename", "?"), evalue,
-                                        (lines[0] if lines else "")[:60]))
+                                        raising_line(source, out.get("traceback", []))))
     return errors
 
 
