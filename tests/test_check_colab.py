@@ -156,3 +156,15 @@ def test_report_verdict():
     bad = check_colab.report(["a.ipynb: code cell 2 raised X: y"], {"a.ipynb": 1.0}, "old")
     assert "FAIL a.ipynb: code cell 2 raised X: y" in bad
     assert bad.splitlines()[-1] == "check-colab [old]: 1 notebooks, failed (1 failing cells)"
+
+
+def test_slowest_cell_from_timing_metadata():
+    v4 = nbformat.v4
+    def timed(start, end):
+        return v4.new_code_cell("x", metadata={"execution": {
+            "iopub.execute_input": f"2026-12-01T20:00:{start}Z",
+            "shell.execute_reply": f"2026-12-01T20:00:{end}Z"}})
+    nb = v4.new_notebook(cells=[timed("01.000", "01.500"), v4.new_code_cell("y"),
+                                timed("02.000", "09.250")])
+    assert check_colab.slowest_cell(nb) == (3, 7.25)
+    assert check_colab.slowest_cell(v4.new_notebook(cells=[v4.new_code_cell("y")])) is None

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,26 +31,29 @@ from pathlib import Path
 # ----------------------------------------------------------------------------- the stacks
 #: Colab's runtime (its package list, 2026-08) and an older runtime; the packages are
 #: installed by name from the package index. torch's default wheel is its CUDA build, which
-#: runs on a CPU. setuptools lets attn_lib build without fetching a build backend per run.
+#: runs on a CPU. jupyter-client: ipykernel 6.17 predates jupyter-client 8 (kernels built on
+#: the pair can stop answering mid-notebook). setuptools lets attn_lib build without
+#: fetching a build backend per run.
 STACKS = {
     "colab": {
         "python": "3.13",
         "pins": ["torch==2.11.0", "triton==3.6.0", "numpy==2.1.3", "ipywidgets==7.7.1",
                  "ipython==7.34.0", "ipykernel==6.17.1", "matplotlib==3.10.0",
-                 "tqdm==4.67.1", "setuptools==75.2.0"],
+                 "tqdm==4.67.1", "jupyter-client==7.4.9", "setuptools==75.2.0"],
         "absent": ["myst_nb"],
     },
     "old": {
         "python": "3.12",
         "pins": ["torch==2.6.0", "triton==3.2.0", "numpy==1.26.4", "ipywidgets==7.7.1",
                  "ipython==7.34.0", "ipykernel==6.17.1", "matplotlib==3.8.4",
-                 "tqdm==4.66.5", "setuptools==75.2.0"],
+                 "tqdm==4.66.5", "jupyter-client==7.4.9", "setuptools==75.2.0"],
         "absent": ["myst_nb"],
     },
 }
 #: Bump when the build recipe changes, so old caches are not reused.
 RECIPE = 1
-CELL_TIMEOUT_S = 600
+#: A cell that runs longer has hung (a whole notebook takes ~1 min on 2 cores).
+CELL_TIMEOUT_S = 300
 KERNEL_NAME = "attn-lib-colab"
 STAMP = ".complete.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +161,23 @@ def cell_errors(nb: dict, name: str) -> list[CellError]:
                                         out.get("ename", "?"), evalue,
                                         raising_line(source, out.get("traceback", []))))
     return errors
+
+
+def slowest_cell(nb: dict) -> tuple[int, float] | None:
+    """(1-based code cell, seconds) of the longest cell, from nbclient's timing metadata."""
+    from datetime import datetime
+
+    best = None
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(code_cells, start=1):
+        times = cell.get("metadata", {}).get("execution", {})
+        start, end = times.get("iopub.execute_input"), times.get("shell.execute_reply")
+        if start and end:
+            secs = (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                    - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            if best is None or secs > best[1]:
+                best = (i, secs)
+    return best
 
 
 def report(failures: list[str], timings: dict[str, float], stack: str) -> str:
@@ -305,7 +326,11 @@ def execute(notebook: Path, workdir: Path) -> tuple[dict, str | None]:
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S,
+    logger = logging.getLogger("check-colab.nbclient")  # its warnings (IOPub timeouts) show
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
+        logger.setLevel(logging.WARNING)
+    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S, log=logger,
                             allow_errors=True, resources={"metadata": {"path": str(workdir)}})
     try:
         client.execute()
@@ -351,14 +376,19 @@ def run(stack: str, repo: Path, exe: str | None, rebuild: bool) -> int:
             name = str(path.relative_to(repo))
             t0 = time.monotonic()
             nb, fatal = execute(path, workdir)
+            if fatal:  # a hung or dead kernel, not a cell that raised: one more try
+                log(f"{name}: run stopped ({fatal}); retrying once in a fresh kernel")
+                nb, fatal = execute(path, workdir)
             timings[name] = time.monotonic() - t0
             errors = [str(e) for e in cell_errors(nb, name)]
             if fatal:
                 errors.append(f"{name}: run stopped: {fatal}")
             for e in errors:
                 log(f"FAIL {e}")
+            slow = slowest_cell(nb)
+            slow = f" (slowest: code cell {slow[0]}, {slow[1]:.1f} s)" if slow else ""
             log(f"{name}: {'ok' if not errors else f'{len(errors)} failing'} "
-                f"in {timings[name]:.1f} s")
+                f"in {timings[name]:.1f} s{slow}")
             failures += errors
     print(report(failures, timings, stack))
     log(f"total {time.monotonic() - t_start:.0f} s")
