@@ -355,7 +355,8 @@ def probe(venv: Path, workdir: Path) -> None:
         raise SystemExit(f"kernel imports attn_lib from {where}, not from {venv}")
 
 
-def run(stack: str, repo: Path, exe: str | None, rebuild: bool) -> int:
+def run(stack: str, repo: Path, exe: str | None, rebuild: bool,
+        out: Path | None = None) -> int:
     t_start = time.monotonic()
     spec = STACKS[stack]
     venv = build(stack, exe or find_python(spec["python"]), rebuild)
@@ -380,6 +381,11 @@ def run(stack: str, repo: Path, exe: str | None, rebuild: bool) -> int:
                 log(f"{name}: run stopped ({fatal}); retrying once in a fresh kernel")
                 nb, fatal = execute(path, workdir)
             timings[name] = time.monotonic() - t0
+            if out is not None:  # the executed notebook, for a look at what went wrong
+                import nbformat
+
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, out / name)
             errors = [str(e) for e in cell_errors(nb, name)]
             if fatal:
                 errors.append(f"{name}: run stopped: {fatal}")
@@ -403,12 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", help="interpreter for the stack (default: found by version)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached venv")
     ap.add_argument("--build-only", action="store_true", help="build the venv, run nothing")
+    ap.add_argument("--out", type=Path, help="write the executed notebooks under this folder")
     args = ap.parse_args(argv)
     if args.build_only:
         build(args.stack, args.python or find_python(STACKS[args.stack]["python"]),
               args.rebuild)
         return 0
-    return run(args.stack, args.repo.resolve(), args.python, args.rebuild)
+    return run(args.stack, args.repo.resolve(), args.python, args.rebuild, args.out)
 
 
 if __name__ == "__main__":
