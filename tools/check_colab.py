@@ -1,15 +1,15 @@
-"""Colab drift check: run every notebook of the book in a venv that mirrors Colab's runtime.
+"""Colab drift check: run every notebook in a venv that mirrors Colab's runtime.
 
     python tools/check_colab.py [--stack colab|old] [--repo PATH] [--python EXE]
 
 Builds the stack's venv once, cached outside the checkout under
-``$ATTN_LIB_COLAB_CACHE`` (default ``~/.cache/attn-lib-colab/<key>``, the key a hash of
-the stack's Python version and pins), installs attn_lib from the checkout with
-``pip install --no-deps`` as every notebook's first cell does on Colab, then executes each
-notebook of ``_toc.yml`` top to bottom in a kernel running the stack's Python, from an empty
-working directory (a fresh Colab runtime has no checkout). Exits 1 naming every notebook
-and cell that raised. The driver (nbclient) runs in the project's own venv; only the
-kernel runs in the stack's venv.
+``$ATTN_LIB_COLAB_CACHE`` (default ``~/.cache/attn-lib-colab/<key>``, the key a hash
+of the stack's Python version and pins), installs attn_lib from the checkout with
+``pip install --no-deps`` as every notebook's first cell does on Colab, then executes
+each notebook of ``_toc.yml`` top to bottom in a kernel running the stack's Python,
+from an empty working directory (a fresh Colab runtime has no checkout). Exits 1 naming
+every notebook and cell that raised. The driver (nbclient) runs in the project's own
+venv; only the kernel runs in the stack's venv.
 """
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# ----------------------------------------------------------------------------- the stacks
+# ------------------------------------------------------------------------ the stacks
 #: Colab's runtime (its package list, 2026-08) and an older runtime; the packages are
-#: installed by name from the package index. torch's default wheel is its CUDA build, which
-#: runs on a CPU. jupyter-client: ipykernel 6.17 predates jupyter-client 8 (kernels built on
-#: the pair can stop answering mid-notebook). setuptools lets attn_lib build without
-#: fetching a build backend per run.
+#: installed by name from the package index. torch's default wheel is its CUDA build,
+#: which runs on a CPU. jupyter-client: ipykernel 6.17 predates jupyter-client 8
+#: (kernels built on the pair can stop answering mid-notebook). setuptools lets
+#: attn_lib build without fetching a build backend per run.
 STACKS = {
     "colab": {
         "python": "3.13",
@@ -59,21 +59,23 @@ STAMP = ".complete.json"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# ----------------------------------------------------------------------------- pure parts
+# ------------------------------------------------------------------------ pure parts
 def stack_key(stack: str, python_version: str, pins: list[str]) -> str:
-    """Cache directory name: '<stack>-py<version>-<12 hex of the pins' hash>' (order-free)."""
-    blob = json.dumps({"recipe": RECIPE, "python": python_version, "pins": sorted(pins)},
-                      sort_keys=True)
-    return f"{stack}-py{python_version}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    """Cache directory name: '<stack>-py<version>-<12 hex>', whatever the pin order."""
+    blob = json.dumps({"recipe": RECIPE, "python": python_version,
+                       "pins": sorted(pins)}, sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return f"{stack}-py{python_version}-{digest}"
 
 
 def stamp_record(key: str, python_version: str, pins: list[str]) -> dict:
-    """What a finished build writes into its stamp; a build is reused only if it matches."""
-    return {"key": key, "python": python_version, "pins": sorted(pins), "recipe": RECIPE}
+    """What a finished build writes into its stamp; it is reused only if it matches."""
+    return {"key": key, "python": python_version, "pins": sorted(pins),
+            "recipe": RECIPE}
 
 
 def build_is_complete(venv: Path, record: dict) -> bool:
-    """True when `venv` holds a finished build of exactly `record` (else it is rebuilt)."""
+    """True when `venv` holds a finished build of exactly `record` (else: rebuild)."""
     try:
         return json.loads((venv / STAMP).read_text()) == record
     except (OSError, ValueError):
@@ -92,7 +94,7 @@ def version_mismatches(pins: list[str], installed: dict[str, str | None]) -> lis
 
 
 def toc_notebooks(repo: Path) -> list[Path]:
-    """The .ipynb files of `repo`'s _toc.yml, in reading order (markdown pages skipped)."""
+    """The .ipynb files of `repo`'s _toc.yml, in reading order (markdown skipped)."""
     sys.path.insert(0, str(ROOT))  # attn_lib.setup holds the one _toc.yml reader
     try:
         from attn_lib.setup import toc_pages
@@ -122,17 +124,18 @@ class CellError:
     first_line: str
 
     def __str__(self) -> str:
-        count = "" if self.execution_count is None else f" (In [{self.execution_count}])"
-        return (f"{self.notebook}: code cell {self.cell}{count} `{self.first_line}` raised "
-                f"{self.ename}: {self.evalue}")
+        n = self.execution_count
+        count = "" if n is None else f" (In [{n}])"
+        return (f"{self.notebook}: code cell {self.cell}{count} `{self.first_line}` "
+                f"raised {self.ename}: {self.evalue}")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_ARROW = re.compile(r"^-*> *(\d+)")  # IPython's marker of the line that raised: '---> 2 ...'
+_ARROW = re.compile(r"^-*> *(\d+)")  # IPython marks the line that raised: '---> 2 ...'
 
 
 def raising_line(source: str, traceback: list[str]) -> str:
-    """The cell's line that raised (the traceback's first '--->' marker), else its first."""
+    """The cell's line that raised (the traceback's first '--->'), else its first."""
     lines = source.splitlines()
     for frame in traceback:
         for text in _ANSI.sub("", frame).splitlines():
@@ -153,7 +156,8 @@ def cell_errors(nb: dict, name: str) -> list[CellError]:
     for i, cell in enumerate(code_cells, start=1):
         if "raises-exception" in cell.get("metadata", {}).get("tags", []):
             continue
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        source = cell["source"]
+        source = source if isinstance(source, str) else "".join(source)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 evalue = " ".join(str(out.get("evalue", "")).split())[:300]
@@ -164,7 +168,7 @@ def cell_errors(nb: dict, name: str) -> list[CellError]:
 
 
 def slowest_cell(nb: dict) -> tuple[int, float] | None:
-    """(1-based code cell, seconds) of the longest cell, from nbclient's timing metadata."""
+    """(1-based code cell, seconds) of the longest cell, from nbclient's timings."""
     from datetime import datetime
 
     best = None
@@ -173,8 +177,9 @@ def slowest_cell(nb: dict) -> tuple[int, float] | None:
         times = cell.get("metadata", {}).get("execution", {})
         start, end = times.get("iopub.execute_input"), times.get("shell.execute_reply")
         if start and end:
-            secs = (datetime.fromisoformat(end.replace("Z", "+00:00"))
-                    - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            start, end = (datetime.fromisoformat(t.replace("Z", "+00:00"))
+                          for t in (start, end))
+            secs = (end - start).total_seconds()
             if best is None or secs > best[1]:
                 best = (i, secs)
     return best
@@ -184,24 +189,25 @@ def report(failures: list[str], timings: dict[str, float], stack: str) -> str:
     """The closing summary: per-notebook times, then each failure, then the verdict."""
     lines = [f"{name:<40} {secs:7.1f} s" for name, secs in timings.items()]
     lines += [f"FAIL {f}" for f in failures]
-    verdict = "passed" if not failures else f"failed ({len(failures)} failing cells)"
-    lines.append(f"check-colab [{stack}]: {len(timings)} notebooks, {verdict}")
+    verdict = "FAILED" if failures else "passed"
+    lines.append(f"check-colab [{stack}]: {len(timings)} notebooks, "
+                 f"{len(failures)} failures: {verdict}")
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- the build
+# ------------------------------------------------------------------------ the build
 def log(msg: str) -> None:
     print(f"[check-colab] {msg}", flush=True)
 
 
 def python_version(exe: str) -> str:
-    out = subprocess.run([exe, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                         check=True, capture_output=True, text=True)
+    code = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+    out = subprocess.run([exe, "-c", code], check=True, capture_output=True, text=True)
     return out.stdout.strip()
 
 
 def find_python(version: str) -> str:
-    """An interpreter for `version` ('3.13') that runs: pyenv's newest, else one on PATH."""
+    """A working interpreter for `version` ('3.13'): pyenv's newest, else on PATH."""
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"),
                    key=lambda p: [int(x) for x in re.findall(r"\d+", p.parts[-3])])
@@ -234,7 +240,7 @@ def locked(path: Path):
 
 
 def pip(venv: Path, *args: str) -> None:
-    """Run the venv's pip; its chatter goes to <venv>/pip.log, shown only if it fails."""
+    """Run the venv's pip; its chatter goes to <venv>/pip.log, shown if it fails."""
     with open(venv / "pip.log", "a") as out:
         done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip",
                                "--disable-pip-version-check", *args],
@@ -251,9 +257,12 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def installed_versions(venv: Path, names: list[str], absent: list[str]) -> tuple[dict, list]:
+def installed_versions(venv: Path, names: list[str],
+                       absent: list[str]) -> tuple[dict, list]:
+    """({name: version or None}, [modules of `absent` that are importable])."""
     code = ("import importlib.metadata as m, importlib.util as u, json, sys\n"
-            "def v(n):\n try: return m.version(n)\n except m.PackageNotFoundError: return None\n"
+            "def v(n):\n try: return m.version(n)\n"
+            " except m.PackageNotFoundError: return None\n"
             "print(json.dumps([{n: v(n) for n in sys.argv[1].split(',')},"
             " [n for n in sys.argv[2].split(',') if n and u.find_spec(n)]]))")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code, ",".join(names),
@@ -264,11 +273,12 @@ def installed_versions(venv: Path, names: list[str], absent: list[str]) -> tuple
 
 
 def build(stack: str, exe: str, rebuild: bool = False) -> Path:
-    """The stack's venv, built once (a stamp marks a finished build; others are redone)."""
+    """The stack's venv, built once (a stamp marks a finished build; else redone)."""
     spec = STACKS[stack]
     version = python_version(exe)
     if not version.startswith(spec["python"] + "."):
-        raise SystemExit(f"{exe} is Python {version}, stack {stack} wants {spec['python']}")
+        raise SystemExit(f"{exe} is Python {version}, "
+                         f"stack {stack} wants {spec['python']}")
     key = stack_key(stack, version, spec["pins"])
     venv = cache_root() / key
     record = stamp_record(key, version, spec["pins"])
@@ -294,7 +304,7 @@ def build(stack: str, exe: str, rebuild: bool = False) -> Path:
 
 
 def install_attn_lib(venv: Path, repo: Path) -> None:
-    """pip install --no-deps attn_lib from a copy of `repo` (so the checkout stays clean)."""
+    """pip install --no-deps a copy of `repo`'s attn_lib (no build files in `repo`)."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="attn-lib-src-") as src:
         src = Path(src)
@@ -302,8 +312,8 @@ def install_attn_lib(venv: Path, repo: Path) -> None:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(repo / name, src / name)
-        pip(venv, "install", "-q", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-            "--force-reinstall", str(src))
+        pip(venv, "install", "-q", "--no-deps", "--no-build-isolation",
+            "--no-cache-dir", "--force-reinstall", str(src))
     log(f"attn_lib from {repo} installed (--no-deps) in {time.monotonic() - t0:.1f} s")
 
 
@@ -312,41 +322,45 @@ def kernel_spec_dir(venv: Path, into: Path) -> Path:
     """A Jupyter data dir whose one kernelspec runs ipykernel in `venv`."""
     spec = into / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
-    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher",
+            "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": f"Colab mirror ({venv.name})", "language": "python",
-         # ipykernel 6.17's debugger warns on every start about frozen modules: noise here
+        {"argv": argv, "display_name": f"Colab mirror ({venv.name})",
+         "language": "python",
+         # ipykernel 6.17's debugger warns at every start about frozen modules: noise
          "env": {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}}))
     return into
 
 
 def execute(notebook: Path, workdir: Path) -> tuple[dict, str | None]:
-    """Run `notebook` top to bottom in the stack's kernel; (executed nb, run-level error)."""
+    """Run `notebook` top to bottom in the stack's kernel: (executed nb, run error)."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    logger = logging.getLogger("check-colab.nbclient")  # its warnings (IOPub timeouts) show
+    logger = logging.getLogger("check-colab.nbclient")  # shows IOPub timeouts
     if not logger.handlers:
         logger.addHandler(logging.StreamHandler())
         logger.setLevel(logging.WARNING)
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S, log=logger,
-                            allow_errors=True, resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S,
+                            log=logger, allow_errors=True,
+                            resources={"metadata": {"path": str(workdir)}})
     try:
         client.execute()
-    except Exception as exc:  # a dead kernel or a timeout: report it, go on with the next
+    except Exception as exc:  # a dead kernel or a timeout: report it, go on
         return nb, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     return nb, None
 
 
 def probe(venv: Path, workdir: Path) -> None:
-    """Print what the kernel will import; fail if attn_lib would come from a checkout."""
+    """Print what the kernel will import; fail if attn_lib comes from a checkout."""
     code = ("import attn_lib, numpy, torch, sys\n"
-            "try:\n import triton; tv = triton.__version__\nexcept Exception as e: tv = repr(e)\n"
+            "try:\n import triton; tv = triton.__version__\n"
+            "except Exception as e: tv = repr(e)\n"
             "print(sys.version.split()[0], 'torch', torch.__version__, 'triton', tv,"
             " 'numpy', numpy.__version__)\nprint(attn_lib.__file__)")
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
-                         text=True, env=clean_env(), cwd=workdir)
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code],
+                         capture_output=True, text=True, env=clean_env(), cwd=workdir)
     if out.returncode:
         raise SystemExit(f"the stack's Python cannot import its stack:\n{out.stderr}")
     versions, where = out.stdout.strip().splitlines()[-2:]
@@ -406,10 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack", choices=sorted(STACKS), default="colab")
     ap.add_argument("--repo", type=Path, default=ROOT,
                     help="checkout whose attn_lib and notebooks to check (read only)")
-    ap.add_argument("--python", help="interpreter for the stack (default: found by version)")
+    ap.add_argument("--python", help="the stack's interpreter (default: by version)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached venv")
-    ap.add_argument("--build-only", action="store_true", help="build the venv, run nothing")
-    ap.add_argument("--out", type=Path, help="write the executed notebooks under this folder")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build the venv, run nothing")
+    ap.add_argument("--out", type=Path, help="write the executed notebooks here")
     args = ap.parse_args(argv)
     if args.build_only:
         build(args.stack, args.python or find_python(STACKS[args.stack]["python"]),
