@@ -3,6 +3,7 @@
 # make check-html   build, then load every page in headless Chromium
 # make bench  the measured benchmark suite, sized to this machine's device
 # make check-portable   nbval under every OpenBLAS kernel set this CPU runs, 1 and 2 threads
+# make check-colab   run every notebook in a cached venv mirroring Colab (STACK=old: older)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -67,6 +68,15 @@ portable-%: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench
+
+# The stack's venv is built once and cached outside the checkout (see tools/check_colab.py).
+STACK ?= colab
+.PHONY: check-colab check-colab-old
+check-colab: $(STAMP)
+	$(PY) tools/check_colab.py --stack $(STACK)
+
+check-colab-old: $(STAMP)
+	$(PY) tools/check_colab.py --stack old
 
 clean:
 	rm -rf _build

@@ -251,7 +251,7 @@ def test_setup_cell_problems():
               {"cell": 2, "text": "import attn_lib\nfrom attn_lib import glue"}]
     assert check_html.setup_cell_problems(inputs) == [
         "set-up cell 1 in the HTML (tag it remove-input): "
-        "'# Set-up: on a fresh Colab runtime install attn_lib from the'"]
+        f"'{cell.splitlines()[0][:60]}'"]
 
 
 def _png(width=10, height=10, dpi=None):
