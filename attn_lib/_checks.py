@@ -172,11 +172,10 @@ def check_tensor(name: str, x) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {_kind(x)}")
 
 
-def check_io(io) -> None:
-    """io is an attn_lib.reference.IOCounter or None."""
-    from .reference import IOCounter  # imported here: reference imports this module
-
-    if io is not None and not isinstance(io, IOCounter):
+def check_io(io, counter_cls) -> None:
+    """io is None or a `counter_cls` (attn_lib.reference.IOCounter, which passes itself:
+    this low module imports nothing of attn_lib's)."""
+    if io is not None and not isinstance(io, counter_cls):
         raise TypeError(f"io must be an attn_lib.reference.IOCounter or None, "
                         f"got {io!r} ({_kind(io)})")
 

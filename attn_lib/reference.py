@@ -176,7 +176,7 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None, io: 
     """Standard attention softmax(q kᵀ · scale) v, materialising the (..., Nq, Nk) scores."""
     _check_numpy_qkv(q, k, v)
     causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
-    check_io(io)
+    check_io(io, IOCounter)
     ct = _compute_dtype(q.dtype)
     nq, nk = q.shape[-2], k.shape[-2]
     q_scaled = q.astype(ct, copy=False) * ct.type(scale)  # fold the scale into q: O(Nq·d), not O(Nq·Nk)
@@ -252,7 +252,7 @@ def flash_attention(
     """
     _check_numpy_qkv(q, k, v)
     block_q, block_k = check_block("block_q", block_q), check_block("block_k", block_k)
-    causal, _ = check_bool("causal", causal), check_io(io)
+    causal, _ = check_bool("causal", causal), check_io(io, IOCounter)
     d, dv, nq, nk = q.shape[-1], v.shape[-1], q.shape[-2], k.shape[-2]
     br, bc = algorithm1_blocks(sram_elements, d)
     block_q, block_k = block_q or br, block_k or bc
