@@ -20,12 +20,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attn_lib import (counting, flop_check, hardware, kv_cache, models,  # noqa: E402
-                      recorded, reference, tiny_gpt, torch_impl, triton_flash, variants)
+                      recorded, reference, ring, tiny_gpt, torch_impl, triton_flash,
+                      variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
-MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, tiny_gpt,
-           torch_impl, triton_flash, variants]
+MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, ring,
+           tiny_gpt, torch_impl, triton_flash, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -45,6 +46,9 @@ GPU = hardware.GPUS["T4"]
 RUN = recorded.Run(None, {"attention": []})
 MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128,
           vocab=100, context=64, source="test")  # a valid ModelConfig
+LINK_KW = dict(name="L", bandwidth=1e9, bidirectional=2e9, scope="s", source="t")
+Q8 = torch.zeros(1, 2, 8, 4)  # (B, H, N, d): shardable over 2 ranks, both layouts
+JOB = ring.prepare("ring", Q8, Q8, Q8, world_size=1)  # a valid job, never run here
 GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
 ND = {"x": (1, 8), "k_cache": (1, 2, 3, 4), "v_cache": (1, 2, 3, 4), "wq": (8, 16),
       "wk": (8, 8), "wv": (8, 8), "wo": (16, 8)}  # a valid decode step, 4 heads of 4 dims
@@ -144,6 +148,10 @@ ROWS: list[Row] = [
     row(VE, "lse_b", T.merge_partials, QT, LSE, QT, torch.zeros(2, 4)),
     row(VE, "out_b", T.merge_partials, QT, LSE, torch.zeros(2, 5, 2), LSE),
     row(TE, "out_a", T.merge_partials, QT.int(), LSE, QT, LSE),
+    *attention_rows(lambda *a, **kw: T.split_kv_attention(*a, n_splits=2, **kw), QT, KT, VT),
+    row(VE, "n_splits", T.split_kv_attention, QT, KT, VT, n_splits=0),
+    row(TE, "n_splits", T.split_kv_attention, QT, KT, VT, n_splits=2.0),
+    row(TE, "q", T.split_kv_attention, QN, KT, VT, n_splits=2),
     # counting
     row(VE, "n", C.handshakes, -1),
     row(TE, "n", C.handshakes, 2.0),
@@ -168,6 +176,37 @@ ROWS: list[Row] = [
     row(ValueError, "model", C.kv_cache_bytes, "gpt-5", 8),
     row(VE, "n_ctx", C.kaplan_forward_flops_per_token, "gpt2-small", -1024),
     row(VE, "seq_len", C.palm_training_flops_per_token, "gpt2-small", 0),
+    row(VE, "d_model", C.attention_backward_flops, 8, 0),
+    row(TE, "recompute", C.attention_backward_flops, 8, 64, recompute="yes"),
+    row(TE, "causal", C.attention_backward_flops, 8, 64, causal=1),
+    # counting: context parallelism (chapter 5)
+    row(VE, "world_size", C.kv_bytes_per_device, "llama-3-8b", 8, 0),
+    row(VE, "bytes_per_value", C.kv_bytes_per_device, "llama-3-8b", 8, 2, -2),
+    row(TE, "model", C.activation_width, 8),
+    row(VE, "model", C.activation_width, "gpt-5"),
+    row(VE, "bytes_per_value", C.activation_bytes_per_device, "llama-3-8b", 8, 2, 0),
+    row(TE, "n_layers", C.activation_bytes_per_device, "llama-3-8b", 8, 2, n_layers=1.5),
+    row(VE, "world_size", C.activation_bytes_per_device, "llama-3-8b", 8, -2),
+    row(VE, "kv_width", C.ring_bytes_per_step, 8, 2, 0),
+    row(VE, "bytes_per_value", C.ring_bytes_per_step, 8, 2, 64, -1),
+    row(TE, "world_size", C.ring_bytes_total, 8, 2.0, 64),
+    row(VE, "n_tokens", C.ring_bytes_total, -8, 2, 64),
+    row(VE, "width", C.ulysses_bytes_total, 8, 2, -64),
+    row(TE, "n_tokens", C.ulysses_bytes_total, "8", 2, 64),
+    row(TE, "model", C.ulysses_max_world_size, None),
+    row(TE, "offset", C.block_pairs, 4, 4, 0.5),
+    row(VE, "rows", C.block_pairs, -4, 4, 0),
+    row(VE, "layout", C.ring_pairs_per_rank, 8, 2, "striped"),
+    row(TE, "causal", C.ring_pairs_per_rank, 8, 2, causal="True"),
+    row(VE, "n_tokens", C.ring_pairs_per_rank, 9, 2),  # not divisible into shards
+    row(VE, "flop_rate", C.overlap_min_tokens, "llama-3-8b", 0, 1e9),
+    row(VE, "link_bandwidth", C.overlap_min_tokens, "llama-3-8b", 1e15, -1e9),
+    row(TE, "causal", C.overlap_min_tokens, "llama-3-8b", 1e15, 1e9, causal="no"),
+    row(VE, "link_bandwidth", C.ring_step_seconds, "llama-3-8b", 8, 2, 1e15, math.nan),
+    row(TE, "flop_rate", C.ring_step_seconds, "llama-3-8b", 8, 2, "1e15", 1e9),
+    row(VE, "world_size", C.ring_step_seconds, "llama-3-8b", 8, 0, 1e15, 1e9),
+    row(VE, "bytes_per_value", C.weight_bytes, "llama-3-8b", 0),
+    row(VE, "model", C.weight_bytes, "gpt-5"),
     # models
     *(row(VE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
         ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1),
@@ -191,6 +230,11 @@ ROWS: list[Row] = [
     row(VE, "flops", hardware.roofline_time, -1e12, 1e9),
     row(TE, "bytes_moved", hardware.roofline_time, 1e12, "1e9"),
     row(ValueError, "bytes_moved", hardware.roofline_time, 1e12, math.inf),
+    row(VE, "bandwidth", hardware.Link, **{**LINK_KW, "bandwidth": 0}),
+    row(TE, "bidirectional", hardware.Link, **{**LINK_KW, "bidirectional": "2e9"}),
+    row(VE, "name", hardware.Link, **{**LINK_KW, "name": ""}),
+    row(VE, "name", hardware.link, "carrier pigeon"),
+    row(TE, "name", hardware.link, 4),
     # kv_cache
     row(TE, "x", K.decode_attention_step, *ND_BAD_X, n_heads=4),
     row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=4.0),
@@ -293,6 +337,32 @@ ROWS: list[Row] = [
     row(VE, "head_dim", triton_flash.compile_report, 90, head_dim=512),
     row(TE, "causal", triton_flash.compile_report, 90, causal="True"),
     row(VE, "dot_precision", triton_flash.compile_report, 90, dot_precision="fp64"),
+    # ring (chapter 5): every check runs before a process starts
+    *(r for r in attention_rows(ring.ring_attention, Q8, Q8, Q8) if r.arg == "causal"),
+    row(TE, "return_stats", ring.ring_attention, Q8, Q8, Q8, return_stats=1),
+    row(VE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=0),
+    row(TE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=2.0),
+    row(VE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=10_000),
+    row(VE, "layout", ring.ring_attention, Q8, Q8, Q8, layout="striped"),
+    row(VE, "q", ring.ring_attention, Q8, Q8, Q8, world_size=3),  # 8 tokens, 3 ranks
+    row(TE, "k", ring.ring_attention, Q8, Q8.numpy(), Q8),
+    row(TE, "causal", ring.ulysses_attention, Q8, Q8, Q8, causal="no"),
+    row(VE, "q", ring.ulysses_attention, Q8[0, 0], Q8[0, 0], Q8[0, 0]),  # no heads axis
+    row(TE, "world_size", ring.ulysses_attention, Q8, Q8, Q8, world_size=True),
+    row(VE, "kind", ring.prepare, "tree", Q8, Q8, Q8),
+    row(VE, "layout", ring.prepare, "ulysses", Q8, Q8, Q8, layout="zigzag"),
+    row(TE, "v", ring.prepare, "ring", Q8, Q8, None),
+    row(TE, "jobs", ring.run, JOB),
+    row(VE, "jobs", ring.run, []),
+    row(VE, "timeout", ring.run, [JOB], timeout=0),
+    row(VE, "layout", ring.chunks_per_rank, "diagonal"),
+    row(VE, "world_size", ring.chunk_starts, 8, 0, "contiguous"),
+    row(TE, "n", ring.chunk_starts, 8.0, 2, "zigzag"),
+    row(VE, "layout", ring.chunk_starts, 8, 2, None),
+    row(TE, "rank", ring.RankStats, "0"),
+    row(VE, "rank", ring.RankStats, -1),
+    row(TE, "tensors", ring.TensorBytes, np.zeros(2)),
+    row(TE, "tensors", ring.TensorBytes().hold, Q8, "q"),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
