@@ -3,6 +3,7 @@
 # make check-html   build, then load every page in headless Chromium
 # make bench  the measured benchmark suite, sized to this machine's device
 # make check-portable   nbval under every OpenBLAS kernel set this CPU runs, 1 and 2 threads
+# make width-report   code and printed lines wider than the page column, per notebook
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks build-strict check-html bench clean check-portable
+.PHONY: book test unit notebooks build-strict check-html bench clean check-portable width-report
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +68,9 @@ portable-%: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m attn_lib.bench
+
+width-report: $(STAMP)
+	$(PY) tools/width_report.py
 
 clean:
 	rm -rf _build
