@@ -19,14 +19,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (counting, flop_check, hardware, kv_cache, models,  # noqa: E402
-                      recorded, reference, ring, tiny_gpt, torch_impl, triton_flash,
-                      variants)
+from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
+                      models, recorded, reference, ring, setup, tiny_gpt, torch_impl,
+                      triton_flash, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
-MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, ring,
-           tiny_gpt, torch_impl, triton_flash, variants]
+MODULES = [book, counting, flop_check, hardware, kv_cache, models, recorded, reference,
+           ring, setup, tiny_gpt, torch_impl, triton_flash, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -363,6 +363,31 @@ ROWS: list[Row] = [
     row(VE, "rank", ring.RankStats, -1),
     row(TE, "tensors", ring.TensorBytes, np.zeros(2)),
     row(TE, "tensors", ring.TensorBytes().hold, Q8, "q"),
+    # book (glue): the significant-digits rule
+    row(VE, "sig", book.round_sig, 1.5, 0),
+    row(VE, "sig", book.portable, [1.5], sig=9),
+    row(VE, "sig", book.glue, "x", 1.5, sig=True),
+    row(VE, "sig", book.glue_many, {"x": 1.5}, sig=2.5),
+    # setup (Colab set-up cell)
+    row(TE, "version", setup.install_ref, 1),
+    row(VE, "version", setup.install_ref, "latest"),
+    row(VE, "repo_url", setup.install_command, "http://example.org/r"),
+    row(TE, "ref", setup.install_command, "https://github.com/o/r", ref=1),
+    row(TE, "find_spec", setup.needs_install, 3),
+    row(VE, "capability", setup.bf16_native, (8,)),
+    row(VE, "device_type", setup.preferred_dtype, "tpu", True),
+    row(TE, "bf16_supported", setup.preferred_dtype, "cuda", "yes"),
+    row(VE, "device_type", setup.dtype_for, "gpu"),
+    row(TE, "config_path", setup.find_config, 3),
+    row(TE, "config_path", setup.repo_url_from_config, None),
+    row(TE, "toc_path", setup.toc_pages, 3.0),
+    row(TE, "config_path", setup.book_repository, ["_config.yml"]),
+    row(VE, "repo_url", setup.colab_url, "u", "main", "book/x.ipynb"),
+    row(VE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", "x.py"),
+    row(TE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", 3),
+    row(TE, "env", setup.describe, "cpu"),
+    row(VE, "env", setup.describe, {"device": "cpu"}),
+    row(VE, "repo_url", setup.colab_cell, "ftp://x"),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
