@@ -20,13 +20,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
-                      models, recorded, reference, ring, setup, tiny_gpt, torch_impl,
-                      triton_flash, variants)
+                      models, recorded, reference, reported, ring, setup, tiny_gpt,
+                      torch_impl, triton_flash, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
 MODULES = [book, counting, flop_check, hardware, kv_cache, models, recorded, reference,
-           ring, setup, tiny_gpt, torch_impl, triton_flash, variants]
+           reported, ring, setup, tiny_gpt, torch_impl, triton_flash, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -49,6 +49,7 @@ MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16
 LINK_KW = dict(name="L", bandwidth=1e9, bidirectional=2e9, scope="s", source="t")
 Q8 = torch.zeros(1, 2, 8, 4)  # (B, H, N, d): shardable over 2 ranks, both layouts
 JOB = ring.prepare("ring", Q8, Q8, Q8, world_size=1)  # a valid job, never run here
+REPORTED = reported.load()  # the stored file of figures quoted from papers
 GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
 ND = {"x": (1, 8), "k_cache": (1, 2, 3, 4), "v_cache": (1, 2, 3, 4), "wq": (8, 16),
       "wk": (8, 8), "wv": (8, 8), "wo": (16, 8)}  # a valid decode step, 4 heads of 4 dims
@@ -388,6 +389,23 @@ ROWS: list[Row] = [
     row(TE, "env", setup.describe, "cpu"),
     row(VE, "env", setup.describe, {"device": "cpu"}),
     row(VE, "repo_url", setup.colab_cell, "ftp://x"),
+    # reported (figures quoted from papers)
+    row(TE, "row", reported.reported_flops, [1]),
+    row(VE, "row['pass']", reported.reported_flops, {**REPORTED["rows"][0], "pass": "x"}),
+    row(TE, "where", reported.validate_row, {}, 3, {}),
+    row(TE, "sources", reported.validate_row, {}, "rows[0]", ["flash2"]),
+    row(VE, "rows[0]", reported.validate_row, [], "rows[0]", {}),
+    row(TE, "source", reported.validate, {}, source=None),
+    row(VE, "schema", reported.validate, {"schema": "v0"}),
+    row(TE, "path", reported.load, 3),
+    row(TE, "data", reported.rows, [1]),
+    row(VE, "key", reported.citation, REPORTED, "no-such-paper"),
+    row(TE, "data", reported.citation, None, "x"),
+    row(TE, "row", reported.label, None, REPORTED),
+    row(VE, "pass_", reported.plot_reported, _Axes(), REPORTED, pass_="sideways"),
+    row(TE, "ax", reported.plot_reported, None, REPORTED),
+    row(VE, "pass_", reported.max_reported_tflops, pass_="both"),
+    row(VE, "gpu", reported.max_reported_tflops, "Voodoo 3"),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
