@@ -182,7 +182,8 @@ def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
     cfg = models.get(model)
     layers = cfg.n_layers if n_layers is None else check_nonneg_int("n_layers", n_layers)
     n = check_nonneg_int("n_tokens", n_tokens)
-    p, b = check_positive_int("world_size", world_size), check_bytes("bytes_per_value", bytes_per_value)
+    p = check_positive_int("world_size", world_size)
+    b = check_bytes("bytes_per_value", bytes_per_value)
     return n / p * activation_width(cfg) * b * layers
 
 
@@ -213,7 +214,8 @@ def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
     per layer of a model).
     """
     p, width = check_positive_int("world_size", world_size), check_positive_int("width", width)
-    n, b = check_nonneg_int("n_tokens", n_tokens), check_bytes("bytes_per_value", bytes_per_value)
+    n = check_nonneg_int("n_tokens", n_tokens)
+    b = check_bytes("bytes_per_value", bytes_per_value)
     return (p - 1) / p**2 * n * width * b
 
 
@@ -272,7 +274,8 @@ def overlap_min_tokens(model: str | models.ModelConfig, flop_rate: float,
     C ≥ d_kv·b·F / (2·d_attn·B) (twice that causal).
     """
     cfg, b = models.get(model), check_bytes("bytes_per_value", bytes_per_value)
-    f, bw = check_positive("flop_rate", flop_rate), check_positive("link_bandwidth", link_bandwidth)
+    f = check_positive("flop_rate", flop_rate)
+    bw = check_positive("link_bandwidth", link_bandwidth)
     c = cfg.d_kv * b * f / (2 * cfg.d_attn * bw)
     return 2 * c if check_bool("causal", causal) else c
 

@@ -21,12 +21,12 @@ torch = pytest.importorskip("torch")
 
 from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
                       models, recorded, reference, reported, ring, setup, tiny_gpt,
-                      torch_impl, triton_flash, variants)
+                      torch_impl, triton_flash, unfused, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
 MODULES = [book, counting, flop_check, hardware, kv_cache, models, recorded, reference,
-           reported, ring, setup, tiny_gpt, torch_impl, triton_flash, variants]
+           reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -406,6 +406,26 @@ ROWS: list[Row] = [
     row(TE, "ax", reported.plot_reported, None, REPORTED),
     row(VE, "pass_", reported.max_reported_tflops, pass_="both"),
     row(VE, "gpu", reported.max_reported_tflops, "Voodoo 3"),
+    # unfused (chapter 4: traffic of plain attention)
+    row(VE, "phase", unfused.OpTraffic, "aten.bmm", "QKᵀ", "sideways", 0, 0),
+    row(VE, "read_bytes", unfused.OpTraffic, "aten.bmm", "QKᵀ", "forward", -1, 0),
+    row(TE, "t", unfused.tensor_bytes, np.zeros(2)),
+    row(VE, "n_ctx", unfused.standard_attention_module, 0),
+    row(TE, "causal", unfused.standard_attention_module, 8, causal="yes"),
+    row(VE, "dropout", unfused.standard_attention_module, 8, dropout=1.5),
+    row(VE, "batch", unfused.count_unfused, 0, 1, 4, 2),
+    row(TE, "backward", unfused.count_unfused, 1, 1, 4, 2, backward=1),
+    row(VE, "dropout", unfused.count_unfused, 1, 1, 4, 2, dropout=-0.1),
+    row(TE, "n", unfused.closed_form, 1, 1, 4.0, 2),
+    row(VE, "bytes_per_value", unfused.closed_form, 1, 1, 4, 2, bytes_per_value=0),
+    row(TE, "causal", unfused.closed_form, 1, 1, 4, 2, causal=None),
+    row(TE, "ops", unfused.by_step, [1, 2]),
+    row(TE, "ops", unfused.total_bytes, None),
+    row(VE, "sram_bytes", unfused.figure2_comparison, sram_bytes=0),
+    row(VE, "gpu", unfused.figure2_comparison, gpu="Voodoo 3"),
+    row(VE, "dropout", unfused.figure2_comparison, dropout=1.0),
+    row(VE, "d", unfused.unfused_over_algorithm0, 64, 0),
+    row(TE, "causal", unfused.unfused_over_algorithm0, 64, 16, causal="no"),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
