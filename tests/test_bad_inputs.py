@@ -20,13 +20,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
-                      models, recorded, reference, reported, ring, setup, tiny_gpt,
-                      torch_impl, triton_flash, unfused, variants)
+                      memory_model, models, recorded, reference, reported, ring, setup,
+                      tiny_gpt, torch_impl, triton_flash, unfused, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
-MODULES = [book, counting, flop_check, hardware, kv_cache, models, recorded, reference,
-           reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused, variants]
+MODULES = [book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
+           reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused,
+           variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -97,6 +98,7 @@ def attention_rows(fn, q, k, v, *, lse: bool = False) -> list[Row]:
 
 TE, VE = TypeError, ValueError
 R, T, C, K, V = reference, torch_impl, counting, kv_cache, variants
+MM = memory_model
 ROWS: list[Row] = [
     # reference (NumPy)
     *attention_rows(R.attention, QN, KN, VN),
@@ -426,6 +428,34 @@ ROWS: list[Row] = [
     row(VE, "dropout", unfused.figure2_comparison, dropout=1.0),
     row(VE, "d", unfused.unfused_over_algorithm0, 64, 0),
     row(TE, "causal", unfused.unfused_over_algorithm0, 64, 16, causal="no"),
+    # memory_model (chapter 4: HBM and L2 traffic of FlashAttention-2)
+    row(VE, "smem_bytes", MM.fa2_blocks, 0, 64),
+    row(TE, "d", MM.fa2_blocks, 228 * 1024, 64.0),
+    row(VE, "stages", MM.fa2_blocks, 228 * 1024, 64, stages=0),
+    row(VE, "d", MM.fa2_blocks, 1024, 4096),  # no tile fits
+    row(VE, "hbm_bytes", MM.Traffic, -1, 0, 0, False, 64, 64),
+    row(TE, "kv_resident", MM.Traffic, 0, 0, 0, "yes", 64, 64),
+    row(VE, "nk", MM.kv_bytes, 0, 64),
+    row(VE, "bytes_per_value", MM.kv_bytes, 8, 64, bytes_per_value=-2),
+    row(VE, "block_q", MM.heads_in_flight, 128, 0),
+    row(VE, "gpu", MM.heads_in_flight, 128, 64, gpu="Voodoo 3"),
+    row(VE, "n", MM.fa2_traffic, 0, 64),
+    row(TE, "causal", MM.fa2_traffic, 128, 64, causal="no"),
+    row(VE, "slices", MM.fa2_traffic, 128, 64, slices=0),
+    row(VE, "l2_bytes", MM.fa2_traffic, 128, 64, l2_bytes=-1),
+    row(VE, "gpu", MM.fa2_traffic, 128, 64, gpu="T4"),  # no on-chip figures for it
+    row(VE, "n", MM.kv_fits_l2, -1, 64),
+    row(VE, "d", MM.l2_fit_length, 0),
+    row(TE, "slices", MM.regime, 128, 64, slices=1.5),
+    row(VE, "sram_bytes", MM.algorithm1_ratio, sram_bytes=0),
+    row(VE, "bytes_per_value", MM.three_level_ratio, bytes_per_value=0),
+    row(TE, "causal", MM.hbm_over_compulsory, causal=1),
+    row(VE, "n", MM.l2_over_hbm, 0),
+    row(VE, "d", MM.hbm_time_us, 4096, -128),
+    row(VE, "n", MM.chapter_cases, 0),
+    row(TE, "ns", MM.theorem2_scaling, 1024),
+    row(VE, "ns", MM.theorem2_scaling, []),
+    row(VE, "n", MM.crossover_slices, 0, 64),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
