@@ -8,8 +8,8 @@ are computed (what FlashAttention's causal kernel does), giving exactly 2·N(N+1
 from __future__ import annotations
 
 from . import models
-from ._checks import (check_bool, check_bytes, check_choice, check_int, check_nonneg_int,
-                      check_positive, check_positive_int)
+from ._checks import (check_bool, check_bytes, check_choice, check_int,
+                      check_nonneg_int, check_positive, check_positive_int)
 
 #: Elementwise FLOPs we charge per score for the softmax: max, subtract, exp, sum, divide.
 SOFTMAX_FLOPS_PER_SCORE = 5
@@ -213,7 +213,8 @@ def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
     tensor moved: q, k, v in and the output back, heads·(2d + 2dv) (2·d_attn + 2·d_kv
     per layer of a model).
     """
-    p, width = check_positive_int("world_size", world_size), check_positive_int("width", width)
+    p = check_positive_int("world_size", world_size)
+    width = check_positive_int("width", width)
     n = check_nonneg_int("n_tokens", n_tokens)
     b = check_bytes("bytes_per_value", bytes_per_value)
     return (p - 1) / p**2 * n * width * b

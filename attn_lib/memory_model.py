@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hardware, reference
-from ._checks import (check_bool, check_bytes, check_nonneg_int, check_optional_positive_int,
-                      check_positive, check_positive_int)
+from ._checks import (check_bool, check_bytes, check_nonneg_int,
+                      check_optional_positive_int, check_positive, check_positive_int)
 
 LSE_BYTES = 4  # FlashAttention-2 writes one float32 log-sum-exp per query row
 PAPER_M_BYTES = 100e3  # "M (around 100KB)", Dao et al. 2022, Section 3.2
@@ -295,7 +295,8 @@ def theorem2_scaling(
     try:
         ns = list(ns)
     except TypeError:
-        raise TypeError(f"ns must be a sequence of lengths, got {type(ns).__name__}") from None
+        kind = type(ns).__name__
+        raise TypeError(f"ns must be a sequence of lengths, got {kind}") from None
     if not ns:
         raise ValueError("ns must hold at least one length")
     ts = [

@@ -187,7 +187,7 @@ def load(path: str | os.PathLike | None = None) -> dict:
 
 def rows(data: dict | None = None, **filters) -> list[dict]:
     """Rows matching every filter (e.g. gpu="H100 SXM", up_to=False), by impl and N."""
-    data = load() if data is None else check_type("data", data, dict, "a dict from load()")
+    data = load() if data is None else check_type("data", data, dict, "a dict")
     found = [r for r in data["rows"] if all(r.get(k) == v for k, v in filters.items())]
     return sorted(found, key=lambda r: (r["impl"], r["source"], r.get("seq_len") or 0))
 
@@ -220,7 +220,7 @@ def plot_reported(
     check_choice("pass_", pass_, PASSES)
     if not hasattr(ax, "plot"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
-    data = load() if data is None else check_type("data", data, dict, "a dict from load()")
+    data = load() if data is None else check_type("data", data, dict, "a dict")
     lines, groups = [], {}
     for r in rows(data, **filters):
         if r["pass"] != pass_:

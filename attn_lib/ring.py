@@ -70,7 +70,8 @@ def chunk_starts(n: int, world_size: int, layout: str) -> list[list[int]]:
 
     contiguous: rank r holds [r·C, (r+1)·C). zigzag: chunks r and 2P − 1 − r of 2P.
     """
-    n, world_size = check_nonneg_int("n", n), check_positive_int("world_size", world_size)
+    n = check_nonneg_int("n", n)
+    world_size = check_positive_int("world_size", world_size)
     c = n // (world_size * chunks_per_rank(layout))
     if layout == "contiguous":
         return [[r * c] for r in range(world_size)]

@@ -23,7 +23,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ._checks import (check_bool, check_bytes, check_nonneg_int, check_positive,
-                      check_positive_int, check_real, check_str, check_tensor, check_type)
+                      check_positive_int, check_real, check_str, check_tensor,
+                      check_type)
 
 STEPS = ("QKᵀ", "scale", "mask", "softmax", "dropout", "PV")
 
@@ -63,7 +64,8 @@ class OpTraffic:
     def __post_init__(self):
         check_str("op", self.op), check_str("step", self.step)
         if self.phase not in ("forward", "backward"):
-            raise ValueError(f"phase must be 'forward' or 'backward', got {self.phase!r}")
+            raise ValueError(
+                f"phase must be 'forward' or 'backward', got {self.phase!r}")
         check_nonneg_int("read_bytes", self.read_bytes)
         check_nonneg_int("write_bytes", self.write_bytes)
 
@@ -250,7 +252,8 @@ def closed_form(
                 scale 2bN² · QKᵀ b(4Nd + 2N²)
     plus the (N, N) bool causal mask, read once per mask op for the whole batch.
     """
-    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
+    batch = check_positive_int("batch", batch)
+    heads = check_positive_int("heads", heads)
     n, d = check_positive_int("n", n), check_positive_int("d", d)
     causal, backward = check_bool("causal", causal), check_bool("backward", backward)
     b = check_bytes("bytes_per_value", bytes_per_value)
@@ -328,7 +331,8 @@ def figure2_comparison(
     """
     from . import hardware, reference
 
-    dropout, sram_bytes = _check_dropout(dropout), check_positive("sram_bytes", sram_bytes)
+    dropout = _check_dropout(dropout)
+    sram_bytes = check_positive("sram_bytes", sram_bytes)
     cfg = FIGURE2_REPORTED["config"]
     b, h, n, d = cfg["batch"], cfg["heads"], cfg["n"], cfg["head_dim"]
     slices, bw = b * h, hardware.get(gpu).bandwidth
