@@ -4,6 +4,7 @@
 # make bench  the measured benchmark suite, sized to this machine's device
 # make check-portable   nbval under every OpenBLAS kernel set this CPU runs, 1 and 2 threads
 # make check-colab   run every notebook in a cached venv mirroring Colab (STACK=old: older)
+# make width-report   code and printed lines wider than the page column, per notebook
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit notebooks build-strict check-html bench clean check-portable
+.PHONY: book test unit notebooks build-strict check-html bench clean check-portable width-report
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +78,9 @@ check-colab: $(STAMP)
 
 check-colab-old: $(STAMP)
 	$(PY) tools/check_colab.py --stack old
+
+width-report: $(STAMP)
+	$(PY) tools/width_report.py
 
 clean:
 	rm -rf _build

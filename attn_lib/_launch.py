@@ -27,6 +27,8 @@ import time
 import traceback
 from typing import Callable, Sequence
 
+from ._checks import check_choice, check_int_in, check_positive, check_positive_int
+
 #: Seconds a whole distributed call may take before it is called hung.
 TIMEOUT_S = 120.0
 
@@ -53,13 +55,9 @@ class RankTimeout(TimeoutError):
 
 
 def check_world_size(world_size) -> int:
-    """world_size: an int in [1, MAX_WORLD_SIZE] (bools rejected)."""
-    if isinstance(world_size, bool) or not isinstance(world_size, int):
-        raise TypeError(f"world_size must be an int, got {world_size!r}")
-    if not 1 <= world_size <= MAX_WORLD_SIZE:
-        raise ValueError(f"world_size must be in [1, {MAX_WORLD_SIZE}], "
-                         f"got {world_size}")
-    return world_size
+    """world_size: a positive int (the _checks rule) no larger than MAX_WORLD_SIZE."""
+    n = check_positive_int("world_size", world_size)
+    return check_int_in("world_size", n, 1, MAX_WORLD_SIZE + 1)
 
 
 def dumps(obj) -> bytes:
@@ -159,8 +157,8 @@ def launch(fn: Callable, world_size: int, args: Sequence, *, backend: str = "glo
     if len(args) != world_size:
         raise ValueError(f"args must hold one entry per rank ({world_size}), "
                          f"got {len(args)}")
-    if backend not in ("gloo", "nccl"):
-        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+    check_choice("backend", backend, ("gloo", "nccl"))
+    timeout = check_positive("timeout", timeout)
     ctx = _context()
     # port 0: the OS picks a free port, and the store holds it for the whole call
     store = dist.TCPStore("127.0.0.1", 0, world_size + 1, True, wait_for_workers=False,

@@ -8,7 +8,8 @@ are computed (what FlashAttention's causal kernel does), giving exactly 2·N(N+1
 from __future__ import annotations
 
 from . import models
-from ._checks import check_bool, check_bytes, check_nonneg_int, check_positive_int
+from ._checks import (check_bool, check_bytes, check_choice, check_int,
+                      check_nonneg_int, check_positive, check_positive_int)
 
 #: Elementwise FLOPs we charge per score for the softmax: max, subtract, exp, sum, divide.
 SOFTMAX_FLOPS_PER_SCORE = 5
@@ -181,7 +182,9 @@ def activation_bytes_per_device(model: str | models.ModelConfig, n_tokens: int,
     cfg = models.get(model)
     layers = cfg.n_layers if n_layers is None else check_nonneg_int("n_layers", n_layers)
     n = check_nonneg_int("n_tokens", n_tokens)
-    return n / check_positive_int("world_size", world_size) * activation_width(cfg) * bytes_per_value * layers
+    p = check_positive_int("world_size", world_size)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return n / p * activation_width(cfg) * b * layers
 
 
 def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
@@ -191,7 +194,8 @@ def ring_bytes_per_step(n_tokens: int, world_size: int, kv_width: int,
     kv_width = heads · (d + dv) for one attention call; 2·d_kv per layer of a model.
     """
     n, p = check_nonneg_int("n_tokens", n_tokens), check_positive_int("world_size", world_size)
-    return n / p * kv_width * bytes_per_value
+    kv_width = check_positive_int("kv_width", kv_width)
+    return n / p * kv_width * check_bytes("bytes_per_value", bytes_per_value)
 
 
 def ring_bytes_total(n_tokens: int, world_size: int, kv_width: int,
@@ -210,7 +214,10 @@ def ulysses_bytes_total(n_tokens: int, world_size: int, width: int,
     per layer of a model).
     """
     p = check_positive_int("world_size", world_size)
-    return (p - 1) / p**2 * check_nonneg_int("n_tokens", n_tokens) * width * bytes_per_value
+    width = check_positive_int("width", width)
+    n = check_nonneg_int("n_tokens", n_tokens)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return (p - 1) / p**2 * n * width * b
 
 
 def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
@@ -226,6 +233,7 @@ def block_pairs(rows: int, cols: int, offset: int) -> int:
     b, an arithmetic series in between.
     """
     rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
+    offset = check_int("offset", offset)
     if cols == 0:
         return 0
     a = min(rows, max(0, -offset))  # first row that sees a key
@@ -242,8 +250,8 @@ def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguou
     (chunks r and 2P − 1 − r of c = N/2P): (2P − 1)·c² + c(c + 1) for every rank.
     """
     n, p = check_nonneg_int("n_tokens", n_tokens), check_positive_int("world_size", world_size)
-    if layout not in ("contiguous", "zigzag"):
-        raise ValueError(f"layout must be 'contiguous' or 'zigzag', got {layout!r}")
+    check_choice("layout", layout, ("contiguous", "zigzag"))
+    causal = check_bool("causal", causal)
     parts = p * (1 if layout == "contiguous" else 2)
     if n % parts:
         raise ValueError(f"n_tokens ({n}) must be divisible by {parts} "
@@ -266,9 +274,11 @@ def overlap_min_tokens(model: str | models.ModelConfig, flop_rate: float,
     link. Compute ≥ transfer ⇔ 4·C²·d_attn / F ≥ 2·C·d_kv·b / B ⇔
     C ≥ d_kv·b·F / (2·d_attn·B) (twice that causal).
     """
-    cfg = models.get(model)
-    c = cfg.d_kv * bytes_per_value * flop_rate / (2 * cfg.d_attn * link_bandwidth)
-    return 2 * c if causal else c
+    cfg, b = models.get(model), check_bytes("bytes_per_value", bytes_per_value)
+    f = check_positive("flop_rate", flop_rate)
+    bw = check_positive("link_bandwidth", link_bandwidth)
+    c = cfg.d_kv * b * f / (2 * cfg.d_attn * bw)
+    return 2 * c if check_bool("causal", causal) else c
 
 
 def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size: int,
@@ -281,6 +291,9 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
     """
     cfg = models.get(model)
     c = check_nonneg_int("n_tokens", n_tokens) / check_positive_int("world_size", world_size)
+    flop_rate = check_positive("flop_rate", flop_rate)
+    link_bandwidth = check_positive("link_bandwidth", link_bandwidth)
+    causal = check_bool("causal", causal)
     flops = 4 * c * c * cfg.d_attn / (2 if causal else 1)
     compute = flops / flop_rate
     sent = ring_bytes_per_step(n_tokens, world_size, 2 * cfg.d_kv, bytes_per_value)
@@ -296,7 +309,7 @@ def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> i
     Context parallelism replicates these on every device (untied embeddings assumed, as
     in Llama 3; Llama-3-8B comes to 8.03 B parameters).
     """
-    cfg = models.get(model)
+    cfg, b = models.get(model), check_bytes("bytes_per_value", bytes_per_value)
     attn = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv)
     per_layer = attn + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
-    return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * bytes_per_value
+    return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * b

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ._checks import check_nonneg, check_positive, check_str, check_type
+from ._checks import check_choice, check_nonneg, check_positive, check_str, check_type
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,12 @@ class Link:
     scope: str  # which devices it joins
     source: str
 
+    def __post_init__(self):
+        check_str("name", self.name), check_str("scope", self.scope)
+        check_str("source", self.source)
+        check_positive("bandwidth", self.bandwidth)
+        check_positive("bidirectional", self.bidirectional)
+
 
 #: Interconnects chapter 5 sends K/V blocks over (decimal GB/s; Gb/s = bits).
 LINKS: dict[str, Link] = {
@@ -178,6 +184,5 @@ def link(name: str | Link) -> Link:
     """A link by its name in :data:`LINKS` (or the Link itself)."""
     if isinstance(name, Link):
         return name
-    if name not in LINKS:
-        raise ValueError(f"unknown link {name!r}; known: {', '.join(LINKS)}")
-    return LINKS[name]
+    check_type("name", name, str, "a link name (str) or a Link")
+    return LINKS[check_choice("name", name, LINKS)]

@@ -22,19 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hardware, reference
+from ._checks import (check_bool, check_bytes, check_nonneg_int,
+                      check_optional_positive_int, check_positive, check_positive_int)
 
 LSE_BYTES = 4  # FlashAttention-2 writes one float32 log-sum-exp per query row
 PAPER_M_BYTES = 100e3  # "M (around 100KB)", Dao et al. 2022, Section 3.2
 
 
-def _positive_int(name: str, value) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+_positive_int = check_positive_int  # the one rule (attn_lib._checks)
 
 
 def _gpu(gpu) -> hardware.GPU:
@@ -57,7 +52,10 @@ def fa2_blocks(
     """(block_q, block_k): the largest power-of-two tiles (≤ 128) whose Q_i and `stages`
     buffers of K_j, V_j fit in one SM's shared memory, block_q ≥ block_k
     (FlashAttention-2 uses {64, 128} × {64, 128}, Section 3.3 of its paper)."""
-    dv = d if dv is None else dv
+    smem_bytes = check_positive("smem_bytes", smem_bytes)
+    d, stages = check_positive_int("d", d), check_positive_int("stages", stages)
+    dv = d if dv is None else check_positive_int("dv", dv)
+    bytes_per_value = check_bytes("bytes_per_value", bytes_per_value)
     for bq, bk in (
         (128, 128),
         (128, 64),
@@ -98,6 +96,13 @@ class Traffic:
     block_q: int
     block_k: int
 
+    def __post_init__(self):
+        for name in ("hbm_bytes", "l2_bytes", "compulsory_bytes"):
+            check_nonneg_int(name, getattr(self, name))
+        check_bool("kv_resident", self.kv_resident)
+        check_positive_int("block_q", self.block_q)
+        check_positive_int("block_k", self.block_k)
+
     @property
     def over_compulsory(self) -> float:
         return self.hbm_bytes / self.compulsory_bytes
@@ -105,7 +110,9 @@ class Traffic:
 
 def kv_bytes(nk: int, d: int, dv: int | None = None, bytes_per_value: int = 2) -> int:
     """One head's K and V: the data every query block of that head re-reads."""
-    return nk * (d + (d if dv is None else dv)) * bytes_per_value
+    nk, d = check_positive_int("nk", nk), check_positive_int("d", d)
+    dv = d if dv is None else check_positive_int("dv", dv)
+    return nk * (d + dv) * check_bytes("bytes_per_value", bytes_per_value)
 
 
 def heads_in_flight(nq: int, block_q: int, gpu="H100 SXM", slices: int = 1) -> int:
@@ -113,6 +120,8 @@ def heads_in_flight(nq: int, block_q: int, gpu="H100 SXM", slices: int = 1) -> i
     of a head scheduled together (FlashAttention-2's grid), so ⌈SMs / T_r⌉ heads, at
     most `slices`.
     """
+    nq, block_q = check_positive_int("nq", nq), check_positive_int("block_q", block_q)
+    slices = check_positive_int("slices", slices)
     tr = -(-nq // block_q)
     return max(1, min(slices, -(-_gpu(gpu).sm_count // tr)))
 
@@ -143,6 +152,9 @@ def fa2_traffic(
     nk = n if nk is None else _positive_int("nk", nk)
     dv = d if dv is None else _positive_int("dv", dv)
     g = _gpu(gpu)
+    bytes_per_value = check_bytes("bytes_per_value", bytes_per_value)
+    causal, slices = check_bool("causal", causal), check_positive_int("slices", slices)
+    l2_bytes = check_optional_positive_int("l2_bytes", l2_bytes)
     if block_q is None or block_k is None:
         bq, bk = fa2_blocks(g.smem_per_sm, d, dv, bytes_per_value=bytes_per_value)
         block_q, block_k = block_q or bq, block_k or bk
@@ -198,6 +210,8 @@ def algorithm1_ratio(
 ) -> float:
     """Standard over Algorithm 1 traffic (two levels, fast memory `sram_bytes`): 3.9 at
     d = 64, 1.01 at d = 128 for N = 4096 and the paper's M ≈ 100 KB."""
+    sram_bytes = check_positive("sram_bytes", sram_bytes)
+    bytes_per_value = check_bytes("bytes_per_value", bytes_per_value)
     br, bc = reference.algorithm1_blocks(int(sram_bytes // bytes_per_value), d)
     tiled = reference.flash_io_elements(n, n, d, block_q=br, block_k=bc)
     return float(reference.naive_io_elements(n, n, d) / tiled)
@@ -278,6 +292,13 @@ def theorem2_scaling(
 ) -> dict:
     """HBM and L2 ↔ SRAM bytes over a range of n: {'n', 'hbm', 'l2', 'compulsory',
     'resident'}."""
+    try:
+        ns = list(ns)
+    except TypeError:
+        kind = type(ns).__name__
+        raise TypeError(f"ns must be a sequence of lengths, got {kind}") from None
+    if not ns:
+        raise ValueError("ns must hold at least one length")
     ts = [
         fa2_traffic(int(n), d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices)
         for n in ns
@@ -295,6 +316,7 @@ def crossover_slices(
     n: int, d: int, gpu="H100 SXM", *, bytes_per_value: int = 2
 ) -> float:
     """Heads in flight at which their K/V fill L2 at length n (the regime boundary)."""
+    n = check_positive_int("n", n)
     return float(_gpu(gpu).l2_bytes / kv_bytes(n, d, bytes_per_value=bytes_per_value))
 
 

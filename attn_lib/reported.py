@@ -23,6 +23,8 @@ import json
 import os
 from pathlib import Path
 
+from ._checks import check_choice, check_str, check_type
+
 SCHEMA = "attn_lib.reported/1"
 PASSES = ("forward", "backward", "forward+backward")
 _ROW = {
@@ -69,6 +71,8 @@ def _typed(value, typ) -> bool:
 def reported_flops(row: dict) -> float:
     """FLOPs of one call under the sources' convention: 4·N²·d·heads·batch, /2 causal,
     ×2.5 for the backward (×3.5 forward + backward)."""
+    check_type("row", row, dict, "a dict (one row of the reported file)")
+    check_choice("row['pass']", row.get("pass"), PASSES)
     fwd = 4 * row["seq_len"] ** 2 * row["head_dim"] * row["heads"] * row["batch"]
     fwd /= 2 if row["causal"] else 1
     return fwd * {"forward": 1.0, "backward": 2.5, "forward+backward": 3.5}[row["pass"]]
@@ -78,6 +82,8 @@ def validate_row(row, where: str, sources: dict, source: str = "reported") -> di
     """Check one row; raise ValueError naming the file and field."""
     from . import hardware
 
+    check_str("where", where), check_str("source", source)
+    check_type("sources", sources, dict, "a dict {key: source}")
     if not isinstance(row, dict):
         _fail(source, where, "must be an object")
     for name, typ in _ROW.items():
@@ -143,6 +149,7 @@ def validate_row(row, where: str, sources: dict, source: str = "reported") -> di
 
 def validate(data, source: str = "reported") -> dict:
     """Check a reported-figures file against schema attn_lib.reported/1."""
+    check_str("source", source)
     if not isinstance(data, dict):
         raise ValueError(f"{source}: must be a JSON object")
     if data.get("schema") != SCHEMA:
@@ -168,6 +175,8 @@ def validate(data, source: str = "reported") -> dict:
 
 def load(path: str | os.PathLike | None = None) -> dict:
     """The validated reported-figures file (default: :func:`data_path`)."""
+    if path is not None:
+        check_type("path", path, (str, os.PathLike), "a str, a path or None")
     path = Path(path) if path is not None else data_path()
     try:
         data = json.loads(path.read_text())
@@ -178,20 +187,23 @@ def load(path: str | os.PathLike | None = None) -> dict:
 
 def rows(data: dict | None = None, **filters) -> list[dict]:
     """Rows matching every filter (e.g. gpu="H100 SXM", up_to=False), by impl and N."""
-    data = load() if data is None else data
+    data = load() if data is None else check_type("data", data, dict, "a dict")
     found = [r for r in data["rows"] if all(r.get(k) == v for k, v in filters.items())]
     return sorted(found, key=lambda r: (r["impl"], r["source"], r.get("seq_len") or 0))
 
 
 def citation(data: dict, key: str) -> str:
     """'Shah et al. ... (2024), arXiv:2407.08608v1' for a source key."""
-    s = data["sources"][key]
+    check_type("data", data, dict, "a dict from load()")
+    s = data["sources"][check_choice("key", key, tuple(data["sources"]))]
     year = f" ({s['year']})" if s.get("year") else ""
     return f"{s.get('authors', '')}{year}, '{s['title']}', {s['id']}"
 
 
 def label(row: dict, data: dict) -> str:
     """Legend text: what, where from, and that it was reported elsewhere."""
+    check_type("row", row, dict, "a dict (one row)")
+    check_type("data", data, dict, "a dict from load()")
     gpu = row.get("gpu") or "GPU not stated"
     cfg = f"d={row['head_dim']}" if row.get("head_dim") else "best case"
     mask = {True: ", causal", False: "", None: ""}[row.get("causal")]
@@ -205,7 +217,10 @@ def plot_reported(
     """Draw reported TFLOP/s against N on `ax`: open markers for swept rows (a line per
     impl, GPU, head dim and mask), a dotted horizontal line for each 'up to' maximum.
     Every label says "reported elsewhere". Returns the Line2D objects."""
-    data = load() if data is None else data
+    check_choice("pass_", pass_, PASSES)
+    if not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    data = load() if data is None else check_type("data", data, dict, "a dict")
     lines, groups = [], {}
     for r in rows(data, **filters):
         if r["pass"] != pass_:
@@ -241,6 +256,7 @@ def max_reported_tflops(
     gpu: str = "H100 SXM", impl: str | None = None, pass_: str = "forward"
 ) -> float:
     """Largest reported TFLOP/s for a GPU (and impl): a plain float for the prose."""
+    check_choice("pass_", pass_, PASSES)
     found = [
         r["tflops"]
         for r in rows(gpu=gpu)

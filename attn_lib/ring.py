@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 
 from . import _launch
-from ._checks import check_qkv
+from ._checks import (check_bool, check_choice, check_nonneg_int, check_positive,
+                      check_positive_int, check_qkv, check_tensor, check_type)
 from .torch_impl import attention_lse, merge_partials
 
 LAYOUTS = ("contiguous", "zigzag")
@@ -39,26 +40,13 @@ TILE_Q = 64
 
 
 # ----------------------------------------------------------------------------- checks
-# Local to this module until attn_lib._checks has a home for them.
-def check_flag(name: str, value) -> bool:
-    """A keyword that must be a real bool (1 or "yes" is a bug, not a request)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def check_layout(layout) -> str:
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    return layout
-
-
+# Generic rules come from attn_lib._checks; only the sharding rule is ring-specific.
 def chunks_per_rank(layout: str) -> int:
     """How many equal chunks of the sequence a rank holds: 1 contiguous, 2 zigzag."""
-    return 1 if check_layout(layout) == "contiguous" else 2
+    return 1 if check_choice("layout", layout, LAYOUTS) == "contiguous" else 2
 
 
-def check_shardable(q, k, world_size: int, layout: str) -> None:
+def _check_shardable(q, k, world_size: int, layout: str) -> None:
     """Nq and Nk must split into world_size · chunks_per_rank equal chunks."""
     parts = world_size * chunks_per_rank(layout)
     for name, x in (("q", q), ("k", k)):
@@ -72,8 +60,7 @@ def check_shardable(q, k, world_size: int, layout: str) -> None:
 
 def _check_tensors(q, k, v) -> None:
     for name, x in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        check_tensor(name, x)
     check_qkv(q, k, v)
 
 
@@ -83,19 +70,21 @@ def chunk_starts(n: int, world_size: int, layout: str) -> list[list[int]]:
 
     contiguous: rank r holds [r·C, (r+1)·C). zigzag: chunks r and 2P − 1 − r of 2P.
     """
+    n = check_nonneg_int("n", n)
+    world_size = check_positive_int("world_size", world_size)
     c = n // (world_size * chunks_per_rank(layout))
     if layout == "contiguous":
         return [[r * c] for r in range(world_size)]
     return [[r * c, (2 * world_size - 1 - r) * c] for r in range(world_size)]
 
 
-def shard(x: torch.Tensor, starts: list[int], length: int) -> torch.Tensor:
+def _shard(x: torch.Tensor, starts: list[int], length: int) -> torch.Tensor:
     """The chunks of x (..., N, e) at `starts`, each `length` long, side by side."""
     return torch.cat([x[..., s : s + length, :] for s in starts], dim=-2).contiguous()
 
 
-def unshard(parts: list[torch.Tensor], starts: list[list[int]], length: int, n: int):
-    """Inverse of :func:`shard` over all ranks: (..., n, e) from each rank's chunks."""
+def _unshard(parts: list[torch.Tensor], starts: list[list[int]], length: int, n: int):
+    """Inverse of :func:`_shard` over all ranks: (..., n, e) from each rank's chunks."""
     out = parts[0].new_empty(parts[0].shape[:-2] + (n, parts[0].shape[-1]))
     for part, rank_starts in zip(parts, starts):
         for i, s in enumerate(rank_starts):
@@ -120,6 +109,9 @@ class RankStats:
     compute_s: list = field(default_factory=list)  # seconds, per step
     comm_s: list = field(default_factory=list)  # seconds, per step
 
+    def __post_init__(self):
+        self.rank = check_nonneg_int("rank", self.rank)
+
 
 class TensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
     """Live and peak bytes of the tensors torch allocates while the mode is on.
@@ -127,7 +119,7 @@ class TensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
     The CPU has no allocator counters like ``torch.cuda.max_memory_allocated``; this
     counts every new tensor storage an operator returns and subtracts it when the
     storage is freed.
-    Tensors made before the mode started are added with :meth:`hold`.
+    Tensors made before the mode started are added with :meth:`hold` (or passed here).
     """
 
     @classmethod
@@ -136,13 +128,16 @@ class TensorBytes(torch.utils._python_dispatch.TorchDispatchMode):
         # torch._dynamo on first use (seconds of start-up in every rank).
         return False
 
-    def __init__(self):
+    def __init__(self, *tensors):
         super().__init__()
         self.live = self.peak = 0
         self._seen: set[int] = set()
+        self.hold(*tensors)
 
     def hold(self, *tensors) -> None:
+        """Count tensors that already exist (a rank's q, k, v shards)."""
         for t in tensors:
+            check_tensor("tensors", t)
             self._track(t)
 
     def _track(self, t) -> None:
@@ -220,7 +215,7 @@ def _ring_step(q, q_starts, k, v, k_starts, acc, causal: bool, shift: int,
                 st.pairs += seen * heads
 
 
-def ring_rank(rank: int, world: int, job: dict):
+def _ring_rank(rank: int, world: int, job: dict):
     """One rank of ring attention: its query shard against every K/V shard, in P steps.
 
     At step t the rank holds the K/V shard of rank (rank − t) mod P; it posts the send
@@ -232,8 +227,7 @@ def ring_rank(rank: int, world: int, job: dict):
     dev = _device(rank, job["backend"])
     # pop: once its shard has moved on, no reference here may keep it alive
     q, k, v = (job.pop(n).to(dev) for n in ("q", "k", "v"))
-    st, meter = RankStats(rank), TensorBytes()
-    meter.hold(q, k, v)
+    st, meter = RankStats(rank), TensorBytes(q, k, v)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev) - _nbytes(q, k, v)
@@ -283,7 +277,7 @@ def _acc(x: torch.Tensor) -> torch.dtype:
 
 
 # ----------------------------------------------------------------- one rank's Ulysses
-def ulysses_rank(rank: int, world: int, job: dict):
+def _ulysses_rank(rank: int, world: int, job: dict):
     """One rank of Ulysses: all-to-all to head shards, full attention, all-to-all back.
 
     In: q (..., H, Nq/P, d) etc. for this rank's sequence shard. After the first
@@ -323,7 +317,7 @@ def ulysses_rank(rank: int, world: int, job: dict):
 
 def _jobs_worker(rank: int, world: int, jobs: list):
     """Spawned entry point: run each job's rank function in turn, in one group."""
-    fns = {"ring": ring_rank, "ulysses": ulysses_rank}
+    fns = {"ring": _ring_rank, "ulysses": _ulysses_rank}
     return [fns[job["kind"]](rank, world, job) for job in jobs]
 
 
@@ -338,12 +332,11 @@ def _backend(q: torch.Tensor, world_size: int) -> str:
 def prepare(kind: str, q, k, v, *, causal=False, world_size=2,
             layout="contiguous") -> dict:
     """Check the arguments, cut q, k, v into per-rank shards: a job for :func:`run`."""
+    check_choice("kind", kind, ("ring", "ulysses"))
     _check_tensors(q, k, v)
-    check_flag("causal", causal)
+    causal = check_bool("causal", causal)
     world_size = _launch.check_world_size(world_size)
-    check_layout(layout)
-    if kind not in ("ring", "ulysses"):
-        raise ValueError(f"kind must be 'ring' or 'ulysses', got {kind!r}")
+    chunks_per_rank(layout)  # checks layout
     job = {"kind": kind, "causal": causal, "backend": _backend(q, world_size),
            "shape": (tuple(q.shape), tuple(v.shape)), "dtype": q.dtype,
            "device": q.device, "world_size": world_size, "layout": layout}
@@ -355,15 +348,15 @@ def prepare(kind: str, q, k, v, *, causal=False, world_size=2,
             raise ValueError(
                 f"q must have a heads axis (..., H, N, d) with H divisible by "
                 f"world_size {world_size}, got shape {tuple(q.shape)} (H = {heads})")
-    check_shardable(q, k, world_size, layout)
+    _check_shardable(q, k, world_size, layout)
     nq, nk = q.shape[-2], k.shape[-2]
     per = world_size * chunks_per_rank(layout)
     job.update(cq=nq // per, ck=nk // per, shift=nk - nq,
                q_starts=chunk_starts(nq, world_size, layout),
                k_starts=chunk_starts(nk, world_size, layout))
-    job["ranks"] = [{"q": shard(q.detach().cpu(), job["q_starts"][r], job["cq"]),
-                     "k": shard(k.detach().cpu(), job["k_starts"][r], job["ck"]),
-                     "v": shard(v.detach().cpu(), job["k_starts"][r], job["ck"])}
+    job["ranks"] = [{"q": _shard(q.detach().cpu(), job["q_starts"][r], job["cq"]),
+                     "k": _shard(k.detach().cpu(), job["k_starts"][r], job["ck"]),
+                     "v": _shard(v.detach().cpu(), job["k_starts"][r], job["ck"])}
                     for r in range(world_size)]
     return job
 
@@ -376,7 +369,7 @@ def _per_rank(job: dict, rank: int) -> dict:
 def _assemble(job: dict, parts: list) -> tuple[torch.Tensor, list]:
     outs, stats = zip(*parts)
     (q_shape, v_shape) = job["shape"]
-    out = unshard(list(outs), job["q_starts"], job["cq"], q_shape[-2])
+    out = _unshard(list(outs), job["q_starts"], job["cq"], q_shape[-2])
     return out.to(device=job["device"], dtype=job["dtype"]), list(stats)
 
 
@@ -385,6 +378,10 @@ def run(jobs: list[dict], *, timeout: float = _launch.TIMEOUT_S) -> list[tuple]:
 
     world_size 1 runs in this process: a ring of one needs no link and no rendezvous.
     """
+    check_type("jobs", jobs, (list, tuple), "a list of jobs from ring.prepare")
+    if not jobs or not all(isinstance(job, dict) and "ranks" in job for job in jobs):
+        raise ValueError("jobs must be a non-empty list of jobs from ring.prepare")
+    timeout = check_positive("timeout", timeout)
     sizes = {job["world_size"] for job in jobs}
     backends = {job["backend"] for job in jobs}
     if len(sizes) != 1 or len(backends) != 1:
@@ -404,7 +401,7 @@ def run(jobs: list[dict], *, timeout: float = _launch.TIMEOUT_S) -> list[tuple]:
 def _local_rank(job: dict):
     """world_size 1 in this process; Ulysses of one rank is plain attention."""
     if job["kind"] == "ring":
-        return ring_rank(0, 1, {**job, "backend": "gloo"})  # a copy: ring_rank pops
+        return _ring_rank(0, 1, {**job, "backend": "gloo"})  # a copy: _ring_rank pops
     st = RankStats(0)
     t0 = time.perf_counter()
     out, _ = attention_lse(job["q"], job["k"], job["v"], causal=job["causal"])
@@ -423,7 +420,7 @@ def ring_attention(q, k, v, *, causal=False, world_size=2, layout="contiguous",
     (2·world_size for ``layout="zigzag"``). With ``return_stats``, also a list of
     :class:`RankStats`, one per rank.
     """
-    check_flag("return_stats", return_stats)
+    return_stats = check_bool("return_stats", return_stats)
     job = prepare("ring", q, k, v, causal=causal, world_size=world_size, layout=layout)
     out, stats = run([job])[0]
     return (out, stats) if return_stats else out

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from ._checks import check_bool, check_choice, check_str, check_type
 
 #: The repository root when attn_lib is used from a checkout (editable install).
 _CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ BF16_MIN_CAPABILITY = (8, 0)
 
 def install_ref(version: str = __version__) -> str:
     """The git ref pinned by the install command: the release tag of this version, 'v0.1.0'."""
-    if not re.fullmatch(r"\d+(\.\d+)*([a-z0-9.+-]*)", version):
+    if not re.fullmatch(r"\d+(\.\d+)*([a-z0-9.+-]*)", check_str("version", version)):
         raise ValueError(f"version must look like '1.2.3', got {version!r}")
     return f"v{version}"
 
@@ -35,13 +36,16 @@ def install_command(repo_url: str, ref: str | None = None, python: str = sys.exe
     """
     if not isinstance(repo_url, str) or not repo_url.startswith("https://"):
         raise ValueError(f"repo_url must be an https URL, got {repo_url!r}")
-    ref = ref or install_ref()
+    ref = install_ref() if ref is None else check_str("ref", ref)
+    python = check_str("python", python)
     url = repo_url.rstrip("/").removesuffix(".git")
     return [python, "-m", "pip", "install", "-q", "--no-deps", f"git+{url}.git@{ref}"]
 
 
 def needs_install(find_spec=importlib.util.find_spec) -> bool:
     """True when attn_lib cannot be imported (a fresh Colab runtime)."""
+    if not callable(find_spec):
+        raise TypeError(f"find_spec must be callable, got {type(find_spec).__name__}")
     return find_spec("attn_lib") is None
 
 
@@ -60,8 +64,8 @@ def bf16_native(capability: tuple[int, int] | None) -> bool:
 
 def preferred_dtype(device_type: str, bf16_supported: bool) -> str:
     """Dtype for kernels: bf16 where native (A100, H100), fp16 on older GPUs (T4), fp32 on CPU."""
-    if device_type not in ("cpu", "cuda"):
-        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}")
+    check_choice("device_type", device_type, ("cpu", "cuda"))
+    bf16_supported = check_bool("bf16_supported", bf16_supported)
     if device_type == "cpu":
         return "float32"
     return "bfloat16" if bf16_supported else "float16"
@@ -87,6 +91,7 @@ def environment() -> dict:
 
 def find_config(config_path: str | Path = "_config.yml") -> Path:
     """The book's _config.yml: `config_path` if it exists, else the one at the checkout root."""
+    check_type("config_path", config_path, (str, Path), "a str or Path")
     path = Path(config_path)
     if path.is_file():
         return path
@@ -105,6 +110,7 @@ def toc_pages(toc_path: str | Path = "_toc.yml") -> list[str]:
     """Every `file:` (the root first) of the book's _toc.yml, in reading order, without suffix."""
     import yaml
 
+    check_type("toc_path", toc_path, (str, Path), "a str or Path")
     toc = yaml.safe_load(find_config(toc_path).read_text())
     pages = [toc["root"]]
 
@@ -137,6 +143,7 @@ def colab_url(repo_url: str, branch: str, notebook_path: str,
     m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?/?", repo_url or "")
     if m is None:
         raise ValueError(f"repo_url must be https://github.com/<org>/<repo>, got {repo_url!r}")
+    check_str("branch", branch), check_str("notebook_path", notebook_path)
     if not notebook_path.endswith(".ipynb") or notebook_path.startswith("/"):
         raise ValueError(f"notebook_path must be a relative .ipynb path, got {notebook_path!r}")
     org, repo = m.groups()
@@ -145,6 +152,10 @@ def colab_url(repo_url: str, branch: str, notebook_path: str,
 
 def describe(env: dict) -> str:
     """One short line for a notebook's first output: 'cpu (CPU), float32, torch 2.13.0'."""
+    check_type("env", env, dict, "a dict from environment()")
+    missing = [k for k in ("device", "name", "dtype", "torch") if k not in env]
+    if missing:
+        raise ValueError(f"env lacks {missing}; pass setup.environment()")
     return f"{env['device']} ({env['name']}), {env['dtype']}, torch {env['torch']}"
 
 

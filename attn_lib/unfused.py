@@ -22,6 +22,10 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from ._checks import (check_bool, check_bytes, check_nonneg_int, check_positive,
+                      check_positive_int, check_real, check_str, check_tensor,
+                      check_type)
+
 STEPS = ("QKᵀ", "scale", "mask", "softmax", "dropout", "PV")
 
 # aten ops that allocate or re-label memory without moving data
@@ -57,6 +61,14 @@ class OpTraffic:
     read_bytes: int
     write_bytes: int
 
+    def __post_init__(self):
+        check_str("op", self.op), check_str("step", self.step)
+        if self.phase not in ("forward", "backward"):
+            raise ValueError(
+                f"phase must be 'forward' or 'backward', got {self.phase!r}")
+        check_nonneg_int("read_bytes", self.read_bytes)
+        check_nonneg_int("write_bytes", self.write_bytes)
+
     @property
     def total(self) -> int:
         return self.read_bytes + self.write_bytes
@@ -65,8 +77,23 @@ class OpTraffic:
 def tensor_bytes(t) -> int:
     """Bytes a kernel moves for tensor t: its distinct elements (broadcast dims count
     once)."""
+    check_tensor("t", t)
     distinct = math.prod(n for n, s in zip(t.shape, t.stride()) if s != 0)
     return int(distinct) * t.element_size()
+
+
+def _check_dropout(dropout) -> float:
+    p = check_real("dropout", dropout)
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return float(p)
+
+
+def _check_ops(ops) -> list:
+    check_type("ops", ops, (list, tuple), "a list of OpTraffic")
+    for o in ops:
+        check_type("ops", o, OpTraffic, "a list of OpTraffic")
+    return ops
 
 
 def _tensors(tree) -> list:
@@ -135,6 +162,9 @@ def standard_attention_module(n_ctx: int, *, causal: bool = True, dropout: float
     """
     import torch
 
+    n_ctx, causal = check_positive_int("n_ctx", n_ctx), check_bool("causal", causal)
+    dropout = _check_dropout(dropout)
+
     class StandardAttention(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -182,8 +212,8 @@ def count_unfused(
     for name, val in (("batch", batch), ("heads", heads), ("n", n), ("d", d)):
         if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
             raise ValueError(f"{name} must be a positive int, got {val!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    dropout = _check_dropout(dropout)
+    causal, backward = check_bool("causal", causal), check_bool("backward", backward)
     dtype = dtype or torch.float16
     module = standard_attention_module(n, causal=causal, dropout=dropout).to(device)
     module.train(dropout > 0)
@@ -222,8 +252,13 @@ def closed_form(
                 scale 2bN² · QKᵀ b(4Nd + 2N²)
     plus the (N, N) bool causal mask, read once per mask op for the whole batch.
     """
-    s, b, sq, nd = batch * heads, bytes_per_value, n * n, n * d
-    drop = dropout > 0
+    batch = check_positive_int("batch", batch)
+    heads = check_positive_int("heads", heads)
+    n, d = check_positive_int("n", n), check_positive_int("d", d)
+    causal, backward = check_bool("causal", causal), check_bool("backward", backward)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    s, sq, nd = batch * heads, n * n, n * d
+    drop = _check_dropout(dropout) > 0
     fwd = {
         "QKᵀ": s * b * (2 * nd + sq),
         "scale": s * 2 * b * sq,
@@ -249,13 +284,13 @@ def closed_form(
 def by_step(ops: list[OpTraffic]) -> dict:
     """Sum the counted ops per (phase, step): comparable with :func:`closed_form`."""
     total = Counter()
-    for o in ops:
+    for o in _check_ops(ops):
         total[o.phase, o.step] += o.total
     return dict(total)
 
 
 def total_bytes(ops: list[OpTraffic]) -> int:
-    return sum(o.total for o in ops)
+    return sum(o.total for o in _check_ops(ops))
 
 
 # ----------------------------------------------------------------------------- Figure 2
@@ -296,6 +331,8 @@ def figure2_comparison(
     """
     from . import hardware, reference
 
+    dropout = _check_dropout(dropout)
+    sram_bytes = check_positive("sram_bytes", sram_bytes)
     cfg = FIGURE2_REPORTED["config"]
     b, h, n, d = cfg["batch"], cfg["heads"], cfg["n"], cfg["head_dim"]
     slices, bw = b * h, hardware.get(gpu).bandwidth

@@ -19,13 +19,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (counting, flop_check, hardware, kv_cache, models,  # noqa: E402
-                      recorded, reference, tiny_gpt, torch_impl, triton_flash, variants)
+from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
+                      memory_model, models, recorded, reference, reported, ring, setup,
+                      tiny_gpt, torch_impl, triton_flash, unfused, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
-MODULES = [counting, flop_check, hardware, kv_cache, models, recorded, reference, tiny_gpt,
-           torch_impl, triton_flash, variants]
+MODULES = [book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
+           reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused,
+           variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -45,6 +47,10 @@ GPU = hardware.GPUS["T4"]
 RUN = recorded.Run(None, {"attention": []})
 MC = dict(name="m", n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128,
           vocab=100, context=64, source="test")  # a valid ModelConfig
+LINK_KW = dict(name="L", bandwidth=1e9, bidirectional=2e9, scope="s", source="t")
+Q8 = torch.zeros(1, 2, 8, 4)  # (B, H, N, d): shardable over 2 ranks, both layouts
+JOB = ring.prepare("ring", Q8, Q8, Q8, world_size=1)  # a valid job, never run here
+REPORTED = reported.load()  # the stored file of figures quoted from papers
 GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
 ND = {"x": (1, 8), "k_cache": (1, 2, 3, 4), "v_cache": (1, 2, 3, 4), "wq": (8, 16),
       "wk": (8, 8), "wv": (8, 8), "wo": (16, 8)}  # a valid decode step, 4 heads of 4 dims
@@ -92,6 +98,7 @@ def attention_rows(fn, q, k, v, *, lse: bool = False) -> list[Row]:
 
 TE, VE = TypeError, ValueError
 R, T, C, K, V = reference, torch_impl, counting, kv_cache, variants
+MM = memory_model
 ROWS: list[Row] = [
     # reference (NumPy)
     *attention_rows(R.attention, QN, KN, VN),
@@ -144,6 +151,10 @@ ROWS: list[Row] = [
     row(VE, "lse_b", T.merge_partials, QT, LSE, QT, torch.zeros(2, 4)),
     row(VE, "out_b", T.merge_partials, QT, LSE, torch.zeros(2, 5, 2), LSE),
     row(TE, "out_a", T.merge_partials, QT.int(), LSE, QT, LSE),
+    *attention_rows(lambda *a, **kw: T.split_kv_attention(*a, n_splits=2, **kw), QT, KT, VT),
+    row(VE, "n_splits", T.split_kv_attention, QT, KT, VT, n_splits=0),
+    row(TE, "n_splits", T.split_kv_attention, QT, KT, VT, n_splits=2.0),
+    row(TE, "q", T.split_kv_attention, QN, KT, VT, n_splits=2),
     # counting
     row(VE, "n", C.handshakes, -1),
     row(TE, "n", C.handshakes, 2.0),
@@ -168,6 +179,37 @@ ROWS: list[Row] = [
     row(ValueError, "model", C.kv_cache_bytes, "gpt-5", 8),
     row(VE, "n_ctx", C.kaplan_forward_flops_per_token, "gpt2-small", -1024),
     row(VE, "seq_len", C.palm_training_flops_per_token, "gpt2-small", 0),
+    row(VE, "d_model", C.attention_backward_flops, 8, 0),
+    row(TE, "recompute", C.attention_backward_flops, 8, 64, recompute="yes"),
+    row(TE, "causal", C.attention_backward_flops, 8, 64, causal=1),
+    # counting: context parallelism (chapter 5)
+    row(VE, "world_size", C.kv_bytes_per_device, "llama-3-8b", 8, 0),
+    row(VE, "bytes_per_value", C.kv_bytes_per_device, "llama-3-8b", 8, 2, -2),
+    row(TE, "model", C.activation_width, 8),
+    row(VE, "model", C.activation_width, "gpt-5"),
+    row(VE, "bytes_per_value", C.activation_bytes_per_device, "llama-3-8b", 8, 2, 0),
+    row(TE, "n_layers", C.activation_bytes_per_device, "llama-3-8b", 8, 2, n_layers=1.5),
+    row(VE, "world_size", C.activation_bytes_per_device, "llama-3-8b", 8, -2),
+    row(VE, "kv_width", C.ring_bytes_per_step, 8, 2, 0),
+    row(VE, "bytes_per_value", C.ring_bytes_per_step, 8, 2, 64, -1),
+    row(TE, "world_size", C.ring_bytes_total, 8, 2.0, 64),
+    row(VE, "n_tokens", C.ring_bytes_total, -8, 2, 64),
+    row(VE, "width", C.ulysses_bytes_total, 8, 2, -64),
+    row(TE, "n_tokens", C.ulysses_bytes_total, "8", 2, 64),
+    row(TE, "model", C.ulysses_max_world_size, None),
+    row(TE, "offset", C.block_pairs, 4, 4, 0.5),
+    row(VE, "rows", C.block_pairs, -4, 4, 0),
+    row(VE, "layout", C.ring_pairs_per_rank, 8, 2, "striped"),
+    row(TE, "causal", C.ring_pairs_per_rank, 8, 2, causal="True"),
+    row(VE, "n_tokens", C.ring_pairs_per_rank, 9, 2),  # not divisible into shards
+    row(VE, "flop_rate", C.overlap_min_tokens, "llama-3-8b", 0, 1e9),
+    row(VE, "link_bandwidth", C.overlap_min_tokens, "llama-3-8b", 1e15, -1e9),
+    row(TE, "causal", C.overlap_min_tokens, "llama-3-8b", 1e15, 1e9, causal="no"),
+    row(VE, "link_bandwidth", C.ring_step_seconds, "llama-3-8b", 8, 2, 1e15, math.nan),
+    row(TE, "flop_rate", C.ring_step_seconds, "llama-3-8b", 8, 2, "1e15", 1e9),
+    row(VE, "world_size", C.ring_step_seconds, "llama-3-8b", 8, 0, 1e15, 1e9),
+    row(VE, "bytes_per_value", C.weight_bytes, "llama-3-8b", 0),
+    row(VE, "model", C.weight_bytes, "gpt-5"),
     # models
     *(row(VE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
         ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1),
@@ -191,6 +233,11 @@ ROWS: list[Row] = [
     row(VE, "flops", hardware.roofline_time, -1e12, 1e9),
     row(TE, "bytes_moved", hardware.roofline_time, 1e12, "1e9"),
     row(ValueError, "bytes_moved", hardware.roofline_time, 1e12, math.inf),
+    row(VE, "bandwidth", hardware.Link, **{**LINK_KW, "bandwidth": 0}),
+    row(TE, "bidirectional", hardware.Link, **{**LINK_KW, "bidirectional": "2e9"}),
+    row(VE, "name", hardware.Link, **{**LINK_KW, "name": ""}),
+    row(VE, "name", hardware.link, "carrier pigeon"),
+    row(TE, "name", hardware.link, 4),
     # kv_cache
     row(TE, "x", K.decode_attention_step, *ND_BAD_X, n_heads=4),
     row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=4.0),
@@ -293,6 +340,122 @@ ROWS: list[Row] = [
     row(VE, "head_dim", triton_flash.compile_report, 90, head_dim=512),
     row(TE, "causal", triton_flash.compile_report, 90, causal="True"),
     row(VE, "dot_precision", triton_flash.compile_report, 90, dot_precision="fp64"),
+    # ring (chapter 5): every check runs before a process starts
+    *(r for r in attention_rows(ring.ring_attention, Q8, Q8, Q8) if r.arg == "causal"),
+    row(TE, "return_stats", ring.ring_attention, Q8, Q8, Q8, return_stats=1),
+    row(VE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=0),
+    row(TE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=2.0),
+    row(VE, "world_size", ring.ring_attention, Q8, Q8, Q8, world_size=10_000),
+    row(VE, "layout", ring.ring_attention, Q8, Q8, Q8, layout="striped"),
+    row(VE, "q", ring.ring_attention, Q8, Q8, Q8, world_size=3),  # 8 tokens, 3 ranks
+    row(TE, "k", ring.ring_attention, Q8, Q8.numpy(), Q8),
+    row(TE, "causal", ring.ulysses_attention, Q8, Q8, Q8, causal="no"),
+    row(VE, "q", ring.ulysses_attention, Q8[0, 0], Q8[0, 0], Q8[0, 0]),  # no heads axis
+    row(TE, "world_size", ring.ulysses_attention, Q8, Q8, Q8, world_size=True),
+    row(VE, "kind", ring.prepare, "tree", Q8, Q8, Q8),
+    row(VE, "layout", ring.prepare, "ulysses", Q8, Q8, Q8, layout="zigzag"),
+    row(TE, "v", ring.prepare, "ring", Q8, Q8, None),
+    row(TE, "jobs", ring.run, JOB),
+    row(VE, "jobs", ring.run, []),
+    row(VE, "timeout", ring.run, [JOB], timeout=0),
+    row(VE, "layout", ring.chunks_per_rank, "diagonal"),
+    row(VE, "world_size", ring.chunk_starts, 8, 0, "contiguous"),
+    row(TE, "n", ring.chunk_starts, 8.0, 2, "zigzag"),
+    row(VE, "layout", ring.chunk_starts, 8, 2, None),
+    row(TE, "rank", ring.RankStats, "0"),
+    row(VE, "rank", ring.RankStats, -1),
+    row(TE, "tensors", ring.TensorBytes, np.zeros(2)),
+    row(TE, "tensors", ring.TensorBytes().hold, Q8, "q"),
+    # book (glue): the significant-digits rule
+    row(VE, "sig", book.round_sig, 1.5, 0),
+    row(VE, "sig", book.portable, [1.5], sig=9),
+    row(VE, "sig", book.glue, "x", 1.5, sig=True),
+    row(VE, "sig", book.glue_many, {"x": 1.5}, sig=2.5),
+    # setup (Colab set-up cell)
+    row(TE, "version", setup.install_ref, 1),
+    row(VE, "version", setup.install_ref, "latest"),
+    row(VE, "repo_url", setup.install_command, "http://example.org/r"),
+    row(TE, "ref", setup.install_command, "https://github.com/o/r", ref=1),
+    row(TE, "find_spec", setup.needs_install, 3),
+    row(VE, "capability", setup.bf16_native, (8,)),
+    row(VE, "device_type", setup.preferred_dtype, "tpu", True),
+    row(TE, "bf16_supported", setup.preferred_dtype, "cuda", "yes"),
+    row(VE, "device_type", setup.dtype_for, "gpu"),
+    row(TE, "config_path", setup.find_config, 3),
+    row(TE, "config_path", setup.repo_url_from_config, None),
+    row(TE, "toc_path", setup.toc_pages, 3.0),
+    row(TE, "config_path", setup.book_repository, ["_config.yml"]),
+    row(VE, "repo_url", setup.colab_url, "u", "main", "book/x.ipynb"),
+    row(VE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", "x.py"),
+    row(TE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", 3),
+    row(TE, "env", setup.describe, "cpu"),
+    row(VE, "env", setup.describe, {"device": "cpu"}),
+    row(VE, "repo_url", setup.colab_cell, "ftp://x"),
+    # reported (figures quoted from papers)
+    row(TE, "row", reported.reported_flops, [1]),
+    row(VE, "row['pass']", reported.reported_flops, {**REPORTED["rows"][0], "pass": "x"}),
+    row(TE, "where", reported.validate_row, {}, 3, {}),
+    row(TE, "sources", reported.validate_row, {}, "rows[0]", ["flash2"]),
+    row(VE, "rows[0]", reported.validate_row, [], "rows[0]", {}),
+    row(TE, "source", reported.validate, {}, source=None),
+    row(VE, "schema", reported.validate, {"schema": "v0"}),
+    row(TE, "path", reported.load, 3),
+    row(TE, "data", reported.rows, [1]),
+    row(VE, "key", reported.citation, REPORTED, "no-such-paper"),
+    row(TE, "data", reported.citation, None, "x"),
+    row(TE, "row", reported.label, None, REPORTED),
+    row(VE, "pass_", reported.plot_reported, _Axes(), REPORTED, pass_="sideways"),
+    row(TE, "ax", reported.plot_reported, None, REPORTED),
+    row(VE, "pass_", reported.max_reported_tflops, pass_="both"),
+    row(VE, "gpu", reported.max_reported_tflops, "Voodoo 3"),
+    # unfused (chapter 4: traffic of plain attention)
+    row(VE, "phase", unfused.OpTraffic, "aten.bmm", "QKᵀ", "sideways", 0, 0),
+    row(VE, "read_bytes", unfused.OpTraffic, "aten.bmm", "QKᵀ", "forward", -1, 0),
+    row(TE, "t", unfused.tensor_bytes, np.zeros(2)),
+    row(VE, "n_ctx", unfused.standard_attention_module, 0),
+    row(TE, "causal", unfused.standard_attention_module, 8, causal="yes"),
+    row(VE, "dropout", unfused.standard_attention_module, 8, dropout=1.5),
+    row(VE, "batch", unfused.count_unfused, 0, 1, 4, 2),
+    row(TE, "backward", unfused.count_unfused, 1, 1, 4, 2, backward=1),
+    row(VE, "dropout", unfused.count_unfused, 1, 1, 4, 2, dropout=-0.1),
+    row(TE, "n", unfused.closed_form, 1, 1, 4.0, 2),
+    row(VE, "bytes_per_value", unfused.closed_form, 1, 1, 4, 2, bytes_per_value=0),
+    row(TE, "causal", unfused.closed_form, 1, 1, 4, 2, causal=None),
+    row(TE, "ops", unfused.by_step, [1, 2]),
+    row(TE, "ops", unfused.total_bytes, None),
+    row(VE, "sram_bytes", unfused.figure2_comparison, sram_bytes=0),
+    row(VE, "gpu", unfused.figure2_comparison, gpu="Voodoo 3"),
+    row(VE, "dropout", unfused.figure2_comparison, dropout=1.0),
+    row(VE, "d", unfused.unfused_over_algorithm0, 64, 0),
+    row(TE, "causal", unfused.unfused_over_algorithm0, 64, 16, causal="no"),
+    # memory_model (chapter 4: HBM and L2 traffic of FlashAttention-2)
+    row(VE, "smem_bytes", MM.fa2_blocks, 0, 64),
+    row(TE, "d", MM.fa2_blocks, 228 * 1024, 64.0),
+    row(VE, "stages", MM.fa2_blocks, 228 * 1024, 64, stages=0),
+    row(VE, "d", MM.fa2_blocks, 1024, 4096),  # no tile fits
+    row(VE, "hbm_bytes", MM.Traffic, -1, 0, 0, False, 64, 64),
+    row(TE, "kv_resident", MM.Traffic, 0, 0, 0, "yes", 64, 64),
+    row(VE, "nk", MM.kv_bytes, 0, 64),
+    row(VE, "bytes_per_value", MM.kv_bytes, 8, 64, bytes_per_value=-2),
+    row(VE, "block_q", MM.heads_in_flight, 128, 0),
+    row(VE, "gpu", MM.heads_in_flight, 128, 64, gpu="Voodoo 3"),
+    row(VE, "n", MM.fa2_traffic, 0, 64),
+    row(TE, "causal", MM.fa2_traffic, 128, 64, causal="no"),
+    row(VE, "slices", MM.fa2_traffic, 128, 64, slices=0),
+    row(VE, "l2_bytes", MM.fa2_traffic, 128, 64, l2_bytes=-1),
+    row(VE, "gpu", MM.fa2_traffic, 128, 64, gpu="T4"),  # no on-chip figures for it
+    row(VE, "n", MM.kv_fits_l2, -1, 64),
+    row(VE, "d", MM.l2_fit_length, 0),
+    row(TE, "slices", MM.regime, 128, 64, slices=1.5),
+    row(VE, "sram_bytes", MM.algorithm1_ratio, sram_bytes=0),
+    row(VE, "bytes_per_value", MM.three_level_ratio, bytes_per_value=0),
+    row(TE, "causal", MM.hbm_over_compulsory, causal=1),
+    row(VE, "n", MM.l2_over_hbm, 0),
+    row(VE, "d", MM.hbm_time_us, 4096, -128),
+    row(VE, "n", MM.chapter_cases, 0),
+    row(TE, "ns", MM.theorem2_scaling, 1024),
+    row(VE, "ns", MM.theorem2_scaling, []),
+    row(VE, "n", MM.crossover_slices, 0, 64),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
