@@ -209,9 +209,8 @@ def count_unfused(
     """
     import torch
 
-    for name, val in (("batch", batch), ("heads", heads), ("n", n), ("d", d)):
-        if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-            raise ValueError(f"{name} must be a positive int, got {val!r}")
+    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
+    n, d = check_positive_int("n", n), check_positive_int("d", d)
     dropout = _check_dropout(dropout)
     causal, backward = check_bool("causal", causal), check_bool("backward", backward)
     dtype = dtype or torch.float16

@@ -100,12 +100,14 @@ def test_figure2_comparison_is_plain_floats():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(n=0), dict(d=-1), dict(batch=1.5), dict(dropout=1.0)]
+    "bad, error",
+    [(dict(n=0), ValueError), (dict(d=-1), ValueError), (dict(batch=1.5), TypeError),
+     (dict(dropout=1.0), ValueError)],
 )
-def test_rejects_bad_arguments(bad):
+def test_rejects_bad_arguments(bad, error):
     kw = dict(batch=1, heads=1, n=4, d=2) | bad
     name = next(iter(bad))
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(error, match=name):
         unfused.count_unfused(
             kw.pop("batch"), kw.pop("heads"), kw.pop("n"), kw.pop("d"), **kw
         )
