@@ -142,6 +142,13 @@ def check_type(name: str, value, cls, what: str | None = None) -> object:
     return value
 
 
+def check_callable(name: str, value) -> object:
+    """value can be called (a function to time or measure)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {_kind(value)}")
+    return value
+
+
 def check_scale(scale) -> float | None:
     """The softmax scale: a finite real number or None (None: 1/sqrt(d))."""
     return None if scale is None else float(check_real("scale", scale))

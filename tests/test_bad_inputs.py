@@ -19,13 +19,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
+from attn_lib import (bench, book, counting, flop_check, hardware, kv_cache,  # noqa: E402
                       memory_model, models, recorded, reference, reported, ring, setup,
                       tiny_gpt, torch_impl, triton_flash, unfused, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 
-MODULES = [book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
+MODULES = [bench, book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
            reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused,
            variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -456,6 +456,22 @@ ROWS: list[Row] = [
     row(TE, "ns", MM.theorem2_scaling, 1024),
     row(VE, "ns", MM.theorem2_scaling, []),
     row(VE, "n", MM.crossover_slices, 0, 64),
+    # bench (timing and memory helpers)
+    row(TE, "device", bench.clock_for, 3),
+    row(TE, "fn", bench.time_fn, 3),
+    row(VE, "min_run_time", bench.time_fn, abs, 1.0, min_run_time=-1),
+    row(TE, "clock", bench.time_fn, abs, 1.0, clock=3),
+    row(TE, "fn", bench.cpu_time_fn, None),
+    row(VE, "min_run_time", bench.cpu_time_fn, abs, 1.0, min_run_time=0),
+    row(VE, "min_time", bench.cpu_seconds, abs, 1.0, min_time=-0.1),
+    row(TE, "fn", bench.peak_cpu_bytes, "f"),
+    row(TE, "fn", bench.peak_cuda_bytes, 3),
+    row(VE, "xs", bench.loglog_fit, [1.0], [1.0]),
+    row(VE, "xs", bench.loglog_slope, [1.0, -2.0], [1.0, 2.0]),
+    row(VE, "n", bench.matmul_flops_per_s, 0),
+    row(TE, "fn", bench.measure, 3),
+    row(VE, "n", bench.limit_threads, 0),
+    row(TE, "n", bench.use_threads, 1.5),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),

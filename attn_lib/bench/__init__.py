@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._checks import check_callable, check_positive, check_positive_int, check_type
 from .threads import limit_threads, use_threads  # noqa: F401  (public here)
 
 
@@ -25,9 +26,28 @@ def clock_for(device) -> Callable[[], float]:
     """
     import torch
 
+    check_type("device", device, (str, torch.device), "a device name or torch.device")
     if str(device).startswith("cpu") and torch.get_num_threads() == 1:
         return time.process_time
     return time.perf_counter
+
+
+def _autorange(fn: Callable, args, kwargs, min_run_time: float, clock):
+    """torch.utils.benchmark's blocked_autorange over fn(*args, **kwargs), after a warm-up."""
+    import torch
+    from torch.utils import benchmark
+
+    check_callable("fn", fn), check_positive("min_run_time", min_run_time)
+    if clock is not None:
+        check_callable("clock", clock)
+    fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation, autotuning
+    timer = benchmark.Timer(
+        stmt="fn(*args, **kwargs)",
+        globals={"fn": fn, "args": args, "kwargs": kwargs},
+        num_threads=torch.get_num_threads(),  # Timer's default is 1 thread
+        **({"timer": clock} if clock is not None and clock is not time.perf_counter else {}),
+    )
+    return timer.blocked_autorange(min_run_time=min_run_time)
 
 
 def time_fn(fn: Callable, *args, min_run_time: float = 0.2, clock: Callable[[], float] | None = None,
@@ -37,17 +57,7 @@ def time_fn(fn: Callable, *args, min_run_time: float = 0.2, clock: Callable[[], 
     `clock` defaults to torch.utils.benchmark's wall clock, which synchronises CUDA; pass
     ``time.process_time`` (or :func:`clock_for`'s choice) for CPU time on a shared machine.
     """
-    import torch
-    from torch.utils import benchmark
-
-    fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation
-    timer = benchmark.Timer(
-        stmt="fn(*args, **kwargs)",
-        globals={"fn": fn, "args": args, "kwargs": kwargs},
-        num_threads=torch.get_num_threads(),  # Timer's default is 1 thread
-        **({"timer": clock} if clock is not None and clock is not time.perf_counter else {}),
-    )
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    return _autorange(fn, args, kwargs, min_run_time, clock).median
 
 
 def cpu_time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> float:
@@ -62,11 +72,13 @@ def cpu_time_fn(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> flo
 
 def cpu_seconds(fn: Callable, *args, min_time: float = 0.1, **kwargs) -> float:
     """:func:`cpu_time_fn` with a shorter default budget (chapter 4's timing cells)."""
+    check_positive("min_time", min_time)
     return cpu_time_fn(fn, *args, min_run_time=min_time, **kwargs)
 
 
 def peak_cpu_bytes(fn: Callable, *args, **kwargs) -> int:
     """Peak bytes allocated through Python/NumPy while fn runs (tracemalloc), above the start."""
+    check_callable("fn", fn)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -82,6 +94,7 @@ def peak_cuda_bytes(fn: Callable, *args, **kwargs) -> int:
     """Peak CUDA bytes allocated while fn runs, above what was allocated before."""
     import torch
 
+    check_callable("fn", fn)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated()
@@ -122,6 +135,7 @@ def matmul_flops_per_s(n: int = 1024, dtype=None, device: str | None = None) -> 
 
     from .. import device as default_device
 
+    n = check_positive_int("n", n)
     dev = device or default_device()
     dtype = dtype or torch.float32
     a = torch.randn(n, n, device=dev, dtype=dtype)
@@ -134,14 +148,5 @@ def measure(fn: Callable, *args, min_run_time: float = 0.2, **kwargs) -> dict:
 
     Used by the benchmark suite (``python -m attn_lib.bench``), which records every timing.
     """
-    import torch
-    from torch.utils import benchmark
-
-    fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation, autotuning
-    timer = benchmark.Timer(
-        stmt="fn(*args, **kwargs)",
-        globals={"fn": fn, "args": args, "kwargs": kwargs},
-        num_threads=torch.get_num_threads(),
-    )
-    m = timer.blocked_autorange(min_run_time=min_run_time)
+    m = _autorange(fn, args, kwargs, min_run_time, None)
     return {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "calls_per_time": m.number_per_run}

@@ -27,13 +27,18 @@ def _openblas_thread_setter():
     return None
 
 
-@contextlib.contextmanager
 def limit_threads(n: int = 1):
     """Run torch and NumPy's BLAS on n threads inside the block, then restore torch's count.
 
     On a shared machine, multi-threaded BLAS calls on small blocks can be slowed many-fold
     by oversubscription; one thread gives stable ratios (and one core's cache to tile for).
+    `n` is checked here, when the block is set up, not when it is entered.
     """
+    return _limited_threads(check_block("n", n))
+
+
+@contextlib.contextmanager
+def _limited_threads(n: int):
     import torch
 
     before = use_threads(n)
