@@ -100,15 +100,6 @@ def _tuned_kernel():
     return _RUNTIME["tuned"]
 
 
-def __getattr__(name: str):
-    # Names older callers read, resolved lazily so that importing stays free of side effects.
-    if name == "INTERPRET":
-        return AVAILABLE and interpreting()
-    if name == "_attn_fwd_tuned" and AVAILABLE and not interpreting():
-        return _tuned_kernel()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def why_unavailable() -> str | None:
     """None when the kernel runs here; else one line saying why not (chapter 4 prints it).
 
@@ -419,13 +410,20 @@ def best_config(q, k, v, *, causal: bool = False) -> dict | None:
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, x)
     check_qkv(q, k, v), check_bool("causal", causal)
-    if not AVAILABLE or interpreting():
-        return None
-    for key, cfg in _tuned_kernel().cache.items():
+    for key, cfg in tuned_configs():
         if key[:2] == (_pow2(q.shape[-2]), _pow2(k.shape[-2])) and key[2:4] == (q.shape[-1], v.shape[-1]) \
                 and key[4] == causal and str(q.dtype) in key:
-            return {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+            return cfg
     return None
+
+
+def tuned_configs() -> list[tuple[tuple, dict]]:
+    """The autotuner's choices so far, as (key, config) pairs; [] where nothing was tuned
+    (no Triton, the interpreter, or no compiled call yet). The benchmark suite records them."""
+    if not AVAILABLE or interpreting() or "tuned" not in _RUNTIME:
+        return []
+    return [(key, {**cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+            for key, cfg in _RUNTIME["tuned"].cache.items()]
 
 
 def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,

@@ -371,10 +371,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
 
 def _triton_configs(triton_flash) -> list[dict]:
     """The autotuner's choices, for the record (which block shapes won on this GPU)."""
-    if not triton_flash.AVAILABLE or triton_flash.INTERPRET:
-        return []
-    return [{"key": [str(k) for k in key], **cfg.kwargs, "num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
-            for key, cfg in triton_flash._attn_fwd_tuned.cache.items()]
+    return [{"key": [str(k) for k in key], **cfg} for key, cfg in triton_flash.tuned_configs()]
 
 
 class _NoBar:
