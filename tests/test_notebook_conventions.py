@@ -1,4 +1,4 @@
-"""Every page in _toc.yml follows the book's notebook conventions (GUIDE §3).
+"""Every page in _toc.yml follows the book's notebook conventions (README, "Layout").
 
 For each toc entry, in toc order: the file exists. For each notebook: its first code cell
 is exactly the Colab set-up cell generated from _config.yml (tagged nbval-ignore-output);

@@ -1,4 +1,4 @@
-"""Reading width (GUIDE §3): no code line and no printed line in any book notebook
+"""Reading width: no code line and no printed line in any book notebook
 wider than width_report.MAX_WIDTH (80) characters, and the set-up cell (first code cell) tagged remove-input.
 
 The rule lives in tools/width_report.py (`python tools/width_report.py` lists what

@@ -51,7 +51,7 @@ def _tensors(lead, nq, nk, d, dv, dtype, seed):
 
 
 def _bound(q, k, v, causal):
-    """Error allowed against float64 (GUIDE §4): 2× SDPA's, plus one logit rounding."""
+    """Error allowed against float64 (FlashAttention's test rule): 2× SDPA's, plus one logit rounding."""
     if q.dtype == torch.float64:
         return 1e-10
     want = torch_impl.attention(*(t.double() for t in (q, k, v)), causal=causal)

@@ -3,7 +3,7 @@
 
     python tools/width_report.py [--summary] [--check] [NOTEBOOK ...]
 
-A to-do list for the reading-width rule (GUIDE §3 "Reading width"), read from the
+A to-do list for the reading-width rule (code and printed lines fit the page column), read from the
 stored notebooks (no build, no browser). It lists
 
 - every code line wider than MAX_WIDTH (80) characters, in every code cell;
