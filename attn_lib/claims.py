@@ -86,6 +86,14 @@ def _wrap(text: str, indent: str) -> str:
                                     break_long_words=False, break_on_hyphens=False))
 
 
+def _prose_list(xs) -> str:
+    """'7, 14, 21 and 28': a list of numbers as the prose writes it (thousands separated)."""
+    if isinstance(xs, (str, bytes)) or not hasattr(xs, "__iter__"):
+        raise TypeError(f"xs must be a list of numbers, got {xs!r}")
+    words = [f"{x:,}" if isinstance(x, int) else f"{x:,.4g}" for x in xs]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -494,7 +502,8 @@ def decode_vs_prefill_counting(n: int = 256, d: int = 32):
     step = [counted_flops(torch_impl.attention, torch.randn(1, 1, d), torch.randn(1, m, d), torch.randn(1, m, d))
             for m in (n, 2 * n)]
     steps_sum = sum(4 * m * d for m in range(1, n + 1))  # query t sees t cached keys
-    values = {"step_flops": step, "step_ratio_2x_cache": step[1] / step[0], "sum_of_steps": steps_sum,
+    values = {"step_flops": step, "step_flops_text": _prose_list(step),
+              "step_ratio_2x_cache": step[1] / step[0], "sum_of_steps": steps_sum,
               "causal_prefill": counting.attention_flops(n, d, causal=True)}
     ok = step == [4 * n * d, 8 * n * d] and steps_sum == values["causal_prefill"]
     note = "A step is 4·N·d FLOPs (linear); the N steps sum to 2·N(N+1)·d, the causal prefill count exactly."
@@ -510,8 +519,9 @@ def _sizes_for_device():
 
 
 #: what "linear" and "quadratic" mean for claim 16's slopes; bounds from the spread that
-#: benchmarks/timing_spread.py measured (decode 1.00-1.07, prefill 1.93-2.34, alone and loaded)
-DECODE_LINEAR = (0.8, 1.2)
+#: benchmarks/timing_spread.py measured (decode 0.94-1.20, prefill 1.93-2.34, alone and
+#: loaded); a cache that outgrows the CPU's caches bends the decode slope up, never down
+DECODE_LINEAR = (0.8, 1.4)
 PREFILL_QUADRATIC = 1.5
 
 
@@ -532,12 +542,13 @@ def decode_vs_prefill_measured(d: int = 64):
     lo, hi = DECODE_LINEAR
     ok = lo <= slopes["decode_slope"] <= hi and slopes["prefill_slope"] >= PREFILL_QUADRATIC
     note = (f"Log-log slopes of time against length. Linear means a decode slope in "
-            f"[{lo}, {hi}] (measured 1.00-1.07 alone and under load, "
+            f"[{lo}, {hi}] (measured 0.94-1.20 alone and under load, "
             f"benchmarks/timing_spread.py); quadratic a prefill slope >= "
             f"{PREFILL_QUADRATIC} (measured 1.93-2.34).")
     measured = slopes | {"decode_s": decode, "prefill_s": prefill,
                          "decode_n": list(sz["decode"]), "prefill_n": list(sz["prefill"])}
-    return _verdict(ok), note, {}, measured
+    values = {"decode_linear_range": f"[{lo}, {hi}]", "prefill_quadratic_from": PREFILL_QUADRATIC}
+    return _verdict(ok), note, values, measured
 
 
 # ----------------------------------------------------------------------------- FlashAttention
@@ -733,7 +744,8 @@ def sliding_window(n: int = 64, window: int = 8, n_long: int = 16_384, w_long: i
     sw = counted_flops(variants.sliding_window_attention, x, x, x, window=w_long)
     causal_pairs = n_long * (n_long + 1) // 2
     window_pairs = n_long * w_long - w_long * (w_long - 1) // 2
-    values = {"reach_per_layers_1_to_4": reach, "full_attention_reach": window_reach(n, n, 1),
+    values = {"reach_per_layers_1_to_4": reach, "reach_text": _prose_list(reach),
+              "full_attention_reach": window_reach(n, n, 1),
               "window_pairs_ratio_2N": pairs[1] / pairs[0],
               # against what a causal kernel does (half the N² scores), not masked dense attention
               "flops_ratio_vs_causal": counting.attention_flops(n_long, d, causal=True) / sw,
