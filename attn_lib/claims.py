@@ -416,7 +416,7 @@ def relative_column():
 def flop_table_markdown() -> str:
     """Essay B's FLOP table beside our recomputation (d_model 8192, 80 layers, H100 dense FP16 peak)."""
     peak = hardware.get("H100 SXM").peak("fp16")
-    rows = ["| tokens | TFLOP (ours) | TFLOP (essay) | H100 s (ours) | H100 s (essay) | relative (ours) | relative (essay) |",
+    rows = ["| tokens | TFLOP, ours | essay | H100 s, ours | essay | relative, ours | essay |",
             "|---:|---:|---:|---:|---:|---:|---:|"]
     flops = _table_flops()
     for n, f, tq, sq, rq in zip(TABLE_N, flops, TABLE_TFLOP, TABLE_H100_S, TABLE_RELATIVE):
