@@ -108,8 +108,8 @@ def kv_table_markdown(names=None, bytes_per_value: int = 2) -> str:
     for r in kc.kv_memory_rows(names, bytes_per_value):
         rows.append([r["model"], r["attention"], f"{r['context']:,}",
                      format_bytes(r["per_token"]), format_bytes(r["full_context"])])
-    head = ["model", "attention", "context (tokens)", "KV cache per token",
-            "KV cache of one sequence at full context"]
+    head = ["model", "attention", "context", "KV per token",
+            "KV, one sequence at full context"]
     return markdown_table(head, rows)
 
 
