@@ -209,7 +209,10 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
     """Forward FLOPs of a (prefix + suffix) prompt, computed whole vs with the prefix cached.
 
     The suffix's own work is its dense FLOPs plus S·P + S(S+1)/2 causal score pairs, which is
-    exactly forward(P + S) − forward(P): prompt caching saves precisely the prefix's prefill.
+    exactly forward(P + S) − forward(P): prompt caching saves precisely the prefix's prefill,
+    all of it: `saved_dense` (projections and MLP, linear in P) and `saved_attention`
+    (scores, scale, softmax and PV, quadratic in P); `saved_attention_share` is their ratio
+    to `saved`.
     """
     cfg = _model(model)
     p, s = check_nonneg_int("prefix_len", prefix_len), check_nonneg_int("suffix_len", suffix_len)
@@ -218,8 +221,12 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
         return sum(counting.forward_flops(cfg, n, causal=True).values())
 
     full, prefix = total(p + s), total(p)
+    parts = counting.forward_flops(cfg, p, causal=True)
+    attention = parts["scores"] + parts["scale"] + parts["softmax"] + parts["av"]
     return {"full": full, "with_cache": full - prefix, "saved": prefix,
-            "saved_fraction": prefix / full if full else 0.0}
+            "saved_fraction": prefix / full if full else 0.0,
+            "saved_dense": prefix - attention, "saved_attention": attention,
+            "saved_attention_share": attention / prefix if prefix else 0.0}
 
 
 # ----------------------------------------------------------------------------- units

@@ -5,6 +5,7 @@ import torch
 
 from attn_lib import counting, hardware, kv_cache as kc, reference
 from attn_lib.tiny_gpt import TinyGPT, TinyGPTConfig
+from attn_lib.viz import kv as kvviz
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
 
@@ -119,6 +120,14 @@ def test_prefix_cache_saves_exactly_the_prefix_prefill():
         per_pair = parts["scores"] + parts["scale"] + parts["softmax"] + parts["av"]
         assert r["with_cache"] == cfg.n_layers * (dense + pairs * per_pair)
         assert r["saved"] == sum(counting.forward_flops(cfg, 300, causal=True).values())
+        # the prefix's own prefill, split: dense linear in P, attention quadratic
+        assert r["saved_dense"] == cfg.n_layers * (parts["projections"] + parts["mlp"]) * 300
+        assert r["saved_dense"] + r["saved_attention"] == r["saved"]
+        assert r["saved_attention"] == cfg.n_layers * per_pair * (300 * 301 // 2)
+    shares = [kc.prefix_cache_flops("llama-2-7b", p, 0)["saved_attention_share"]
+              for p in (1000, 4000, 16000, 100_000)]
+    assert shares == sorted(shares) and shares[0] < 0.05 and shares[-1] > 0.5
+    assert kc.prefix_cache_flops("llama-2-7b", 0, 5)["saved_attention_share"] == 0.0
     assert kc.common_prefix_len([1, 2, 3, 4], [1, 2, 9]) == 2
     assert kc.common_prefix_len([1, 2], [1, 2, 3]) == 2
 
@@ -128,6 +137,10 @@ def test_units_and_table_rows():
     with pytest.raises(ValueError, match="unit"):
         kc.format_bytes(1, "kb")
     rows = {r["model"]: r for r in kc.kv_memory_rows()}
+    table = kvviz.kv_table_markdown()
+    assert "| 37.75 MB (36.00 MiB) |" in table and "0.0 GB" not in table  # gpt2-small
+    head = table.splitlines()[0].split("|")
+    assert len(set(head)) == len(head) - 1  # no repeated header ('per token | per token')
     assert rows["opt-13b"]["per_token"] == 819200  # vLLM paper: ~800 KB per token
     assert rows["llama-2-7b"]["per_token"] == 4 * rows["llama-3-8b"]["per_token"]  # GQA 32/8
     assert rows["mistral-7b"]["full_context"] == rows["mistral-7b"]["per_token"] * 4096  # window
@@ -157,6 +170,6 @@ def test_viz_smoke():
     kvviz.plot_roofline({"decode": 1.0, "weights, batch 64": 64.0})
     plt.close("all")
     table = kvviz.kv_table_markdown(["opt-13b"])
-    assert "819.2 KB" in table and "800.0 KiB" in table
+    assert "819.20 KB (800.00 KiB)" in table  # decimal and binary units in one cell
     assert kvviz.estimate_table_markdown(("gpt2-small",), (1024,), (1, 8)).count("\n") == 3
     assert kvviz.explorer() is not None  # builds the widgets (no kernel needed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import hardware, kv_cache as kc, models
+from .scores import format_bytes
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
 ROOFLINE_GPUS = (("H100 SXM", "fp16"), ("A100 80GB", "fp16"), ("T4", "fp16"))
@@ -101,14 +102,14 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
 
 # ----------------------------------------------------------------------------- memory
 def kv_table_markdown(names=None, bytes_per_value: int = 2) -> str:
-    """Per preset: KV cache per token (KB and KiB) and at full context (GB and GiB), fp16."""
+    """Per preset: KV cache per token and for one sequence at full context (all layers),
+    each in the unit that fits its row, decimal (KB, MB, GB) then binary (KiB, MiB, GiB)."""
     rows = []
     for r in kc.kv_memory_rows(names, bytes_per_value):
         rows.append([r["model"], r["attention"], f"{r['context']:,}",
-                     kc.format_bytes(r["per_token"], "KB"), kc.format_bytes(r["per_token"], "KiB"),
-                     kc.format_bytes(r["full_context"], "GB"), kc.format_bytes(r["full_context"], "GiB")])
-    head = ["model", "attention", "context (tokens)", "per token", "per token",
-            "one sequence at full context", "same"]
+                     format_bytes(r["per_token"]), format_bytes(r["full_context"])])
+    head = ["model", "attention", "context", "KV per token",
+            "KV, one sequence at full context"]
     return markdown_table(head, rows)
 
 
