@@ -16,6 +16,7 @@ Submodules (each says which chapter uses it):
   unfused     standard attention as separate kernels: HBM bytes from real ops (ch. 4)
   memory_model  SRAM / L2 / HBM traffic of FlashAttention-2's loop order (ch. 4)
   reported    GPU figures published elsewhere (papers, tutorials), cited (ch. 4)
+  recurrence  RNN and linear recurrences, sequential and as a parallel scan (ch. 1)
   ring        ring attention and Ulysses over torch.distributed processes (ch. 5)
   claims      the claims ledger's checks (appendix)
   setup, book, viz  notebook set-up, glue, figures and explorers
@@ -33,6 +34,7 @@ _SUBMODULES = {
     "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded", "flop_check",
     "claims", "variants", "viz", "ring",
     "unfused", "memory_model", "reported",
+    "recurrence",
 }
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from attn_lib import bench, claims, torch_impl  # noqa: E402
+from attn_lib import bench, claims, recurrence, torch_impl  # noqa: E402
 from attn_lib import reference as ref  # noqa: E402
 from attn_lib.tiny_gpt import (TinyGPT, TinyGPTConfig, bench_config, time_decode_steps,  # noqa: E402
                                time_generate, time_prefills)
@@ -42,6 +42,9 @@ BOUNDS = {
     "ch1 attention slope N=8..128": (None, 1.0),
     "ch1 QKt slope N=8..128": (None, 1.2),
     "ch1 recurrence/attention time at N=256": (1.0, None),
+    "ch1 tanh loop / one matmul, N=2048": (8.0, None),
+    "ch1 linear scan / linear loop, N=2048": (None, round(1 / 3, 3)),
+    "ch1 linear scan / attention, N=2048": (None, 1.0),
     "ch2 matmul rate / attention rate": (1.0, None),
     "ch3 decode slope": (0.6, 1.4),
     "ch3 prefill slope, long prompts": (1.1, 2.2),  # was [1.2, 2.2]
@@ -66,17 +69,14 @@ def ch1(d=64):
     def scores_only(q, k, v):
         return q @ k.transpose(-1, -2)
 
-    def recurrence(q, k, v):
-        h = torch.zeros(d)
-        for x_t in q[0]:
-            h = torch.tanh(torch.addmv(x_t, w, h))
-        return h
+    def rnn(q, k, v):
+        return recurrence.rnn_states(q[0], w)
 
     def make_inputs(n):
         return tuple(torch.randn(1, n, d) for _ in range(3))
 
     sizes = tiny + big
-    fns = {"QKt": scores_only, "attention": torch_impl.attention, "recurrence": recurrence}
+    fns = {"QKt": scores_only, "attention": torch_impl.attention, "recurrence": rnn}
     t = viz.time_sizes(fns, sizes, make_inputs, reps=5, min_time=0.01, device="cpu")
     sl = lambda name, ns: bench.loglog_slope(ns, [t[name][sizes.index(n)] for n in ns])  # noqa: E731
     i0 = sizes.index(big[0])
@@ -86,6 +86,26 @@ def ch1(d=64):
             "ch1 attention slope N=8..128": sl("attention", tiny),
             "ch1 QKt slope N=8..128": sl("QKt", tiny),
             "ch1 recurrence/attention time at N=256": t["recurrence"][i0] / t["attention"][i0]}
+
+
+def ch1_rnn(d=64):
+    """ch1_handshakes, 'Recurrent networks and state-space models': its three timed verdicts."""
+    torch.manual_seed(0)
+    w = torch.randn(d, d) / d**0.5
+    sizes = [16, 64, 256, 1024, 2048]
+
+    def inputs(n):
+        return torch.randn(1, n, d), torch.rand(1, n, d)
+
+    fns = {"tanh loop": lambda x, a: recurrence.rnn_states(x, w),
+           "one matmul": lambda x, a: torch.tanh(x @ w.T),
+           "linear loop": lambda x, a: recurrence.linear_recurrence(a, x),
+           "linear scan": lambda x, a: recurrence.linear_scan(a, x),
+           "attention": lambda x, a: torch_impl.attention(x, x, x)}
+    t = viz.time_sizes(fns, sizes, inputs, reps=5, min_time=0.01, device="cpu")
+    return {"ch1 tanh loop / one matmul, N=2048": t["tanh loop"][-1] / t["one matmul"][-1],
+            "ch1 linear scan / linear loop, N=2048": t["linear scan"][-1] / t["linear loop"][-1],
+            "ch1 linear scan / attention, N=2048": t["linear scan"][-1] / t["attention"][-1]}
 
 
 # ----------------------------------------------------------------------------- chapter 2
@@ -149,7 +169,7 @@ def appendix():
             "claim 22 attention/recurrence time, n=64": m22["ratio_short"]}
 
 
-SECTIONS = {"ch1": ch1, "ch2": ch2, "ch3": ch3, "ch4": ch4, "appendix": appendix}
+SECTIONS = {"ch1": ch1, "ch1_rnn": ch1_rnn, "ch2": ch2, "ch3": ch3, "ch4": ch4, "appendix": appendix}
 
 
 def _burn(stop):  # the CPU-heavy job: cache- and core-hungry matmuls until told to stop

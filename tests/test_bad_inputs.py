@@ -24,10 +24,11 @@ from attn_lib import (bench, book, counting, flop_check, hardware, kv_cache,  # 
                       tiny_gpt, torch_impl, triton_flash, unfused, variants)
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
+from attn_lib import recurrence  # noqa: E402
 
 MODULES = [bench, book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
-           reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash, unfused,
-           variants]
+           recurrence, reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash,
+           unfused, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -499,6 +500,17 @@ ROWS: list[Row] = [
     row(TE, "run", recorded.plot_recorded, _Axes(), None),
     row(TE, "ax", recorded.plot_recorded, None, RUN),
     row(VE, "what", recorded.plot_recorded, _Axes(), RUN, "flops"),
+    # recurrence
+    row(TE, "x", recurrence.rnn_states, QN, torch.zeros(4, 4)),
+    row(VE, "w", recurrence.rnn_states, QT, torch.zeros(3, 4)),
+    row(TE, "x", recurrence.rnn_states, QT.int(), torch.zeros(4, 4)),
+    row(VE, "a", recurrence.linear_recurrence, torch.zeros(5), torch.zeros(5)),
+    row(VE, "b", recurrence.linear_recurrence, QT, KT),
+    row(TE, "b", recurrence.linear_scan, QT, QN),
+    row(VE, "h0", recurrence.linear_scan, QT, QT, torch.zeros(2, 3)),
+    row(TE, "h0", recurrence.linear_scan, QT, QT, torch.zeros(2, 4, dtype=torch.float64)),
+    row(VE, "n", recurrence.scan_steps, 0),
+    row(TE, "n", recurrence.scan_steps, 2.0),
 ]
 
 

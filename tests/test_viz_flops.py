@@ -69,3 +69,28 @@ def test_score_memory_table_and_unit_readings():
     assert flops.unit_readings(counting.score_matrix_bytes(1000), 2, 2)["closer"] == "decimal"
     with pytest.raises(ValueError):
         flops.unit_readings(1e6, 1, 0)
+
+
+def _texts(fig):
+    for ax in fig.axes:
+        yield from [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts,
+                    *ax.get_xticklabels(), *ax.get_yticklabels()]
+        if ax.get_legend():
+            yield from ax.get_legend().get_texts()
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: scores.score_explorer_static(),
+    lambda: flops.flop_explorer_static(),
+    lambda: flops.plot_attention_share().figure,
+    lambda: scores.plot_score_matrix(scores.demo_scores(12)).figure,
+    lambda: scores.plot_times([4, 8], {"x": [1.0, 4.0]}, fit_ranges=[(4, 8)]).figure,
+], ids=["score_static", "flop_static", "share", "score_matrix", "times"])
+def test_static_figures_fit_the_column_with_readable_text(draw):
+    """The book's column is 688 px: at 100 dpi a figure is at most 7 in, its text >= 9 pt."""
+    fig = draw()
+    fig.canvas.draw()
+    assert fig.get_size_inches()[0] <= 7 and fig.dpi == 100
+    sizes = [t.get_fontsize() for t in _texts(fig) if t.get_text()]
+    assert sizes and min(sizes) >= 9, min(sizes)
+    plt.close("all")

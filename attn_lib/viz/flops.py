@@ -74,9 +74,10 @@ def _bars(model, n: int, causal: bool, ax):
     values = [parts[p] / 1e12 for p in PARTS]
     ax.barh(PARTS, values, color=[_COLOURS[p] for p in PARTS])
     for y, (p, v) in enumerate(zip(PARTS, values)):
-        ax.text(v, y, f" {parts[p] / total:.1%}", va="center", fontsize=7)
+        ax.text(v, y, f" {parts[p] / total:.1%}", va="center", fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlabel("forward TFLOP (all layers)")
+    ax.tick_params(labelsize=9)
+    ax.set_xlabel("forward TFLOP (all layers)", fontsize=9)
     ax.set_xlim(0, max(values) * 1.3)
     name = models.get(model).name
     ax.set_title(f"{name}, N = {n:,}{' causal' if causal else ''}: {total / 1e12:,.1f} TFLOP", fontsize=9)
@@ -113,7 +114,8 @@ def flop_explorer_static(model="llama-2-7b", contexts=(4096, 32768, 262144), *, 
     """The explorer's twin for the HTML book: the same bars for a few fixed contexts."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(contexts), figsize=(4.3 * len(contexts), 2.6), dpi=100, sharey=True)
+    # stacked, 7 in wide: side by side the panels would have to shrink below 9 pt text
+    fig, axes = plt.subplots(len(contexts), 1, figsize=(7, 2.1 * len(contexts)), dpi=100)
     for n, ax in zip(contexts, np.atleast_1d(axes)):
         _bars(model, n, causal, ax)
     fig.tight_layout()
@@ -126,7 +128,7 @@ def plot_attention_share(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b"), 
     import matplotlib.pyplot as plt
 
     ns = np.unique(np.logspace(7, 20, 80, base=2).astype(int)) if ns is None else np.asarray(ns)
-    ax = ax or plt.subplots(figsize=(6, 3.6), dpi=100)[1]
+    ax = ax or plt.subplots(figsize=(6.5, 3.8), dpi=100)[1]
     for name in model_names:
         (line,) = ax.semilogx(ns, [counting.attention_share(name, int(n), causal=causal) for n in ns], label=name)
         n_star = counting.crossover_length(name, "dense", causal=causal)
@@ -134,7 +136,10 @@ def plot_attention_share(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b"), 
     ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("sequence length N (tokens)")
     ax.set_ylabel("share of forward FLOPs")
-    ax.set_title("N² part (scores, scale, softmax, AV); dot: score FLOPs = dense FLOPs", fontsize=9)
+    count = "causal" if causal else "non-causal"
+    ax.set_title(f"FLOPs in the N² part (scores, scale, softmax, AV), {count} count\n"
+                 "dot: score FLOPs = dense FLOPs", fontsize=9)
+    ax.tick_params(labelsize=9)
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax

@@ -14,6 +14,8 @@ import numpy as np
 
 from .. import bench, counting
 
+FONT = 9  # pt: the smallest text in a figure drawn at most 7 in wide
+
 
 def format_bytes(nbytes: float) -> str:
     """'2.10 GB (1.95 GiB)': decimal units first (1 GB = 1e9 B), binary (1 GiB = 2**30 B) after."""
@@ -48,7 +50,7 @@ def plot_score_matrix(scores: np.ndarray, *, causal: bool = True, ax=None, title
     if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
         raise ValueError(f"scores must be a square (N, N) matrix, got shape {scores.shape}")
     n = scores.shape[0]
-    ax = ax or plt.subplots(figsize=(4, 3.6), dpi=100)[1]
+    ax = ax or plt.subplots(figsize=(3.5, 3.2), dpi=100)[1]
     shown = np.ma.masked_where(np.triu(np.ones((n, n), bool), 1), scores) if causal else scores
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")  # masked (future) keys: light grey
     lim = np.abs(scores).max()
@@ -56,24 +58,29 @@ def plot_score_matrix(scores: np.ndarray, *, causal: bool = True, ax=None, title
     from matplotlib.ticker import MaxNLocator
 
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(integer=True, nbins=6))
-    ax.set_xlabel("key j")
-    ax.set_ylabel("query i")
-    ax.set_title(title or (f"{n}×{n} scores, causal" if causal else f"{n}×{n} scores"), fontsize=10)
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="$q_i\\cdot k_j/\\sqrt{d}$")
+        axis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    ax.tick_params(labelsize=FONT)
+    ax.set_xlabel("key j", fontsize=FONT)
+    ax.set_ylabel("query i", fontsize=FONT)
+    ax.set_title(title or (f"{n}×{n} scores, causal" if causal else f"{n}×{n} scores"),
+                 fontsize=FONT + 1)
+    bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("$q_i\\cdot k_j/\\sqrt{d}$", fontsize=FONT)
+    bar.ax.tick_params(labelsize=FONT)
     return ax
 
 
 def _caption(n: int) -> str:
     pairs, causal = counting.attention_pairs(n), counting.attention_pairs(n, causal=True)
     fp16, fp32 = counting.score_matrix_bytes(n, 2), counting.score_matrix_bytes(n, 4)
-    return (f"N = {n}: {pairs:,} scores ({causal:,} causal), {counting.handshakes(n):,} handshakes\n"
-            f"fp16 {format_bytes(fp16)}, fp32 {format_bytes(fp32)}")
+    return (f"N = {n}: {pairs:,} scores\n({causal:,} causal), "
+            f"{counting.handshakes(n):,} handshakes\n"
+            f"fp16 {format_bytes(fp16)}\nfp32 {format_bytes(fp32)}")
 
 
 def _panel(n: int, causal: bool, ax):
     plot_score_matrix(demo_scores(n), causal=causal, ax=ax, title=_caption(n))
-    ax.title.set_fontsize(8)
+    ax.title.set_fontsize(FONT)
 
 
 def score_explorer(max_n: int = 64):
@@ -94,7 +101,8 @@ def score_explorer_static(ns=(4, 12, 32), causal: bool = True):
     """The explorer's twin for the HTML book: one panel per N in `ns`."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns), 4), dpi=100)
+    # at most 7 in wide (the column is 688 px at 100 dpi), so 9 pt text stays 9 pt
+    fig, axes = plt.subplots(1, len(ns), figsize=(7, 3.3), dpi=100)
     for n, ax in zip(ns, np.atleast_1d(axes)):
         _panel(n, causal, ax)
     fig.tight_layout()
@@ -135,13 +143,14 @@ def time_sizes(fns: dict[str, Callable], sizes, make_inputs: Callable, *, reps: 
     return best
 
 
-def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None):
+def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None,
+               title: str | None = None):
     """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits."""
     import matplotlib.pyplot as plt
 
     from ..bench import loglog_fit
 
-    ax = ax or plt.subplots(figsize=(6, 4), dpi=100)[1]
+    ax = ax or plt.subplots(figsize=(6.5, 4), dpi=100)[1]
     sizes = np.asarray(sizes)
     for name, ts in times.items():
         ts = np.asarray(ts)
@@ -156,6 +165,6 @@ def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None):
         line.set_label(name + (f" (slope {' | '.join(slopes)})" if slopes else ""))
     ax.set_xlabel("sequence length N (tokens)")
     ax.set_ylabel("time per call (s)")
-    ax.set_title("measured time per call; dashed: least-squares fits", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title or "measured time per call; dashed: least-squares fits", fontsize=10)
+    ax.legend(fontsize=FONT)
     return ax
