@@ -2,9 +2,7 @@
 wider than width_report.MAX_WIDTH (80) characters, and the set-up cell (first code cell) tagged remove-input.
 
 The rule lives in tools/width_report.py (`python tools/width_report.py` lists what
-breaks it) and is tested here on synthetic notebooks. The assertions over the book's own
-notebooks are marked xfail until the notebook pass of issue 13 lands; then remove
-XFAIL_PENDING.
+breaks it) and is tested here on synthetic notebooks, then applied to every book notebook.
 """
 from __future__ import annotations
 
@@ -34,7 +32,6 @@ SHORT_SETUP = ("import importlib.util, subprocess, sys\n"
                "if importlib.util.find_spec('attn_lib') is None:\n"
                "    subprocess.run([sys.executable, '-m', 'pip', 'install', URL])\n"
                "import attn_lib")
-XFAIL_PENDING = pytest.mark.xfail(strict=False, reason="issue 13 notebook pass pending")
 
 
 def notebook(*cells, setup_tags=("nbval-ignore-output", "remove-input")):
@@ -204,7 +201,6 @@ def _findings(path, kind):
     return [str(f) for f in found if f.kind == kind]
 
 
-@XFAIL_PENDING
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_book_code_lines_fit(path):
     too_wide = _findings(path, "code")
@@ -212,7 +208,6 @@ def test_book_code_lines_fit(path):
                           + "\n".join(too_wide))
 
 
-@XFAIL_PENDING
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_book_printed_lines_fit(path):
     too_wide = _findings(path, "output")
@@ -220,7 +215,6 @@ def test_book_printed_lines_fit(path):
                           + "\n".join(too_wide))
 
 
-@XFAIL_PENDING
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_book_set_up_cell_is_removed_from_the_html(path):
     assert not _findings(path, "setup"), _findings(path, "setup")
