@@ -169,7 +169,7 @@ def estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dt
 
 
 ESTIMATE_HEADERS = ["model", "context", "batch", "KV cache", "weights", "fits",
-                    "roofline step (ms)", "bound", "tokens/s"]
+                    "step (ms)", "bound", "tokens/s"]
 
 
 def estimate_table_markdown(models_=("llama-2-7b", "llama-3-8b"), contexts=(4096, 8192),
