@@ -1,9 +1,10 @@
-"""Recorded benchmark runs (book/data/*.json): load, validate, and plot beside live measurements.
+"""Recorded benchmark runs (book/data/*.json): the run schema, validated and loaded (chapters 3, 4).
 
 Chapters 3 and 4 run on a CPU in CI, but their claims are about GPUs. ``python -m attn_lib.bench``
 on a GPU writes one JSON file per run (schema below); the chapters load those files with
-:func:`load_runs` and draw them with :func:`plot_recorded`, labelled with the device and date,
-next to what the reader's own machine measures. No file, no curves: an empty list, not an error.
+:func:`load_runs`, take {name: (xs, ys)} from :func:`series` and draw them with
+:func:`attn_lib.viz.flash.plot_recorded` next to what the reader's own machine measures.
+No file, no curves: an empty list, not an error. This module is the schema's one home.
 
 Schema ``attn_lib.bench/1`` (every timing in seconds, memory in bytes, TFLOP/s = 1e12 FLOP/s):
 
@@ -34,10 +35,9 @@ from ._checks import (check_bool, check_choice, check_optional_bool, check_optio
                       check_str, check_type)
 
 SCHEMA = "attn_lib.bench/1"
+KIND = "attention-suite"
 STATUSES = ("ok", "oom", "skipped", "error")
 IMPLS = ("naive", "torch_tiled", "triton", "sdpa")
-IMPL_LABELS = {"naive": "naive torch", "torch_tiled": "tiled torch (unfused)", "triton": "Triton fused",
-               "sdpa": "torch SDPA"}
 
 _NUM = (int, float)
 _TOP = {"schema": str, "kind": str, "quick": bool, "created": str, "device": dict, "versions": dict,
@@ -77,6 +77,8 @@ def validate_run(run, source: str = "run") -> dict:
     _require(run, _TOP, "", source)
     if run["schema"] != SCHEMA:
         raise ValueError(f"{source}: field 'schema' must be {SCHEMA!r}, got {run['schema']!r}")
+    if run["kind"] != KIND:
+        raise ValueError(f"{source}: field 'kind' must be {KIND!r}, got {run['kind']!r}")
     _require(run["device"], _DEVICE, "device.", source)
     if run["device"]["type"] not in ("cuda", "cpu"):
         raise ValueError(f"{source}: field 'device.type' must be 'cuda' or 'cpu', got {run['device']['type']!r}")
@@ -178,7 +180,7 @@ def load_runs(kind: str | None = None, *, directory: str | os.PathLike | None = 
     return sorted(runs, key=lambda r: r.created, reverse=True)
 
 
-# ----------------------------------------------------------------------------- series and plots
+# ----------------------------------------------------------------------------- series
 _ATTN_WHAT = {"tflops": "tflops", "seconds": "median_s", "peak_bytes": "peak_bytes"}
 
 
@@ -226,20 +228,3 @@ def series(run: Run, what: str = "tflops", *, impl: str | None = None, head_dim:
             ys.append(r["tflops"])
         return out
     raise ValueError(f"what must be one of {sorted(_ATTN_WHAT) + ['prefill', 'decode', 'matmul']}, got {what!r}")
-
-
-def plot_recorded(ax, run: Run, what: str = "tflops", *, impl: str | None = None, head_dim: int | None = None,
-                  causal: bool | None = None, dtype: str | None = None, **line_kw) -> list:
-    """Draw a recorded run on matplotlib axes `ax`, dashed, each line labelled with the device and date.
-
-    Same `what` and filters as :func:`series`. Returns the Line2D objects (empty if nothing matched).
-    """
-    check_type("run", run, Run, "a recorded.Run")
-    if not hasattr(ax, "plot"):
-        raise TypeError(f"ax must be matplotlib axes, got {type(ax).__name__}")
-    style = {"linestyle": "--", "marker": "o", "markersize": 3, **line_kw}
-    lines = []
-    for name, (xs, ys) in series(run, what, impl=impl, head_dim=head_dim, causal=causal, dtype=dtype).items():
-        label = f"{IMPL_LABELS.get(name, name)} ({run.label})"
-        lines += ax.plot(xs, ys, label=label, **style)
-    return lines

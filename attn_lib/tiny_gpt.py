@@ -25,8 +25,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 
-from . import bench, models, torch_impl
-from ._checks import (check_bool, check_int, check_int_in, check_nonneg_int, check_positive,
+from . import models, torch_impl
+from ._checks import (check_bool, check_int, check_int_in, check_nonneg_int,
                       check_positive_int, check_tensor, check_type)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -59,11 +59,6 @@ class TinyGPTConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
-
-    @property
-    def group_size(self) -> int:
-        """Query heads sharing one key/value head (1 = multi-head attention)."""
-        return self.n_heads // self.n_kv_heads
 
     def to_model_config(self) -> models.ModelConfig:
         """The same shape as an :class:`attn_lib.models.ModelConfig`, for attn_lib.counting."""
@@ -442,101 +437,3 @@ class TinyGPT(nn.Module):
                 nxt = self._run(seq, None, 0)[:, -1].argmax(-1)
                 seq = torch.cat([seq, nxt[:, None]], dim=1)
         return seq[0] if squeeze else seq
-
-
-# ----------------------------------------------------------------------------- timing helpers
-def _check_timing(model, name: str, lengths, batch, rounds, min_run_time,
-                  rounds_name: str = "rounds") -> list[int]:
-    """Validate a timing helper's arguments; return the lengths as a list of positive ints."""
-    check_type("model", model, TinyGPT)
-    check_positive_int("batch", batch), check_positive_int(rounds_name, rounds)
-    check_positive("min_run_time", min_run_time)
-    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of positive ints, got {lengths!r}")
-    lens = [check_positive_int(name, n) for n in lengths]
-    if not lens:
-        raise ValueError(f"{name} must not be empty")
-    if max(lens) > model.config.context:
-        raise ValueError(f"{name} must be <= context={model.config.context}, got {max(lens)}")
-    return lens
-
-
-def _median_seconds(fn, device: torch.device, min_run_time: float) -> float:
-    """Median seconds of fn() on `device`, by the clock attn_lib.bench picks for it."""
-    return bench.time_fn(fn, min_run_time=min_run_time, clock=bench.clock_for(device))
-
-
-def time_decode_steps(model: TinyGPT, cache_lens, batch: int = 1, *, rounds: int = 3,
-                      min_run_time: float = 0.05) -> list[float]:
-    """Seconds of one decode step against (random) caches of each length in `cache_lens`.
-
-    One cache is filled once to the longest length; a step "at length L" rewinds it to L.
-    The lengths are measured round-robin `rounds` times and each keeps its best median, so a
-    burst of load from other programs spoils one round of one length, not the fit.
-    """
-    lens = _check_timing(model, "cache_lens", cache_lens, batch, rounds, min_run_time)
-    cache = KVCache.random(model.config, batch, max(lens), device=model.device, dtype=model.dtype)
-    token = torch.zeros(batch, dtype=torch.long, device=model.device)
-    best = [float("inf")] * len(lens)
-    for _ in range(rounds):
-        for i, n in enumerate(lens):
-            def step(n=n):
-                cache.length = n  # every call appends at the same position
-                model.decode_step(token, cache)
-
-            best[i] = min(best[i], _median_seconds(step, model.device, min_run_time))
-    return best
-
-
-def time_decode_step(model: TinyGPT, cache_len: int, batch: int = 1, min_run_time: float = 0.1) -> float:
-    """Median seconds of one decode step against a (random) cache of `cache_len` tokens."""
-    cache_len = check_positive_int("cache_len", cache_len)
-    return time_decode_steps(model, [cache_len], batch, rounds=1, min_run_time=min_run_time)[0]
-
-
-def time_prefills(model: TinyGPT, lengths, batch: int = 1, *, rounds: int = 2,
-                  min_run_time: float = 0.05) -> list[float]:
-    """Seconds to prefill each of `lengths` random tokens into a fresh cache (best of `rounds`)."""
-    lens = _check_timing(model, "lengths", lengths, batch, rounds, min_run_time)
-    gen = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, model.config.vocab, (batch, max(lens)), generator=gen).to(model.device)
-    cache = KVCache.empty(model.config, batch, device=model.device, dtype=model.dtype)
-    best = [float("inf")] * len(lens)
-    for _ in range(rounds):
-        for i, n in enumerate(lens):
-            def run(n=n):
-                cache.length = 0  # reuse one buffer: time the compute, not the allocation
-                model.prefill(tokens[:, :n], cache)
-
-            best[i] = min(best[i], _median_seconds(run, model.device, min_run_time))
-    return best
-
-
-def time_prefill(model: TinyGPT, n_tokens: int, batch: int = 1, min_run_time: float = 0.1) -> float:
-    """Median seconds of prefilling `n_tokens` (random ids) into a fresh cache."""
-    n_tokens = check_positive_int("n_tokens", n_tokens)
-    return time_prefills(model, [n_tokens], batch, rounds=1, min_run_time=min_run_time)[0]
-
-
-def time_generate(model: TinyGPT, prompt_len: int, n_new: int, *, use_cache: bool = True, batch: int = 1,
-                  repeats: int = 2) -> float:
-    """Best-of-`repeats` seconds to generate n_new tokens after a random prompt.
-
-    The best (not the median) of a few runs: a whole generation is long, so we cannot repeat
-    it many times, and on a shared machine interference only ever adds time.
-    """
-    _check_timing(model, "prompt_len", [prompt_len], batch, repeats, 1.0, "repeats")
-    n_new, use_cache = check_nonneg_int("n_new", n_new), check_bool("use_cache", use_cache)
-    gen = torch.Generator().manual_seed(0)
-    prompt = torch.randint(0, model.config.vocab, (batch, prompt_len), generator=gen).to(model.device)
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
-    clock = bench.clock_for(model.device)
-    model.generate(prompt, min(n_new, 2), use_cache=use_cache)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        sync()
-        t0 = clock()
-        model.generate(prompt, n_new, use_cache=use_cache)
-        sync()
-        best = min(best, clock() - t0)
-    return best

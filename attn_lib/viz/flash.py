@@ -7,8 +7,10 @@
   formula lines on log-log axes (IO traffic, peak memory, cost curves).
 - :func:`time_bars`: times of several implementations, with speed-ups against a baseline.
 - :func:`note_figure`: a figure that only carries a message (e.g. "no recorded GPU run yet").
-- :func:`recorded_figure` / :func:`recorded_summary`: GPU runs recorded in book/data
-  (:mod:`attn_lib.recorded`), drawn and summarised for the HTML book, which has no GPU.
+- :func:`plot_recorded`: one recorded run (:mod:`attn_lib.recorded`) on given axes, dashed,
+  labelled with the device and date (chapters 3, 4).
+- :func:`recorded_figure` / :func:`recorded_summary`: GPU runs recorded in book/data,
+  drawn and summarised for the HTML book, which has no GPU.
 - :func:`dataflow_frames` / :func:`draw_dataflow_step` / :func:`dataflow_explorer`: what moves
   between HBM and one SM's SRAM at each step of FlashAttention-2's inner loop, with the
   running m, ℓ, O (:func:`dataflow_states`); static frames for the HTML, a slider for Jupyter.
@@ -24,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._checks import check_type
 from ..reference import visited_blocks
 
 DPI = 100
@@ -195,17 +198,39 @@ def note_figure(text: str, *, title: str = ""):
 
 
 # ----------------------------------------------------------------------------- recorded GPU runs
-def recorded_figure(runs, *, causal: bool = False, max_runs: int = 1):
-    """TFLOP/s and peak memory against N from recorded runs (attn_lib.recorded.Run), newest first."""
+IMPL_LABELS = {"naive": "naive torch", "torch_tiled": "tiled torch (unfused)", "triton": "Triton fused",
+               "sdpa": "torch SDPA"}
+
+
+def plot_recorded(ax, run, what: str = "tflops", *, impl: str | None = None, head_dim: int | None = None,
+                  causal: bool | None = None, dtype: str | None = None, **line_kw) -> list:
+    """Draw a recorded run on matplotlib axes `ax`, dashed, each line labelled with the device and date.
+
+    Same `what` and filters as :func:`attn_lib.recorded.series`. Returns the Line2D objects
+    (empty if nothing matched).
+    """
     from .. import recorded
 
+    check_type("run", run, recorded.Run, "a recorded.Run")
+    if not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be matplotlib axes, got {type(ax).__name__}")
+    style = {"linestyle": "--", "marker": "o", "markersize": 3, **line_kw}
+    lines = []
+    for name, (xs, ys) in recorded.series(run, what, impl=impl, head_dim=head_dim, causal=causal,
+                                          dtype=dtype).items():
+        lines += ax.plot(xs, ys, label=f"{IMPL_LABELS.get(name, name)} ({run.label})", **style)
+    return lines
+
+
+def recorded_figure(runs, *, causal: bool = False, max_runs: int = 1):
+    """TFLOP/s and peak memory against N from recorded runs (attn_lib.recorded.Run), newest first."""
     if not runs:
         raise ValueError("runs must hold at least one recorded run")
     plt = _plt()
     fig, (tput, mem) = plt.subplots(1, 2, figsize=(10, 3.9), dpi=DPI)
     for run in runs[:max_runs]:
-        recorded.plot_recorded(tput, run, "tflops", causal=causal)
-        recorded.plot_recorded(mem, run, "peak_bytes", causal=causal)
+        plot_recorded(tput, run, "tflops", causal=causal)
+        plot_recorded(mem, run, "peak_bytes", causal=causal)
     for ax, ylabel in ((tput, "TFLOP/s (higher is better)"), (mem, "peak CUDA bytes above the inputs")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sequence length N"), ax.set_ylabel(ylabel)
@@ -232,7 +257,7 @@ def recorded_summary(runs, *, causal: bool = False) -> str:
         return f"The run recorded on {run.label} has no successful attention timings."
     shared = set.intersection(*(set(xs) for xs, _ in tflops.values()))
     n = max(shared) if shared else max(max(xs) for xs, _ in tflops.values())
-    parts = [f"{recorded.IMPL_LABELS.get(impl, impl)} {ys[xs.index(n)]:.3g} TFLOP/s"
+    parts = [f"{IMPL_LABELS.get(impl, impl)} {ys[xs.index(n)]:.3g} TFLOP/s"
              for impl, (xs, ys) in tflops.items() if n in xs]
     oom = run.data.get("naive_oom", {}).get("n")
     tail = f"; naive attention ran out of memory at N = {oom:,}" if oom else ""
@@ -382,7 +407,7 @@ def dataflow_explorer(n_keys: int = 16, block_k: int = 4):
 def reported_figure(data=None, runs=(), *, causal: bool = False, head_dim: int | None = None):
     """TFLOP/s against N: figures reported elsewhere (open markers, dotted maxima) and, when
     book/data holds one, the book's own newest recorded GPU run beside them (dashed)."""
-    from .. import recorded, reported
+    from .. import reported
 
     data = reported.load() if data is None else data
     plt = _plt()
@@ -390,7 +415,7 @@ def reported_figure(data=None, runs=(), *, causal: bool = False, head_dim: int |
     filters = {} if head_dim is None else {"head_dim": head_dim}
     reported.plot_reported(ax, data, **filters)
     for run in list(runs)[:1]:
-        recorded.plot_recorded(ax, run, "tflops", causal=causal)
+        plot_recorded(ax, run, "tflops", causal=causal)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length N", fontsize=FLOW_FONT)
     ax.set_ylabel("forward TFLOP/s", fontsize=FLOW_FONT)

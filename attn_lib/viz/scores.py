@@ -109,46 +109,12 @@ def score_explorer_static(ns=(4, 12, 32), causal: bool = True):
     return fig
 
 
-def time_sizes(fns: dict[str, Callable], sizes, make_inputs: Callable, *, reps: int = 3,
-               min_time: float = 0.003, device: str = "cpu") -> dict[str, list[float]]:
-    """Seconds per call of each fn(*make_inputs(n)) for every n in sizes: {name: [t per size]}.
-
-    Sizes and functions are interleaved and repeated `reps` times, keeping each one's fastest
-    run, so a burst of load from other programs does not bend one end of the curve. On a CPU
-    the clock is this process's CPU time (time.process_time: waiting for a shared core does
-    not count); on a GPU it is wall time after torch.cuda.synchronize().
-    """
-    import torch
-
-    cuda = device == "cuda"
-    clock = bench.clock_for(device)  # CPU time on one CPU thread, else the wall clock
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    inputs = [make_inputs(n) for n in sizes]
-    best = {name: [float("inf")] * len(inputs) for name in fns}
-    for name, fn in fns.items():  # warm-up: first-call allocation and kernel selection
-        fn(*inputs[0])
-    for _ in range(reps):
-        for i, args in enumerate(inputs):
-            for name, fn in fns.items():
-                sync()
-                start, calls = clock(), 0
-                while True:  # repeat short calls until min_time has elapsed
-                    fn(*args)
-                    sync()
-                    calls += 1
-                    elapsed = clock() - start
-                    if elapsed >= min_time:
-                        break
-                best[name][i] = min(best[name][i], elapsed / calls)
-    return best
-
-
 def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None,
                title: str | None = None):
     """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits."""
     import matplotlib.pyplot as plt
 
-    from ..bench import loglog_fit
+    from ..timing import loglog_fit
 
     ax = ax or plt.subplots(figsize=(6.5, 4), dpi=100)[1]
     sizes = np.asarray(sizes)

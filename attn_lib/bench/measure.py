@@ -1,15 +1,13 @@
-"""The standard benchmark suite behind ``python -m attn_lib.bench`` (GPU evidence for chapters 3-4).
+"""Measure one suite run on the current device (GPU evidence for chapters 3-4).
 
-One run measures, on the current device:
+One run measures:
   attention   naive torch, torch_impl.flash_attention (tiled, separate ops), the fused Triton
               kernel (GPU only) and torch SDPA: seconds, TFLOP/s, peak memory (CUDA)
   naive_oom   the sequence length at which naive attention runs out of GPU memory
   kv_cache    prefill time vs prompt length and decode-step time vs cache length (tiny_gpt)
   matmul      a square matmul's TFLOP/s: the device's practical peak
-and writes it all, with device, versions and date, to one JSON file (schema: attn_lib.recorded).
-
-Sizes follow the device (:func:`plan`). On a GPU the attention sweep is FlashAttention-2's
-benchmark setting: batch × N = 16K tokens, heads × d = 2048.
+and returns it all, with device, versions and date, as one JSON-ready dict (schema and
+validation: attn_lib.recorded). Timings go through attn_lib.timing.
 """
 from __future__ import annotations
 
@@ -21,62 +19,12 @@ import platform
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-SCHEMA = "attn_lib.bench/1"
-KIND = "attention-suite"
-IMPLS = ("naive", "torch_tiled", "triton", "sdpa")
-
-
-@dataclass
-class Plan:
-    """What one suite run measures; every field is recorded in the JSON as `config`."""
-
-    device: str
-    quick: bool = False
-    dtypes: list = field(default_factory=lambda: ["float32"])
-    head_dims: list = field(default_factory=lambda: [64])
-    causal: list = field(default_factory=lambda: [False, True])
-    seq_lens: list = field(default_factory=lambda: [256, 512, 1024])
-    tokens: int = 1024  # batch = max(1, tokens // N)
-    model_dim: int = 256  # heads = model_dim // d
-    impls: list = field(default_factory=lambda: list(IMPLS))
-    min_run_time: float = 0.1
-    oom_search_max: int = 0  # double N for naive until it OOMs, up to this (0: no search)
-    prefill_lens: list = field(default_factory=lambda: [128, 256, 512])
-    decode_lens: list = field(default_factory=lambda: [256, 1024, 4096])
-    matmul_sizes: list = field(default_factory=lambda: [256, 512])
-    matmul_dtypes: list = field(default_factory=lambda: ["float32"])
-    threads: int | None = None  # torch CPU threads (None: torch's default); 1 on a busy shared machine
-
-
-def plan(device: str | None = None, quick: bool = False) -> Plan:
-    """The standard suite sized to `device` ('cuda' or 'cpu'); quick = the small CPU smoke run."""
-    import torch
-
-    from .. import device as default_device
-
-    dev = device or default_device()
-    if dev == "cuda":
-        half = ["bfloat16", "float16"] if torch.cuda.is_bf16_supported() else ["float16"]
-        if quick:
-            return Plan(device=dev, quick=True, dtypes=half[:1], head_dims=[64], seq_lens=[1024, 4096],
-                        tokens=16384, model_dim=2048, min_run_time=0.05, prefill_lens=[1024, 4096],
-                        decode_lens=[1024, 16384], matmul_sizes=[4096], matmul_dtypes=half[:1])
-        return Plan(device=dev, quick=quick, dtypes=half, head_dims=[64, 128], causal=[False, True],
-                    seq_lens=[1024, 2048, 4096, 8192, 16384], tokens=16384, model_dim=2048,
-                    min_run_time=0.2, oom_search_max=262144,
-                    prefill_lens=[1024, 2048, 4096, 8192, 16384],
-                    decode_lens=[1024, 2048, 4096, 8192, 16384, 32767, 65535],
-                    matmul_sizes=[4096, 8192], matmul_dtypes=half + ["float32"])
-    if quick:
-        return Plan(device="cpu", quick=True, seq_lens=[128, 256, 512], tokens=512, model_dim=128,
-                    min_run_time=0.05, prefill_lens=[64, 128, 256], decode_lens=[256, 1024, 4096],
-                    matmul_sizes=[256, 512])
-    return Plan(device="cpu", seq_lens=[512, 1024, 2048, 4096], tokens=4096, model_dim=256,
-                min_run_time=0.2, prefill_lens=[128, 256, 512, 1024, 2048],
-                decode_lens=[512, 1024, 2048, 4096, 8191], matmul_sizes=[512, 1024, 2048])
+from .. import timing
+from ..recorded import KIND, SCHEMA
+from .plan import Plan, plan
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -185,8 +133,6 @@ def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str
     """
     import torch
 
-    from .. import bench
-
     record = _record(impl, n, head_dim, causal, dtype, batch, heads)
     if impl == "triton" and device != "cuda":
         return {**record, "status": "skipped", "note": "no GPU: the Triton kernel would run in the interpreter"}
@@ -200,10 +146,10 @@ def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str
     q = k = v = None
     try:
         q, k, v = (torch.randn(batch, heads, n, head_dim, generator=gen).to(device, _dtype(dtype)) for _ in range(3))
-        timing = bench.measure(fn, q, k, v, causal=causal, min_run_time=min_run_time)
+        stats = timing.measure(fn, q, k, v, causal=causal, min_run_time=min_run_time)
         if device == "cuda":
-            record["peak_bytes"] = int(bench.peak_cuda_bytes(fn, q, k, v, causal=causal))
-        record.update(timing, tflops=record["flops"] / timing["median_s"] / 1e12)
+            record["peak_bytes"] = int(timing.peak_cuda_bytes(fn, q, k, v, causal=causal))
+        record.update(stats, tflops=record["flops"] / stats["median_s"] / 1e12)
     except Exception as err:  # noqa: BLE001 - a benchmark records failures and moves on
         oom = _is_oom(err)
         record.update(status="oom" if oom else "error", peak_bytes=None,
@@ -292,12 +238,12 @@ def run_kv_cache(p: Plan, progress=None) -> dict:
     out = {"status": "ok", "note": note, "model": asdict(cfg), "dtype": dtype, "prefill": [], "decode": []}
     for n in p.prefill_lens:
         if n <= cfg.context:
-            out["prefill"].append({"n": n, "median_s": tiny_gpt.time_prefill(model, n, min_run_time=p.min_run_time)})
+            out["prefill"].append({"n": n, "median_s": _prefill_seconds(tiny_gpt, model, n, p.min_run_time)})
         if progress is not None:
             progress.update(1)
     for n in p.decode_lens:
         if n < cfg.context:
-            out["decode"].append({"n": n, "median_s": tiny_gpt.time_decode_step(model, n, min_run_time=p.min_run_time)})
+            out["decode"].append({"n": n, "median_s": _decode_step_seconds(tiny_gpt, model, n, p.min_run_time)})
         if progress is not None:
             progress.update(1)
     del model
@@ -305,20 +251,46 @@ def run_kv_cache(p: Plan, progress=None) -> dict:
     return out
 
 
+def _prefill_seconds(tiny_gpt, model, n: int, min_run_time: float) -> float:
+    """Median seconds to prefill n random tokens into one reused cache (the compute, not the allocation)."""
+    import torch
+
+    tokens = torch.randint(0, model.config.vocab, (1, n), generator=torch.Generator().manual_seed(0))
+    cache = tiny_gpt.KVCache.empty(model.config, 1, device=model.device, dtype=model.dtype)
+
+    def prefill():
+        cache.length = 0
+        model.prefill(tokens, cache)
+
+    return timing.time_fn(prefill, min_run_time=min_run_time, clock=timing.clock_for(model.device))
+
+
+def _decode_step_seconds(tiny_gpt, model, n: int, min_run_time: float) -> float:
+    """Median seconds of one decode step against a random cache of n tokens."""
+    import torch
+
+    cache = tiny_gpt.KVCache.random(model.config, 1, n, device=model.device, dtype=model.dtype)
+    token = torch.zeros(1, dtype=torch.long, device=model.device)
+
+    def step():
+        cache.length = n  # every call appends at the same position
+        model.decode_step(token, cache)
+
+    return timing.time_fn(step, min_run_time=min_run_time, clock=timing.clock_for(model.device))
+
+
 def run_matmul(p: Plan, progress=None) -> list[dict]:
     """n×n @ n×n matmul TFLOP/s per dtype: the practical peak the attention numbers compare to."""
     import torch
-
-    from .. import bench
 
     out = []
     for dtype in p.matmul_dtypes:
         for n in p.matmul_sizes:
             a, b = (torch.randn(n, n, device=p.device, dtype=_dtype(dtype)) for _ in range(2))
-            timing = bench.measure(torch.mm, a, b, min_run_time=p.min_run_time)
+            stats = timing.measure(torch.mm, a, b, min_run_time=p.min_run_time)
             tf32 = dtype == "float32" and p.device == "cuda" and torch.backends.cuda.matmul.allow_tf32
-            out.append({"n": n, "dtype": dtype, "tf32": tf32, "flops": 2 * n**3, **timing,
-                        "tflops": 2 * n**3 / timing["median_s"] / 1e12})
+            out.append({"n": n, "dtype": dtype, "tf32": tf32, "flops": 2 * n**3, **stats,
+                        "tflops": 2 * n**3 / stats["median_s"] / 1e12})
             if progress is not None:
                 progress.update(1)
     return out
@@ -330,9 +302,9 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
 
     `command` is recorded as given (the CLI passes its flags, so the run can be repeated).
     """
-    from .. import recorded
-
     import torch
+
+    from ..recorded import validate_run
 
     p = p or plan()
     start = time.perf_counter()
@@ -365,7 +337,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
         from .. import triton_flash
 
         result["triton_configs"] = _triton_configs(triton_flash)
-    recorded.validate_run(result)
+    validate_run(result)
     return result
 
 
@@ -406,106 +378,3 @@ def write_json(result: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
-
-
-# ----------------------------------------------------------------------------- reporting
-def format_table(records: list[dict]) -> str:
-    """Plain-text table: one row per (dtype, d, causal, N), one TFLOP/s (peak GiB) column per impl."""
-    impls = [i for i in IMPLS if any(r["impl"] == i for r in records)]
-    rows, header = {}, ["dtype", "d", "causal", "N"] + impls
-    for r in records:
-        key = (r["dtype"], r["head_dim"], r["causal"], r["n_q"])
-        cell = r["status"] if r["status"] != "ok" else f"{r['tflops']:.3g}"
-        if r["status"] == "ok" and r["peak_bytes"] is not None:
-            cell += f" ({r['peak_bytes'] / 2**30:.2g} GiB)"
-        rows.setdefault(key, {})[r["impl"]] = cell
-    lines = [header] + [[k[0], str(k[1]), str(k[2]), str(k[3])] + [rows[k].get(i, "-") for i in impls]
-                        for k in rows]
-    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
-    text = ["  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
-    return "\n".join([text[0], "-" * len(text[0])] + text[1:] + ["(TFLOP/s; peak memory above the inputs)"])
-
-
-def check_targets(result: dict, *, min_n: int = 4096, ratio: float = 1.0, peak_fraction: float = 0.5) -> list[dict]:
-    """The GPU targets: Triton ≥ `ratio`× SDPA's TFLOP/s for N ≥ min_n, and ≥ `peak_fraction` of dense peak.
-
-    One entry per (dtype, d, causal) group plus one for the peak; each says passed or not.
-    """
-    from .. import hardware
-
-    recs = [r for r in result["attention"] if r["status"] == "ok"]
-    by_key = {(r["impl"], r["dtype"], r["head_dim"], r["causal"], r["n_q"]): r for r in recs}
-    checks = []
-    for dtype, d, causal in sorted({(r["dtype"], r["head_dim"], r["causal"]) for r in recs}):
-        ratios = [by_key[("triton", dtype, d, causal, n)]["tflops"] / by_key[("sdpa", dtype, d, causal, n)]["tflops"]
-                  for (impl, dt, hd, c, n) in by_key
-                  if impl == "triton" and (dt, hd, c) == (dtype, d, causal) and n >= min_n
-                  and ("sdpa", dtype, d, causal, n) in by_key]
-        if ratios:
-            checks.append({"target": f"Triton/SDPA TFLOP/s, {dtype} d={d} causal={causal}, N>={min_n}",
-                           "value": min(ratios), "threshold": ratio, "passed": min(ratios) >= ratio})
-    triton_recs = [r for r in recs if r["impl"] == "triton"]
-    spec = hardware.lookup(result["device"]["name"])
-    if triton_recs and spec is not None:
-        best = max(triton_recs, key=lambda r: r["tflops"])
-        key = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[best["dtype"]]
-        peak = spec.peak(key) / 1e12
-        checks.append({"target": f"best Triton TFLOP/s vs {spec.name} dense {key} peak {peak:.0f} "
-                                 f"({best['dtype']} d={best['head_dim']} causal={best['causal']} N={best['n_q']})",
-                       "value": best["tflops"] / peak, "threshold": peak_fraction,
-                       "passed": best["tflops"] / peak >= peak_fraction})
-    return checks
-
-
-def format_targets(checks: list[dict]) -> str:
-    return "\n".join(f"{'PASS' if c['passed'] else 'MISS'}  {c['target']}: {c['value']:.3f} "
-                     f"(target >= {c['threshold']})" for c in checks) or "(no GPU targets: no Triton/SDPA GPU runs)"
-
-
-def summary(result: dict) -> str:
-    """Human-readable report of a run: provenance, attention table, OOM, prefill/decode, matmul, targets."""
-    dev, ver = result["device"], result["versions"]
-    lines = [f"{dev['name']} | torch {ver['torch']} | triton {ver['triton']} | CUDA {ver['cuda']} | "
-             f"{result['created']} | {result['elapsed_s']:.0f} s", "", format_table(result["attention"]), ""]
-    oom = result["naive_oom"]
-    lines.append(f"naive attention out of memory at N = {oom['n']}" if oom["n"] else
-                 f"naive attention OOM: none ({oom['note']})")
-    kv = result["kv_cache"]
-    if kv["status"] == "ok":
-        lines.append("prefill (s): " + ", ".join(f"N={r['n']}: {r['median_s']:.3g}" for r in kv["prefill"]))
-        lines.append("decode step (s): " + ", ".join(f"cache={r['n']}: {r['median_s']:.3g}" for r in kv["decode"]))
-    else:
-        lines.append(f"prefill/decode skipped: {kv['note']}")
-    lines.append("matmul TFLOP/s: " + ", ".join(f"{r['dtype']} n={r['n']}: {r['tflops']:.3g}"
-                                                for r in result["matmul"]))
-    if dev["type"] == "cuda":
-        lines += ["", format_targets(check_targets(result))]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m attn_lib.bench [--quick] [--out PATH] [--device cpu|cuda] [--no-progress]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m attn_lib.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (a CPU smoke run, under a minute)")
-    parser.add_argument("--out", help="JSON path (default: book/data/bench-<device>-<date>.json)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
-    from .. import device as default_device
-
-    if args.device == "cuda" and default_device() != "cuda":
-        parser.error("--device cuda: no CUDA device is available")
-    flags = (["--quick"] * args.quick + ([f"--device {args.device}"] if args.device else [])
-             + ([f"--threads {args.threads}"] if args.threads else []))
-    p = plan(args.device, quick=args.quick)
-    p.threads = args.threads or p.threads
-    result = run_suite(p, progress=not args.no_progress, command=" ".join(["python -m attn_lib.bench"] + flags))
-    path = write_json(result, args.out or default_path(result))
-    print(summary(result))
-    print(f"\nwrote {path}")
-    return 0
