@@ -46,7 +46,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from attn_lib import bench, counting, reference, torch_impl  # noqa: E402
+from attn_lib import counting, reference, timing, torch_impl  # noqa: E402
 
 MIB, GIB = 2**20, 2**30
 
@@ -121,19 +121,6 @@ def check_agreement(impls) -> float:
     return max(float(np.abs(np.asarray(fn()) - ref).max()) for fn in impls.values())
 
 
-def timing_rounds(impls, mm_args, rounds: int, min_run_time: float, clock) -> list[dict]:
-    """Per round: seconds per call of torch.mm and of every implementation."""
-    out = []
-    for r in range(rounds):
-        row = {"torch.mm": clock(torch.mm, *mm_args, min_run_time=min_run_time)}
-        for name, fn in impls.items():
-            row[name] = clock(fn, min_run_time=min_run_time)
-        out.append(row)
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row.items()) + " (ms)",
-              flush=True)
-    return out
-
-
 def verdict(name: str, measured: float, target: float, unit: str, higher_is_better: bool = True) -> bool:
     ok = measured >= target if higher_is_better else measured <= target
     if ok:
@@ -164,7 +151,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     clock_name = args.clock or ("cpu" if args.threads == 1 else "wall")
-    clock = bench.cpu_time_fn if clock_name == "cpu" else bench.time_fn
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
     np_blocks = tuple(int(x) for x in args.np_blocks.split(","))
     n, d = args.n, args.d
     started = time.perf_counter()
@@ -184,7 +171,11 @@ def main() -> None:
 
     mm = [torch.randn(args.mm_n, args.mm_n) for _ in range(2)]
     print(f"\ntiming at N={n} ({args.rounds} interleaved rounds):", flush=True)
-    rows = timing_rounds(impls, mm, args.rounds, args.min_run_time, clock)
+    seconds = timing.best_of({"torch.mm": lambda: torch.mm(*mm), **impls}, rounds=args.rounds,
+                             min_run_time=args.min_run_time, clock=clock, keep=list)
+    rows = [{name: ts[r] for name, ts in seconds.items()} for r in range(args.rounds)]  # one per round
+    for r, row in enumerate(rows):
+        print(f"  round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row.items()) + " (ms)")
     attn_flop, mm_flop = counting.attention_flops(n, d), 2 * args.mm_n**3
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     ratio = lambda f: statistics.median(f(r) for r in rows)  # noqa: E731  per-round ratio, then median
@@ -203,11 +194,11 @@ def main() -> None:
 
     print(f"\npeak extra memory (tracemalloc), N={args.mem_n}, d={d}, float32:", flush=True)
     _, big_np = inputs(args.mem_n, d, seed=1)
-    peak = bench.peak_cpu_bytes(reference.flash_attention, *big_np, block_q=np_blocks[0], block_k=np_blocks[1])
+    peak = timing.peak_cpu_bytes(reference.flash_attention, *big_np, block_q=np_blocks[0], block_k=np_blocks[1])
     scores = counting.score_matrix_bytes(args.mem_n, 4)
     print(f"  numpy tiled: {peak / MIB:.1f} MiB   (naive score matrix alone: {scores / GIB:.1f} GiB, "
           f"{scores / peak:.0f}x more)")
-    naive_peak = bench.peak_cpu_bytes(reference.attention, *qkv_np)
+    naive_peak = timing.peak_cpu_bytes(reference.attention, *qkv_np)
     print(f"  numpy naive at N={n}, for scale: {naive_peak / MIB:.0f} MiB "
           f"(its score matrix: {counting.score_matrix_bytes(n, 4) / MIB:.0f} MiB)")
 

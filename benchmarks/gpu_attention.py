@@ -8,7 +8,7 @@ runs out of memory, the measured matmul peak, and the targets with PASS/MISS:
   * the Triton kernel at >= 1.0x SDPA's TFLOP/s for N >= 4K, in every (dtype, d, causal) group;
   * the best Triton TFLOP/s at >= 50% of the GPU's dense peak (989 TFLOP/s bf16 on an H100).
 Batch x N = 16K tokens and heads x d = 2048, FlashAttention-2's benchmark setting. The
-measurements are attn_lib.bench.suite's, so `--json` writes a file attn_lib.recorded can load.
+measurements are attn_lib.bench.measure's, so `--json` writes a file attn_lib.recorded can load.
 On a machine without CUDA it says so and exits (the CPU version: python -m attn_lib.bench --quick).
 """
 from __future__ import annotations
@@ -45,21 +45,22 @@ def main(argv: list[str] | None = None) -> int:
               "On a CPU run the small suite instead: python -m attn_lib.bench --quick")
         return 0
 
-    from attn_lib.bench import suite
+    from attn_lib.bench import measure, report
+    from attn_lib.bench.plan import plan as suite_plan
 
-    plan = suite.plan("cuda")
+    plan = suite_plan("cuda")
     plan.seq_lens = args.n or plan.seq_lens
     plan.head_dims = args.d or plan.head_dims
     plan.dtypes = args.dtype or plan.dtypes
     plan.causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     plan.oom_search_max = 0 if args.no_oom_search else plan.oom_search_max
     plan.prefill_lens, plan.decode_lens = [], []  # attention only: the suite times prefill/decode
-    result = suite.run_suite(plan, command="python benchmarks/gpu_attention.py " + " ".join(argv or sys.argv[1:]))
+    result = measure.run_suite(plan, command="python benchmarks/gpu_attention.py " + " ".join(argv or sys.argv[1:]))
 
-    print(suite.summary(result))
+    print(report.summary(result))
     print("\n" + ratio_table(result["attention"]))
     if args.json:
-        print(f"\nwrote {suite.write_json(result, args.json)}")
+        print(f"\nwrote {measure.write_json(result, args.json)}")
     return 0
 
 

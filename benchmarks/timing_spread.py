@@ -28,11 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from attn_lib import bench, claims, recurrence, torch_impl  # noqa: E402
-from attn_lib import reference as ref  # noqa: E402
-from attn_lib.tiny_gpt import (TinyGPT, TinyGPTConfig, bench_config, time_decode_steps,  # noqa: E402
-                               time_generate, time_prefills)
-from attn_lib.viz import scores as viz  # noqa: E402
+from attn_lib import claims, recurrence, timing, torch_impl  # noqa: E402
+from attn_lib.tiny_gpt import KVCache, TinyGPT, TinyGPTConfig, bench_config  # noqa: E402
 
 # statistic -> (lower bound or None, upper bound or None), as the notebooks print them
 BOUNDS = {
@@ -60,8 +57,16 @@ BOUNDS = {
 
 
 # ----------------------------------------------------------------------------- chapter 1
+def best_of_sizes(fns, sizes, make_inputs):
+    """{name: [seconds per size]}, every fn at every size, best of 5 rounds: chapter 1's cells."""
+    x = {n: make_inputs(n) for n in sizes}
+    best = timing.best_of({(f, n): lambda f=f, n=n: fns[f](*x[n]) for n in sizes for f in fns},
+                          rounds=5, min_run_time=0.01)
+    return {f: [best[f, n] for n in sizes] for f in fns}
+
+
 def ch1(d=64):
-    """ch1_handshakes: the timing cell (viz.time_sizes, best of 5) and its six verdicts."""
+    """ch1_handshakes: the timing cell (timing.best_of over names x sizes, best of 5) and its six verdicts."""
     torch.manual_seed(0)
     tiny, big = [8, 16, 32, 64, 128], [256, 362, 512, 724, 1024, 1448, 2048]
     w = torch.randn(d, d) / d**0.5
@@ -77,8 +82,8 @@ def ch1(d=64):
 
     sizes = tiny + big
     fns = {"QKt": scores_only, "attention": torch_impl.attention, "recurrence": rnn}
-    t = viz.time_sizes(fns, sizes, make_inputs, reps=5, min_time=0.01, device="cpu")
-    sl = lambda name, ns: bench.loglog_slope(ns, [t[name][sizes.index(n)] for n in ns])  # noqa: E731
+    t = best_of_sizes(fns, sizes, make_inputs)
+    sl = lambda name, ns: timing.loglog_slope(ns, [t[name][sizes.index(n)] for n in ns])  # noqa: E731
     i0 = sizes.index(big[0])
     return {"ch1 QKt slope N=256..2048": sl("QKt", big),
             "ch1 attention slope N=256..2048": sl("attention", big),
@@ -102,7 +107,7 @@ def ch1_rnn(d=64):
            "linear loop": lambda x, a: recurrence.linear_recurrence(a, x),
            "linear scan": lambda x, a: recurrence.linear_scan(a, x),
            "attention": lambda x, a: torch_impl.attention(x, x, x)}
-    t = viz.time_sizes(fns, sizes, inputs, reps=5, min_time=0.01, device="cpu")
+    t = best_of_sizes(fns, sizes, inputs)
     return {"ch1 tanh loop / one matmul, N=2048": t["tanh loop"][-1] / t["one matmul"][-1],
             "ch1 linear scan / linear loop, N=2048": t["linear scan"][-1] / t["linear loop"][-1],
             "ch1 linear scan / attention, N=2048": t["linear scan"][-1] / t["attention"][-1]}
@@ -114,33 +119,55 @@ def ch2():
     torch.manual_seed(0)
     q, k, v = (torch.randn(4, 1024, 64) for _ in range(3))
     flops = 4 * 1024**2 * 4 * 64
-    peak = max(bench.matmul_flops_per_s(1024, torch.float32, "cpu") for _ in range(2))
-    att = max(flops / bench.time_fn(torch_impl.attention, q, k, v, min_run_time=0.1) for _ in range(2))
+    peak = max(timing.matmul_flops_per_s(1024, torch.float32, "cpu") for _ in range(2))
+    att = max(flops / timing.time_fn(torch_impl.attention, q, k, v, min_run_time=0.1) for _ in range(2))
     return {"ch2 matmul rate / attention rate": peak / att}
 
 
 # ----------------------------------------------------------------------------- chapter 3
+def decode_steps(model, lens, batch):
+    """{n: one decode step at cache length n}, one random cache rewound to n: chapter 3's cell."""
+    cache = KVCache.random(model.config, batch, max(lens), dtype=model.dtype)
+    token = torch.zeros(batch, dtype=torch.long)
+
+    def step(n):
+        cache.length = n
+        model.decode_step(token, cache)
+    return {n: lambda n=n: step(n) for n in lens}
+
+
+def prefills(model, lens, batch):
+    """{n: prefill of n random tokens into one reused cache}: chapter 3's cell."""
+    tokens = torch.randint(0, model.config.vocab, (batch, max(lens)), generator=torch.Generator().manual_seed(0))
+    cache = KVCache.empty(model.config, batch, dtype=model.dtype)
+
+    def prefill(n):
+        cache.length = 0
+        model.prefill(tokens[:, :n], cache)
+    return {n: lambda n=n: prefill(n) for n in lens}
+
+
 def ch3():
     """ch3_kv_cache: decode slope, prefill slopes, the cache's speed-up trend, TTFT ratio."""
     torch.manual_seed(0)
     model = TinyGPT(bench_config("cpu"), device="cpu", dtype="float32")
     dec_lens = [250, 500, 1000, 2000, 4000, 8000]
-    dec = time_decode_steps(model, dec_lens, batch=16, rounds=2)
+    dec = list(timing.best_of(decode_steps(model, dec_lens, 16), rounds=2).values())
     pre_lens = [125, 250, 500, 1000, 2000, 4000]
-    pre = time_prefills(model, pre_lens, batch=1, rounds=2)
-    low, high = bench.loglog_slope(pre_lens[:3], pre[:3]), bench.loglog_slope(pre_lens[3:], pre[3:])
+    pre = list(timing.best_of(prefills(model, pre_lens, 1), rounds=2).values())
+    low, high = timing.loglog_slope(pre_lens[:3], pre[:3]), timing.loglog_slope(pre_lens[3:], pre[3:])
     gen_model = TinyGPT(TinyGPTConfig(context=256, d_model=256, n_layers=1, d_ff=1024), dtype="float32")
+    prompt = torch.randint(0, gen_model.config.vocab, (16, 4), generator=torch.Generator().manual_seed(0))
     gen_t, ratios = [8, 16, 32, 64], []
     for n in gen_t:
-        reps = max(2, gen_t[-1] // n)
-        c = time_generate(gen_model, 4, n, use_cache=True, batch=16, repeats=reps)
-        u = time_generate(gen_model, 4, n, use_cache=False, batch=16, repeats=reps)
-        ratios.append(u / c)
-    tok = time_decode_steps(model, [500, 4000], batch=1, rounds=3)  # as the notebook: best of 3
-    return {"ch3 decode slope": bench.loglog_slope(dec_lens[-4:], dec[-4:]),
+        t = timing.best_of({c: lambda c=c: gen_model.generate(prompt, n, use_cache=c) for c in (True, False)},
+                           rounds=max(2, gen_t[-1] // n), min_run_time=None)
+        ratios.append(t[False] / t[True])
+    tok = list(timing.best_of(decode_steps(model, [500, 4000], 1), rounds=3).values())  # as the notebook
+    return {"ch3 decode slope": timing.loglog_slope(dec_lens[-4:], dec[-4:]),
             "ch3 prefill slope, long prompts": high,
             "ch3 prefill slope rise (long - short)": high - low,
-            "ch3 no-cache/cached ratio exponent": bench.loglog_slope(gen_t, ratios),
+            "ch3 no-cache/cached ratio exponent": timing.loglog_slope(gen_t, ratios),
             "ch3 TTFT / per-token ratio at 4,000": pre[-1] / tok[1],
             "ch3 TTFT ratio growth, 4,000 vs 500 tokens": (pre[-1] / tok[1]) / (pre[2] / tok[0])}
 
@@ -153,10 +180,7 @@ def ch4(n=2048, d=64):
                   for _ in range(3))
     fns = {"standard": lambda: torch_impl.attention(qt, kt, vt),
            "tiled": lambda: torch_impl.flash_attention(qt, kt, vt)}
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(2):
-        for name, fn in fns.items():
-            best[name] = min(best[name], bench.cpu_seconds(fn, min_time=0.1))
+    best = timing.best_of(fns, rounds=2, min_run_time=0.1)
     return {"ch4 torch standard / tiled time, N=2048": best["standard"] / best["tiled"]}
 
 
@@ -218,7 +242,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--only", nargs="*", choices=list(SECTIONS), default=list(SECTIONS))
     args = ap.parse_args(argv)
-    bench.use_threads(1)  # as every notebook does on a CPU
+    timing.use_threads(1)  # as every notebook does on a CPU
     print(f"timing_spread: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, numpy {np.__version__}, {args.repeats} repeats each, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")

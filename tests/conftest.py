@@ -60,3 +60,28 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _tiny_plan():
+    """A suite plan small enough for the unit tests (a couple of seconds on a shared 2-core CPU)."""
+    from attn_lib.bench.plan import Plan
+
+    return Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
+                min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32], threads=1)
+
+
+@pytest.fixture
+def tiny_plan():
+    """A fresh tiny suite plan (tests may change its fields)."""
+    pytest.importorskip("torch")
+    return _tiny_plan()
+
+
+@pytest.fixture(scope="session")
+def tiny_suite_run():
+    """One real run of the benchmark suite on the CPU at tiny sizes, shared by every test that
+    reads a run (the suite, recorded.py, the chapter 4 figures). Read-only: deep-copy to change it."""
+    pytest.importorskip("torch")
+    from attn_lib.bench.measure import run_suite
+
+    return run_suite(_tiny_plan(), progress=False, command="test")

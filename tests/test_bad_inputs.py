@@ -19,15 +19,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (bench, book, counting, flop_check, hardware, kv_cache,  # noqa: E402
+from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
                       memory_model, models, recorded, reference, reported, ring, setup,
-                      tiny_gpt, torch_impl, triton_flash, unfused, variants)
+                      timing, tiny_gpt, torch_impl, triton_flash, unfused, variants)
+from attn_lib.viz import flash as viz_flash  # noqa: E402
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 from attn_lib import recurrence  # noqa: E402
 
-MODULES = [bench, book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
-           recurrence, reference, reported, ring, setup, tiny_gpt, torch_impl, triton_flash,
+MODULES = [book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
+           recurrence, reference, reported, ring, setup, timing, tiny_gpt, torch_impl, triton_flash,
            unfused, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
@@ -313,17 +314,6 @@ ROWS: list[Row] = [
     row(VE, "n_new", MODEL.generate, torch.tensor([1]), -1),
     row(TE, "use_cache", MODEL.generate, torch.tensor([1]), 2, use_cache="False"),
     row(TE, "cache", MODEL.generate, torch.tensor([1]), 2, cache=[]),
-    row(TE, "model", tiny_gpt.time_decode_steps, TINY, [4]),
-    row(VE, "cache_lens", tiny_gpt.time_decode_steps, MODEL, [4, 0]),
-    row(VE, "rounds", tiny_gpt.time_decode_steps, MODEL, [4], rounds=0),
-    row(VE, "cache_len", tiny_gpt.time_decode_step, MODEL, -1),
-    row(VE, "min_run_time", tiny_gpt.time_prefills, MODEL, [4], min_run_time=-0.1),
-    row(TE, "lengths", tiny_gpt.time_prefills, MODEL, 4),
-    row(VE, "n_tokens", tiny_gpt.time_prefill, MODEL, 0),
-    row(VE, "batch", tiny_gpt.time_prefill, MODEL, 4, 0),
-    row(VE, "prompt_len", tiny_gpt.time_generate, MODEL, 0, 2),
-    row(TE, "use_cache", tiny_gpt.time_generate, MODEL, 2, 2, use_cache=1),
-    row(VE, "repeats", tiny_gpt.time_generate, MODEL, 2, 2, repeats=0),
     # triton_flash
     *(Row(r.fn, r.exc, r.arg, r.args, r.kwargs, triton=True)
       for r in attention_rows(triton_flash.flash_attention, Q4, Q4, Q4)),
@@ -457,22 +447,26 @@ ROWS: list[Row] = [
     row(TE, "ns", MM.theorem2_scaling, 1024),
     row(VE, "ns", MM.theorem2_scaling, []),
     row(VE, "n", MM.crossover_slices, 0, 64),
-    # bench (timing and memory helpers)
-    row(TE, "device", bench.clock_for, 3),
-    row(TE, "fn", bench.time_fn, 3),
-    row(VE, "min_run_time", bench.time_fn, abs, 1.0, min_run_time=-1),
-    row(TE, "clock", bench.time_fn, abs, 1.0, clock=3),
-    row(TE, "fn", bench.cpu_time_fn, None),
-    row(VE, "min_run_time", bench.cpu_time_fn, abs, 1.0, min_run_time=0),
-    row(VE, "min_time", bench.cpu_seconds, abs, 1.0, min_time=-0.1),
-    row(TE, "fn", bench.peak_cpu_bytes, "f"),
-    row(TE, "fn", bench.peak_cuda_bytes, 3),
-    row(VE, "xs", bench.loglog_fit, [1.0], [1.0]),
-    row(VE, "xs", bench.loglog_slope, [1.0, -2.0], [1.0, 2.0]),
-    row(VE, "n", bench.matmul_flops_per_s, 0),
-    row(TE, "fn", bench.measure, 3),
-    row(VE, "n", bench.limit_threads, 0),
-    row(TE, "n", bench.use_threads, 1.5),
+    # timing (clock, timer, best-of, fits, memory, threads)
+    row(TE, "device", timing.clock_for, 3),
+    row(TE, "fn", timing.time_fn, 3),
+    row(VE, "min_run_time", timing.time_fn, abs, 1.0, min_run_time=-1),
+    row(TE, "clock", timing.time_fn, abs, 1.0, clock=3),
+    row(TE, "fn", timing.measure, None),
+    row(VE, "min_run_time", timing.measure, abs, 1.0, min_run_time=0),
+    row(TE, "fns", timing.best_of, [abs]),
+    row(TE, "fns", timing.best_of, {"a": 3}),
+    row(VE, "rounds", timing.best_of, {"a": abs}, rounds=0),
+    row(VE, "min_run_time", timing.best_of, {"a": abs}, min_run_time=-0.1),
+    row(TE, "clock", timing.best_of, {"a": abs}, clock=3),
+    row(TE, "keep", timing.best_of, {"a": abs}, keep="min"),
+    row(TE, "fn", timing.peak_cpu_bytes, "f"),
+    row(TE, "fn", timing.peak_cuda_bytes, 3),
+    row(VE, "xs", timing.loglog_fit, [1.0], [1.0]),
+    row(VE, "xs", timing.loglog_slope, [1.0, -2.0], [1.0, 2.0]),
+    row(VE, "n", timing.matmul_flops_per_s, 0),
+    row(VE, "n", timing.limit_threads, 0),
+    row(TE, "n", timing.use_threads, 1.5),
     # flop_check
     row(TE, "fn", flop_check.counted_flops, 3),
     row(VE, "n_tokens", flop_check.counted_layer_flops, "gpt2-small", 0),
@@ -497,9 +491,9 @@ ROWS: list[Row] = [
     row(TE, "run", recorded.series, {"attention": []}),
     row(VE, "what", recorded.series, RUN, "flops"),
     row(TE, "head_dim", recorded.series, RUN, head_dim=64.0),
-    row(TE, "run", recorded.plot_recorded, _Axes(), None),
-    row(TE, "ax", recorded.plot_recorded, None, RUN),
-    row(VE, "what", recorded.plot_recorded, _Axes(), RUN, "flops"),
+    row(TE, "run", viz_flash.plot_recorded, _Axes(), None),
+    row(TE, "ax", viz_flash.plot_recorded, None, RUN),
+    row(VE, "what", viz_flash.plot_recorded, _Axes(), RUN, "flops"),
     # recurrence
     row(TE, "x", recurrence.rnn_states, QN, torch.zeros(4, 4)),
     row(VE, "w", recurrence.rnn_states, QT, torch.zeros(3, 4)),

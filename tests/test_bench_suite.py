@@ -1,35 +1,34 @@
-"""The benchmark suite (python -m attn_lib.bench) on a CPU, at tiny sizes, and its JSON schema."""
+"""The benchmark suite (python -m attn_lib.bench) on a CPU, at tiny sizes, and its JSON schema.
+
+The run itself is tests/conftest.py's `tiny_suite_run`, shared with test_recorded and test_viz_flash.
+"""
 import json
+import subprocess
+import sys
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from attn_lib import recorded  # noqa: E402
-from attn_lib.bench import suite  # noqa: E402
+from attn_lib.bench import __main__ as cli, measure, plan as plans, report  # noqa: E402
 
 
-def tiny_plan() -> suite.Plan:
-    """A plan small enough for the unit tests (a couple of seconds on a shared 2-core CPU)."""
-    return suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
-                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32], threads=1)
-
-
-@pytest.fixture(scope="module")
-def run():
-    return suite.run_suite(tiny_plan(), progress=False, command="test")
+@pytest.fixture
+def run(tiny_suite_run):
+    return tiny_suite_run
 
 
 def test_run_follows_the_schema(run):
     assert recorded.validate_run(run) is run
-    assert run["schema"] == recorded.SCHEMA and run["device"]["type"] == "cpu"
+    assert run["schema"] == recorded.SCHEMA and run["kind"] == recorded.KIND and run["device"]["type"] == "cpu"
     assert run["versions"]["torch"] == torch.__version__
     json.dumps(run)  # plain JSON types only
 
 
-def test_every_case_is_recorded_once(run):
+def test_every_case_is_recorded_once(run, tiny_plan):
     cases = {(r["impl"], r["n_q"], r["head_dim"], r["causal"], r["dtype"]) for r in run["attention"]}
-    assert len(cases) == len(run["attention"]) == len(suite.attention_cases(tiny_plan()))
+    assert len(cases) == len(run["attention"]) == len(measure.attention_cases(tiny_plan))
     for rec in run["attention"]:
         if rec["impl"] == "triton":  # no GPU here: recorded as skipped, with the reason
             assert rec["status"] == "skipped" and "GPU" in rec["note"]
@@ -54,36 +53,40 @@ def test_kv_cache_and_matmul_sections(run):
     assert run["naive_oom"]["n"] is None  # only searched on a GPU
 
 
-def test_kv_cache_skips_cleanly_without_tiny_gpt(monkeypatch):
-    import sys
-
+def test_kv_cache_skips_cleanly_without_tiny_gpt(monkeypatch, tiny_plan):
     monkeypatch.setitem(sys.modules, "attn_lib.tiny_gpt", None)  # import now raises ImportError
-    kv = suite.run_kv_cache(tiny_plan())
+    kv = measure.run_kv_cache(tiny_plan)
     assert kv["status"] == "skipped" and "tiny_gpt" in kv["note"] and kv["prefill"] == []
 
 
-def test_cli_writes_one_valid_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(suite, "plan", lambda device=None, quick=False: tiny_plan())
+def test_cli_writes_one_valid_json(tmp_path, monkeypatch, capsys, tiny_plan):
+    monkeypatch.setattr(cli, "plan", lambda device=None, quick=False: tiny_plan)
     out = tmp_path / "run.json"
-    assert suite.main(["--quick", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["--quick", "--out", str(out), "--no-progress"]) == 0
     loaded = recorded.load_run(out)
     assert loaded.data["command"] == "python -m attn_lib.bench --quick"
     printed = capsys.readouterr().out
     assert "naive" in printed and str(out) in printed
 
 
+def test_cli_help_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "attn_lib.bench", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "--quick" in done.stdout
+
+
 def test_default_path_names_device_and_date(run, tmp_path):
-    path = suite.default_path(run, root=tmp_path)
+    path = measure.default_path(run, root=tmp_path)
     assert path.parent == tmp_path / "book" / "data"
     assert path.name == f"bench-cpu-{run['created'][:10]}.json"
-    assert suite.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    assert measure.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
 
 
 def test_plans_are_sized_to_the_device():
-    cpu = suite.plan("cpu", quick=True)
+    cpu = plans.plan("cpu", quick=True)
     assert max(cpu.seq_lens) <= 1024 and cpu.oom_search_max == 0
     if torch.cuda.is_available():
-        gpu = suite.plan("cuda")
+        gpu = plans.plan("cuda")
         assert 16384 in gpu.seq_lens and gpu.oom_search_max > 16384
 
 
@@ -96,19 +99,19 @@ def test_targets_compare_triton_with_sdpa():
     result = {"device": {"name": "NVIDIA H100 80GB HBM3"},
               "attention": [rec("triton", 4096, 600.0), rec("sdpa", 4096, 500.0),
                             rec("triton", 8192, 450.0), rec("sdpa", 8192, 500.0), rec("triton", 1024, 1.0)]}
-    ratio, peak = suite.check_targets(result)
+    ratio, peak = report.check_targets(result)
     assert ratio["value"] == pytest.approx(0.9) and not ratio["passed"]
     assert peak["value"] == pytest.approx(600 / 989.4) and peak["passed"]
-    assert "MISS" in suite.format_targets([ratio]) and "PASS" in suite.format_targets([peak])
+    assert "MISS" in report.format_targets([ratio]) and "PASS" in report.format_targets([peak])
 
 
 def test_table_has_one_row_per_case(run):
-    table = suite.format_table(run["attention"])
+    table = report.format_table(run["attention"])
     assert table.count("\n") == 2 + 2 * 2  # header, rule, 2 N x 2 causal, footnote
     assert "skipped" in table
 
 
-def test_out_of_memory_is_recorded_and_larger_n_skipped(monkeypatch):
+def test_out_of_memory_is_recorded_and_larger_n_skipped(monkeypatch, tiny_plan):
     from attn_lib import torch_impl
 
     def naive_that_ooms(q, k, v, causal=False):
@@ -116,19 +119,19 @@ def test_out_of_memory_is_recorded_and_larger_n_skipped(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
         return torch_impl.attention(q, k, v, causal=causal)
 
-    monkeypatch.setattr(suite, "_impl_fn", lambda impl: naive_that_ooms)
-    plan = tiny_plan()
+    monkeypatch.setattr(measure, "_impl_fn", lambda impl: naive_that_ooms)
+    plan = tiny_plan
     plan.seq_lens, plan.impls, plan.causal = [32, 64, 128], ["naive"], [False]
-    status = {r["n_q"]: (r["status"], r["note"]) for r in suite.run_attention(plan)}
+    status = {r["n_q"]: (r["status"], r["note"]) for r in measure.run_attention(plan)}
     assert status[32] == ("ok", None)
     assert status[64] == ("oom", "out of memory")
     assert status[128] == ("skipped", "out of memory already at N=64")
     # On a GPU the sweep's own OOM answers the search when it happened at batch 1.
-    records = suite.run_attention(plan)
+    records = measure.run_attention(plan)
     plan.device, plan.oom_search_max, plan.tokens = "cuda", 1024, 32
     for r in records:
         r["batch"] = 1
-    assert suite.find_naive_oom(plan, records)["n"] == 64
+    assert measure.find_naive_oom(plan, records)["n"] == 64
 
 
 def test_threads_are_recorded_and_restored(run):

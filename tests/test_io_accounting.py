@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from attn_lib import reference as R
-from attn_lib.bench import loglog_slope
+from attn_lib.timing import loglog_slope
 
 
 def qkv(nq, nk, d, dv, lead=(), seed=0):

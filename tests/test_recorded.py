@@ -1,4 +1,7 @@
-"""attn_lib.recorded: loading, validating and plotting recorded benchmark runs (real suite output)."""
+"""attn_lib.recorded: loading and validating recorded benchmark runs (real suite output).
+
+The run is tests/conftest.py's `tiny_suite_run`; drawing a run is tested in test_viz_flash.py.
+"""
 import copy
 import json
 
@@ -7,23 +10,21 @@ import pytest
 pytest.importorskip("torch")
 
 from attn_lib import recorded  # noqa: E402
-from attn_lib.bench import suite  # noqa: E402
+from attn_lib.bench.measure import write_json  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def real_run():
-    plan = suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
-                      min_run_time=0.001, prefill_lens=[16, 32], decode_lens=[32, 64], matmul_sizes=[32], threads=1)
-    return suite.run_suite(plan, progress=False, command="test")
+@pytest.fixture
+def real_run(tiny_suite_run):
+    return tiny_suite_run
 
 
 @pytest.fixture
 def data(tmp_path, real_run):
     """A book/data-like folder: the real run, and the same run stamped a day later (non-quick)."""
-    suite.write_json(real_run, tmp_path / "bench-cpu-a.json")
+    write_json(real_run, tmp_path / "bench-cpu-a.json")
     later = copy.deepcopy(real_run)
     later["created"], later["quick"] = "2999-01-01T00:00:00Z", False
-    suite.write_json(later, tmp_path / "bench-cpu-b.json")
+    write_json(later, tmp_path / "bench-cpu-b.json")
     return tmp_path
 
 
@@ -32,9 +33,11 @@ def test_missing_or_empty_directory_gives_no_runs(tmp_path):
     assert recorded.load_runs(directory=tmp_path) == []
 
 
-def test_default_directory_is_the_books_data_folder():
+def test_default_directory_is_the_books_data_folder(data, monkeypatch):
     assert recorded.data_dir().parts[-2:] == ("book", "data")
-    assert all(r.device_name for r in recorded.load_runs())  # whatever is recorded must validate
+    recorded.load_runs()  # whatever book/data holds (maybe nothing yet) must validate
+    monkeypatch.setattr(recorded, "data_dir", lambda: data)  # the default reads data_dir()
+    assert [r.path.name for r in recorded.load_runs()] == ["bench-cpu-b.json", "bench-cpu-a.json"]
 
 
 def test_runs_load_newest_first_and_filter(data):
@@ -50,6 +53,7 @@ def test_runs_load_newest_first_and_filter(data):
 @pytest.mark.parametrize("breakage, field", [
     (lambda r: r.pop("device"), "missing field 'device'"),
     (lambda r: r.update(schema="other/9"), "'schema'"),
+    (lambda r: r.update(kind="other"), "'kind'"),
     (lambda r: r["attention"][0].update(status="fast"), r"'attention\[0\]\.status'"),
     (lambda r: r["attention"][0].update(causal="yes"), r"'attention\[0\]\.causal' must be bool"),
     (lambda r: r["kv_cache"]["decode"][0].pop("median_s"), r"'kv_cache\.decode\[0\]\.median_s'"),
@@ -82,21 +86,6 @@ def test_series_per_impl_and_section(data):
     assert recorded.series(run, "matmul") == {"float32": ([32], [run.data["matmul"][0]["tflops"]])}
     with pytest.raises(ValueError, match="what"):
         recorded.series(run, "joules")
-
-
-def test_plot_recorded_labels_lines_with_the_device(data):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run = recorded.load_runs(directory=data)[0]
-    fig, ax = plt.subplots()
-    lines = recorded.plot_recorded(ax, run, "tflops", causal=True)
-    assert len(lines) == 3 and all(run.device_name in ln.get_label() for ln in lines)
-    assert all(ln.get_linestyle() == "--" for ln in lines)
-    assert recorded.plot_recorded(ax, run, "prefill", color="k")[0].get_label().startswith("prefill")
-    plt.close(fig)
 
 
 def test_run_attention_filters(data):

@@ -5,9 +5,7 @@ import pytest
 import torch
 
 from attn_lib import torch_impl
-from attn_lib.tiny_gpt import (KVCache, TinyGPT, TinyGPTConfig, bench_config, grouped_attention,
-                               time_decode_step, time_decode_steps, time_generate, time_prefill,
-                               time_prefills)
+from attn_lib.tiny_gpt import KVCache, TinyGPT, TinyGPTConfig, bench_config, grouped_attention
 
 SMALL = dict(vocab=97, context=64, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
@@ -154,14 +152,8 @@ def test_bad_inputs_raise_clear_errors():
         TinyGPTConfig(vocab=2.5)
 
 
-def test_bench_config_and_timing_helpers():
+def test_bench_config_is_sized_to_the_device():
     assert bench_config("cpu").context >= 8192 and bench_config("cuda").d_model > bench_config("cpu").d_model
-    m = TinyGPT(TinyGPTConfig(**SMALL, n_kv_heads=2))
-    assert 0 < time_decode_step(m, 32, batch=2, min_run_time=0.01) < 1
-    assert 0 < time_prefill(m, 32, min_run_time=0.01) < 1
-    assert 0 < time_generate(m, 4, 8, use_cache=False, repeats=1) < 5
-    assert all(0 < t < 1 for t in time_decode_steps(m, [8, 16], rounds=2, min_run_time=0.01))
-    assert all(0 < t < 1 for t in time_prefills(m, [8, 16], rounds=1, min_run_time=0.01))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

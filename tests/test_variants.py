@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from attn_lib import bench, reference, variants
+from attn_lib import reference, variants
 
 
 def masked_reference(q, k, v, mask):
@@ -87,33 +87,6 @@ def test_torch_path_matches_numpy_and_counts_linear_flops():
             variants.sliding_window_attention(x, x, x, window=32, block_q=32)
         flops.append(counter.get_total_flops())
     assert flops[2] - flops[1] == flops[1] - flops[0] > 0  # every full block costs the same: linear
-
-
-def test_limit_threads_restores_torch_threads():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    with bench.limit_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="n"):
-        with bench.limit_threads(0):
-            pass
-
-
-def test_use_threads_returns_previous_count():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    try:
-        assert bench.use_threads(1) == before
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
-
-
-def test_cpu_seconds_is_per_call_and_positive():
-    calls = []
-    t = bench.cpu_seconds(lambda: calls.append(sum(range(10_000))), min_time=0.01)
-    assert t > 0 and len(calls) >= 2  # the warm-up and at least one timed call
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

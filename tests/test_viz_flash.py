@@ -1,4 +1,6 @@
 """attn_lib.viz.flash: the chapter 4 figures draw what they say, and reject bad input."""
+import copy
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -84,22 +86,31 @@ def test_explorer_builds():
     assert {c.description for c in widget.children if hasattr(c, "description")} >= {"n", "causal"}
 
 
-@pytest.fixture(scope="module")
-def gpu_like_runs(tmp_path_factory):
-    """A real (tiny, CPU) suite run relabelled as a GPU run with peak memory, loaded back."""
-    pytest.importorskip("torch")
+@pytest.fixture
+def gpu_like_runs(tiny_suite_run, tmp_path):
+    """The real (tiny, CPU) suite run of tests/conftest.py relabelled as a GPU run with peak memory,
+    loaded back."""
     from attn_lib import recorded
-    from attn_lib.bench import suite
+    from attn_lib.bench.measure import write_json
 
-    plan = suite.Plan(device="cpu", quick=True, seq_lens=[32, 64], head_dims=[16], tokens=64, model_dim=32,
-                      min_run_time=0.001, prefill_lens=[16], decode_lens=[16], matmul_sizes=[32], threads=1)
-    run = suite.run_suite(plan, progress=False, command="test")
+    run = copy.deepcopy(tiny_suite_run)
     run["device"].update(type="cuda", name="Test GPU")
     for rec in run["attention"]:
         rec["peak_bytes"] = 1000 * rec["n_q"] if rec["status"] == "ok" else None
-    folder = tmp_path_factory.mktemp("data")
-    suite.write_json(run, folder / "bench-gpu.json")
-    return recorded.load_runs("gpu", directory=folder)
+    write_json(run, tmp_path / "bench-gpu.json")
+    return recorded.load_runs("gpu", directory=tmp_path)
+
+
+def test_plot_recorded_labels_lines_with_the_device(tiny_suite_run):
+    from attn_lib import recorded
+
+    run = recorded.Run(None, recorded.validate_run(copy.deepcopy(tiny_suite_run)))
+    fig, ax = plt.subplots()
+    lines = flash.plot_recorded(ax, run, "tflops", causal=True)
+    assert len(lines) == 3 and all(run.device_name in ln.get_label() for ln in lines)
+    assert all(ln.get_linestyle() == "--" for ln in lines)
+    assert flash.plot_recorded(ax, run, "prefill", color="k")[0].get_label().startswith("prefill")
+    assert flash.plot_recorded(ax, run, "tflops", impl="naive")[0].get_label().startswith("naive torch")
 
 
 def test_recorded_figure_and_summary(gpu_like_runs):
