@@ -42,10 +42,9 @@ def test_figures_and_widgets_build():
     plt.close("all")
 
 
-def test_time_sizes_and_plot():
-    t = scores.time_sizes({"mm": lambda a: a @ a}, [4, 8], lambda n: (torch.ones(n, n),), reps=1, min_time=1e-4)
-    assert set(t) == {"mm"} and len(t["mm"]) == 2 and all(x > 0 for x in t["mm"])
-    scores.plot_times([4, 8, 16], {"x": [1.0, 4.0, 16.0]}, fit_ranges=[(4, 16)])
+def test_plot_times_labels_the_fitted_slope():  # the timing itself: tests/test_timing.py
+    ax = scores.plot_times([4, 8, 16], {"x": [1.0, 4.0, 16.0]}, fit_ranges=[(4, 16)])
+    assert ax.get_lines()[0].get_label() == "x (slope 2.0)" and len(ax.get_lines()) == 2
     plt.close("all")
 
 
