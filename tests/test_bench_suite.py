@@ -45,6 +45,12 @@ def test_causal_flops_count_visible_pairs(run):
     assert by[("naive", n, True)] == 4 * b * h * n * (n + 1) // 2 * d
 
 
+def test_the_schema_has_one_home():
+    # the CLI writes recorded.py's schema constants, it does not keep copies of them
+    assert measure.SCHEMA is recorded.SCHEMA and measure.KIND is recorded.KIND
+    assert plans.IMPLS is recorded.IMPLS
+
+
 def test_kv_cache_and_matmul_sections(run):
     kv = run["kv_cache"]
     assert kv["status"] == "ok" and [r["n"] for r in kv["prefill"]] == [16, 32]

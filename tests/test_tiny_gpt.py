@@ -156,6 +156,12 @@ def test_bench_config_is_sized_to_the_device():
     assert bench_config("cpu").context >= 8192 and bench_config("cuda").d_model > bench_config("cpu").d_model
 
 
+def test_no_timing_helpers_of_its_own():
+    from attn_lib import tiny_gpt
+
+    assert not [name for name in vars(tiny_gpt) if name.startswith("time_") or name == "bench"]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
     cfg = CONFIGS["gqa"]
