@@ -58,12 +58,6 @@ def _autorange(fn: Callable, args, kwargs, min_run_time: float, clock):
     return timer.blocked_autorange(min_run_time=min_run_time)
 
 
-def _check_timer(fn, min_run_time, clock) -> None:
-    check_callable("fn", fn), check_positive("min_run_time", min_run_time)
-    if clock is not None:
-        check_callable("clock", clock)
-
-
 def measure(fn: Callable, *args, min_run_time: float = 0.2, clock: Callable[[], float] | None = None,
             **kwargs) -> dict:
     """The timer: seconds per call of fn(*args, **kwargs) after a warm-up, with the raw numbers.
@@ -73,7 +67,9 @@ def measure(fn: Callable, *args, min_run_time: float = 0.2, clock: Callable[[], 
     the wall clock, synchronising CUDA; pass :func:`clock_for`'s choice (CPU time on one
     CPU thread) on a shared machine.
     """
-    _check_timer(fn, min_run_time, clock)
+    check_callable("fn", fn), check_positive("min_run_time", min_run_time)
+    if clock is not None:
+        check_callable("clock", clock)
     fn(*args, **kwargs)  # warm-up: first-call allocation, kernel compilation, autotuning
     m = _autorange(fn, args, kwargs, min_run_time, clock)
     return {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "calls_per_time": m.number_per_run}
