@@ -5,7 +5,8 @@ Chapter 4.
 This book's CI has no GPU, so chapter 4 shows what others measured: throughput reported
 by the FlashAttention-2 and -3 papers and by Triton's fused-attention tutorial, each row
 with its GPU, dtype, head dim, mask, length and the figure or table it comes from. They
-live in ``book/data/reported/`` (schema below), apart from the book's own recorded runs
+live in ``attn_lib/data/flash_reported.json`` (schema below), installed with the package
+so a notebook finds them on Colab, apart from the book's own recorded runs
 (:mod:`attn_lib.recorded`, ``book/data/*.json``). :func:`plot_reported` labels every
 line "reported elsewhere"; the book's runs, when book/data holds one, are drawn beside
 them by :mod:`attn_lib.recorded`, never merged into the same series.
@@ -50,14 +51,8 @@ _OPTIONAL = {
 
 
 def data_path() -> Path:
-    """book/data/reported/flash_reported.json of the repository attn_lib came from."""
-    return (
-        Path(__file__).resolve().parents[1]
-        / "book"
-        / "data"
-        / "reported"
-        / "flash_reported.json"
-    )
+    """The cited file, shipped inside the package (package data, see pyproject.toml)."""
+    return Path(__file__).resolve().parent / "data" / "flash_reported.json"
 
 
 def _fail(source: str, field: str, why: str):

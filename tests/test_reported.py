@@ -2,6 +2,9 @@
 apart."""
 
 import copy
+import fnmatch
+import tomllib
+from pathlib import Path
 import re
 import json
 
@@ -22,7 +25,8 @@ def data():
 
 def test_the_books_file_validates_and_is_apart_from_recorded_runs(data):
     assert data["schema"] == reported.SCHEMA and data["rows"]
-    assert reported.data_path().parent.parent == recorded.data_dir()
+    # shipped inside the package, never among the book's runs
+    assert reported.data_path().is_relative_to(Path(reported.__file__).parent)
     # recorded.load_runs reads book/data/*.json only: the reported file is never a "run"
     assert all("reported" not in str(r.path) for r in recorded.load_runs())
     for row in data["rows"]:
@@ -31,6 +35,15 @@ def test_the_books_file_validates_and_is_apart_from_recorded_runs(data):
             assert all(
                 row[k] is not None for k in ("dtype", "head_dim", "causal", "seq_len")
             )
+
+
+def test_the_file_is_package_data_so_pip_installs_it():
+    # Colab installs attn_lib with pip, without the checkout: the file must be declared
+    root = Path(reported.__file__).parent
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["attn_lib"]
+    rel = reported.data_path().relative_to(root).as_posix()
+    assert any(fnmatch.fnmatch(rel, p) for p in patterns), (rel, patterns)
 
 
 def test_rate_and_time_agree_where_both_are_reported(data):
