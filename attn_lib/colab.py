@@ -129,7 +129,7 @@ def colab_cell(repo_url: str, ref: str | None = None) -> str:
         "if importlib.util.find_spec(\"attn_lib\") is None:\n"
         f"    pip = [sys.executable, {flags}]\n"
         f"    subprocess.run(pip + [f\"git+{{REPO}}.git@{at_ref}\"], check=True)\n"
-        "from attn_lib import colab\n"
-        "ENV = colab.environment()\n"
-        "print(colab.describe(ENV))"
+        "import attn_lib.colab  # binds attn_lib for later cells too\n"
+        "ENV = attn_lib.colab.environment()\n"
+        "print(attn_lib.colab.describe(ENV))"
     )

@@ -127,7 +127,7 @@ def test_the_first_code_cell_must_be_the_set_up_cell():
     (SHORT_SETUP, True),
     ("import importlib.util\nif importlib.util.find_spec('attn_lib') is None: 0", True),
     ("!pip install -q git+https://github.com/org/attn-book.git", True),
-    ("from attn_lib import colab\nENV = colab.environment()", False),
+    ("import attn_lib.colab\nENV = attn_lib.colab.environment()", False),
     ("subprocess.run([sys.executable, '-m', 'pip', 'install', 'numpy'])", False),
 ])
 def test_is_setup_source(source, is_setup):
