@@ -140,13 +140,12 @@ def crossover_length(model: str | models.ModelConfig, against: str = "mlp", *, c
     (both; N = 6d). Score FLOPs per token grow as 4·N·d_attn (2·N·d_attn causal, to leading
     order), dense FLOPs per token are constant, so the crossover is their ratio.
     """
-    causal = check_bool("causal", causal)
-    parts = layer_flops(model, 1)
+    cfg, causal = models.get(model), check_bool("causal", causal)
+    parts = layer_flops(cfg, 1)
     dense = {"projections": parts["projections"], "mlp": parts["mlp"]}
     dense["dense"] = dense["projections"] + dense["mlp"]
     if against not in dense:
         raise ValueError(f"against must be one of {sorted(dense)}, got {against!r}")
-    cfg = models.get(model)
     per_token_per_n = (2 if causal else 4) * cfg.d_attn
     return dense[against] / per_token_per_n
 
@@ -178,7 +177,7 @@ def _layer_params(cfg: models.ModelConfig) -> int:
     return 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
 
 
-def weight_shapes(model, *, unembedding: bool = False) -> list[tuple[int, int]]:
+def weight_shapes(model: str | models.ModelConfig, *, unembedding: bool = False) -> list[tuple[int, int]]:
     """(in, out) of every weight matrix a token passes through: per layer Q, K, V, O and the
     MLP, then the unembedding if asked. Norms and biases are left out (under 0.1 %)."""
     cfg, unembedding = models.get(model), check_bool("unembedding", unembedding)
@@ -188,7 +187,7 @@ def weight_shapes(model, *, unembedding: bool = False) -> list[tuple[int, int]]:
     return per_layer * cfg.n_layers + ([(d, cfg.vocab)] if unembedding else [])
 
 
-def weight_bytes(model, bytes_per_value: int = 2, *, untied_embeddings: bool = True) -> int:
+def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2, *, untied_embeddings: bool = True) -> int:
     """Bytes of all weights: layers, the token embedding, and the unembedding if untied.
 
     GPT-2 and OPT tie the two embeddings (pass untied_embeddings=False); Llama and Mistral

@@ -7,7 +7,6 @@
 - :func:`max_batch`, :func:`decode_step_estimate`: caches beside the weights in a GPU's
   memory, and a roofline estimate of one decode step.
 - :func:`common_prefix_len`, :func:`prefix_cache_flops`: prompt caching.
-- :func:`kv_memory_rows`: KV bytes per preset (chapter 3's table; viz.kv formats it).
 
 The KV cache itself is :class:`attn_lib.tiny_gpt.KVCache`; its sizes are
 :func:`attn_lib.counting.kv_cache_bytes`. Models are preset names,
@@ -160,20 +159,3 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
             "saved_fraction": prefix / full if full else 0.0,
             "saved_dense": prefix - attention, "saved_attention": attention,
             "saved_attention_share": attention / prefix if prefix else 0.0}
-
-
-# ----------------------------------------------------------------------------- chapter 3's memory table
-def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
-    """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
-    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
-        raise TypeError(f"names must be a list of preset names or None, got {names!r}")
-    bytes_per_value, rows = check_bytes("bytes_per_value", bytes_per_value), []
-    for name in names or list(models.PRESETS):
-        cfg = models.get(name)
-        kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"
-        if cfg.sliding_window:
-            kind += f", window {cfg.sliding_window}"
-        rows.append({"model": name, "attention": kind, "context": cfg.context,
-                     "per_token": counting.kv_cache_bytes(cfg, 1, bytes_per_value),
-                     "full_context": counting.kv_cache_bytes(cfg, cfg.context, bytes_per_value)})
-    return rows

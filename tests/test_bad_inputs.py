@@ -25,6 +25,7 @@ from attn_lib import (bench, book, colab, counting, decode_cost, flop_check,  # 
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 from attn_lib import recurrence  # noqa: E402
+from attn_lib.viz import kv as KVVIZ  # noqa: E402
 
 MODULES = [bench, book, colab, counting, decode_cost, flop_check, hardware, memory_model, models,
            recorded, recurrence, reference, reported, ring, tiny_gpt, torch_impl, triton_flash,
@@ -272,8 +273,8 @@ ROWS: list[Row] = [
     row(VE, "unit", viz.format_bytes, 1024, "kb"),
     row(VE, "nbytes", viz.format_bytes, -1024, "KB"),
     row(TE, "nbytes", viz.format_bytes, "1024"),
-    row(TE, "names", K.kv_memory_rows, "gpt2-small"),
-    row(VE, "bytes_per_value", K.kv_memory_rows, bytes_per_value=0),
+    row(TE, "names", KVVIZ.kv_memory_rows, "gpt2-small"),
+    row(VE, "bytes_per_value", KVVIZ.kv_memory_rows, bytes_per_value=0),
     # variants
     row(VE, "window", V.sliding_window_mask, 4, 4, 0),
     row(VE, "nq", V.sliding_window_mask, -4, 4, 2),

@@ -138,7 +138,7 @@ def test_prefix_cache_saves_exactly_the_prefix_prefill():
 
 
 def test_table_rows():
-    rows = {r["model"]: r for r in dc.kv_memory_rows()}
+    rows = {r["model"]: r for r in kvviz.kv_memory_rows()}
     table = kvviz.kv_table_markdown()
     assert "| 37.75 MB (36.00 MiB) |" in table and "0.0 GB" not in table  # gpt2-small
     head = table.splitlines()[0].split("|")

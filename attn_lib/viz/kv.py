@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import decode_cost, hardware, models
+from .. import counting, decode_cost, hardware, models
+from .._checks import check_bytes
 from ._common import DPI, format_bytes, markdown_table, plain_ticks
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
@@ -81,11 +82,27 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
 
 
 # ----------------------------------------------------------------------------- memory
+def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
+    """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
+    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
+        raise TypeError(f"names must be a list of preset names or None, got {names!r}")
+    bytes_per_value, rows = check_bytes("bytes_per_value", bytes_per_value), []
+    for name in names or list(models.PRESETS):
+        cfg = models.get(name)
+        kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"
+        if cfg.sliding_window:
+            kind += f", window {cfg.sliding_window}"
+        rows.append({"model": name, "attention": kind, "context": cfg.context,
+                     "per_token": counting.kv_cache_bytes(cfg, 1, bytes_per_value),
+                     "full_context": counting.kv_cache_bytes(cfg, cfg.context, bytes_per_value)})
+    return rows
+
+
 def kv_table_markdown(names=None, bytes_per_value: int = 2) -> str:
     """Per preset: KV cache per token and for one sequence at full context (all layers),
     each in the unit that fits its row, decimal (KB, MB, GB) then binary (KiB, MiB, GiB)."""
     rows = []
-    for r in decode_cost.kv_memory_rows(names, bytes_per_value):
+    for r in kv_memory_rows(names, bytes_per_value):
         rows.append([r["model"], r["attention"], f"{r['context']:,}",
                      format_bytes(r["per_token"]), format_bytes(r["full_context"])])
     head = ["model", "attention", "context", "KV per token",
