@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from ._checks import check_choice, check_nonneg, check_positive, check_str, check_type
 
 
+#: torch's dtype names -> the short names peaks are keyed by (the library's one such map).
+DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+
+
 @dataclass(frozen=True)
 class GPU:
     """Dense peak throughput per dtype (FLOP/s), memory bandwidth (B/s) and capacity (B)."""
@@ -38,6 +42,8 @@ class GPU:
         check_type("aliases", self.aliases, tuple, "a tuple of str")
 
     def peak(self, dtype: str = "bf16") -> float:
+        """Dense peak FLOP/s for a dtype, by short name ('bf16') or torch's ('bfloat16')."""
+        dtype = DTYPE_NAMES.get(dtype, dtype)
         if dtype not in self.peak_flops:
             known = ", ".join(self.peak_flops)
             raise ValueError(f"dtype {dtype!r}: {self.name} has no {dtype} peak; known: {known}")
