@@ -27,6 +27,21 @@ def handshakes(n: int) -> int:
     return n * (n - 1) // 2
 
 
+def block_pairs(rows: int, cols: int, offset: int) -> int:
+    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
+
+    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
+    b, an arithmetic series in between.
+    """
+    rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
+    offset = check_int("offset", offset)
+    if cols == 0:
+        return 0
+    a = min(rows, max(0, -offset))  # first row that sees a key
+    b = min(rows, max(a, cols - 1 - offset))  # first row that sees every key
+    return (b - a) * (a + b - 1) // 2 + (b - a) * (offset + 1) + (rows - b) * cols
+
+
 def attention_pairs(n_tokens: int, n_keys: int | None = None, *, causal: bool = False,
                     window: int | None = None) -> int:
     """(query, key) pairs attention scores: n_tokens queries against n_keys keys (default the
@@ -293,21 +308,6 @@ def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
     """Ulysses gives each rank whole heads: at most n_kv_heads ranks, unless K/V heads
     are copied."""
     return models.get(model).n_kv_heads
-
-
-def block_pairs(rows: int, cols: int, offset: int) -> int:
-    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
-
-    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
-    b, an arithmetic series in between.
-    """
-    rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
-    offset = check_int("offset", offset)
-    if cols == 0:
-        return 0
-    a = min(rows, max(0, -offset))  # first row that sees a key
-    b = min(rows, max(a, cols - 1 - offset))  # first row that sees every key
-    return (b - a) * (a + b - 1) // 2 + (b - a) * (offset + 1) + (rows - b) * cols
 
 
 def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguous", *,
