@@ -1,4 +1,8 @@
-"""Glue for the book's notebooks: myst-nb's `glue` when it is installed, a no-op otherwise.
+"""The book's glue and readers: myst-nb's `glue` (a no-op without myst-nb), _config.yml, _toc.yml.
+
+:func:`find_config`, :func:`repo_url_from_config`, :func:`book_repository` and
+:func:`toc_pages` read the book's configuration (tools/ and the notebook tests use them; the
+repository URL lives in one place, `repository.url` of _config.yml).
 
 The HTML book inserts glued values into the prose ({glue:text}`name`); on Colab, where
 myst-nb is absent, the notebook still runs and prints what it needs.
@@ -14,7 +18,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 from typing import Mapping
+
+from ._checks import check_type
+
+#: The repository root when attn_lib is used from a checkout (editable install).
+_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_SIG = 3  # significant digits of a glued float unless the caller passes sig=
 MAX_SIG = 6  # more digits than this would carry round-off into the stored notebook
@@ -78,3 +88,49 @@ def glue_many(mapping: Mapping | None = None, /, *, sig: int = DEFAULT_SIG, **va
         raise ValueError(f"names given twice: {sorted(overlap)}")
     items.update(values)
     return {name: glue(name, v, sig=sig) for name, v in items.items()}
+
+
+# ----------------------------------------------------------------------------- config and TOC
+def find_config(config_path: str | Path = "_config.yml") -> Path:
+    """The book's _config.yml: `config_path` if it exists, else the one at the checkout root."""
+    check_type("config_path", config_path, (str, Path), "a str or Path")
+    path = Path(config_path)
+    if path.is_file():
+        return path
+    fallback = _CHECKOUT_ROOT / path.name
+    if not path.is_absolute() and fallback.is_file():
+        return fallback
+    raise FileNotFoundError(f"config_path {str(config_path)!r} not found (also looked in {_CHECKOUT_ROOT})")
+
+
+def repo_url_from_config(config_path: str | Path = "_config.yml") -> str:
+    """The repository URL, kept in one place: `repository.url` of the book's _config.yml."""
+    return book_repository(config_path)[0]
+
+
+def toc_pages(toc_path: str | Path = "_toc.yml") -> list[str]:
+    """Every `file:` (the root first) of the book's _toc.yml, in reading order, without suffix."""
+    import yaml
+
+    check_type("toc_path", toc_path, (str, Path), "a str or Path")
+    toc = yaml.safe_load(find_config(toc_path).read_text())
+    pages = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                pages.append(item["file"])
+            walk(item.get("sections"))
+
+    for part in toc.get("parts", [toc]):
+        walk(part.get("chapters"))
+    return pages
+
+
+def book_repository(config_path: str | Path = "_config.yml") -> tuple[str, str]:
+    """(repository URL, branch) from the book's _config.yml; the branch defaults to 'main'."""
+    import yaml
+
+    with open(find_config(config_path)) as f:
+        repo = yaml.safe_load(f)["repository"]
+    return repo["url"], repo.get("branch", "main")

@@ -119,7 +119,8 @@ def counted_layer_flops(model: str | models.ModelConfig, n_tokens: int, *, devic
 
 def compare_layer_flops(model: str | models.ModelConfig, n_tokens: int, **kwargs) -> dict[str, tuple[int, int]]:
     """{part: (formula from counting.layer_flops, counted by FlopCounterMode)} for the matmul parts."""
+    cfg = models.get(model)
     check_positive_int("n_tokens", n_tokens)
-    formula = counting.layer_flops(model, n_tokens)
-    counted = counted_layer_flops(model, n_tokens, **kwargs)
+    formula = counting.layer_flops(cfg, n_tokens)
+    counted = counted_layer_flops(cfg, n_tokens, **kwargs)
     return {part: (formula[part], counted[part]) for part in MATMUL_PARTS}

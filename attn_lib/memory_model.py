@@ -217,35 +217,19 @@ def algorithm1_ratio(
     return float(reference.naive_io_elements(n, n, d) / tiled)
 
 
-def three_level_ratio(
-    n: int = 4096,
-    d: int = 128,
-    gpu="H100 SXM",
-    *,
-    bytes_per_value: int = 2,
-    slices: int = 1,
-) -> float:
+def three_level_ratio(n: int = 4096, d: int = 128, gpu="H100 SXM", *, bytes_per_value: int = 2,
+                      slices: int = 1) -> float:
     """Standard attention's HBM bytes (Algorithm 0, nothing cached) over
     FlashAttention-2's HBM bytes in the three-level model."""
     t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices)
     return float(reference.naive_io_elements(n, n, d) * bytes_per_value / t.hbm_bytes)
 
 
-def hbm_over_compulsory(
-    n: int = 4096,
-    d: int = 128,
-    gpu="H100 SXM",
-    *,
-    bytes_per_value: int = 2,
-    slices: int = 1,
-    causal: bool = False,
-) -> float:
+def hbm_over_compulsory(n: int = 4096, d: int = 128, gpu="H100 SXM", *, bytes_per_value: int = 2,
+                        slices: int = 1, causal: bool = False) -> float:
     """FlashAttention-2's HBM bytes over the compulsory bytes (1.0 is the floor)."""
-    return float(
-        fa2_traffic(
-            n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices, causal=causal
-        ).over_compulsory
-    )
+    t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices, causal=causal)
+    return float(t.over_compulsory)
 
 
 def l2_over_hbm(

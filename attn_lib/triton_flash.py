@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import os
 
-from ._checks import (check_bool, check_choice, check_nonneg_int, check_positive_int, check_qkv,
-                      check_tensor, resolve_scale)
+from ._checks import (check_bool, check_choice, check_positive_int, check_qkv, check_tensor,
+                      resolve_scale)
 
 try:
     import torch
@@ -132,37 +132,6 @@ INTERPRET_BLOCK_M = 32
 INTERPRET_BLOCK_N = 32
 
 _SUPPORTED_DTYPES = ("float16", "bfloat16", "float32")
-
-
-def flops(batch: int, heads: int, n_q: int, n_k: int, head_dim: int, causal: bool = False,
-          head_dim_v: int | None = None) -> int:
-    """FLOPs of QKᵀ and PV over the (query, key) pairs actually computed: 2·pairs·(d + dv).
-
-    With dv = d that is 4·B·H·Nq·Nk·d; under the bottom-right causal mask only the visible
-    pairs count: query i sees min(Nk, max(0, i + Nk - Nq + 1)) keys.
-    """
-    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
-    head_dim = check_positive_int("head_dim", head_dim)
-    dv = head_dim if head_dim_v is None else check_positive_int("head_dim_v", head_dim_v)
-    return 2 * batch * heads * visible_pairs(n_q, n_k, causal) * (head_dim + dv)
-
-
-def visible_pairs(n_q: int, n_k: int, causal: bool) -> int:
-    """(query, key) pairs a query row may attend to: Nq·Nk, or the bottom-right causal count."""
-    n_q, n_k = check_nonneg_int("n_q", n_q), check_nonneg_int("n_k", n_k)
-    causal = check_bool("causal", causal)
-    if not causal:
-        return n_q * n_k
-    diag = n_k - n_q  # query i sees keys 0 .. i + diag
-    first_full = max(0, n_k - diag)  # rows i >= first_full see every key
-    total = 0
-    lo = max(0, -diag)  # rows i < lo see nothing
-    hi = min(n_q, first_full)
-    if hi > lo:  # rows lo..hi-1 see i + diag + 1 keys: an arithmetic series
-        a, b = lo + diag + 1, hi - 1 + diag + 1
-        total += (a + b) * (hi - lo) // 2
-    total += max(0, n_q - max(first_full, lo)) * n_k
-    return total
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -403,18 +372,6 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
         with torch.cuda.device(q.device):
             _tuned_kernel()[grid](*args, **meta)
     return out
-
-
-def best_config(q, k, v, *, causal: bool = False) -> dict | None:
-    """The autotuner's chosen block shape for these inputs (after one call on a GPU), else None."""
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        check_tensor(name, x)
-    check_qkv(q, k, v), check_bool("causal", causal)
-    for key, cfg in tuned_configs():
-        if key[:2] == (_pow2(q.shape[-2]), _pow2(k.shape[-2])) and key[2:4] == (q.shape[-1], v.shape[-1]) \
-                and key[4] == causal and str(q.dtype) in key:
-            return cfg
-    return None
 
 
 def tuned_configs() -> list[tuple[tuple, dict]]:

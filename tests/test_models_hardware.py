@@ -74,6 +74,15 @@ def test_published_figures():
         H.get("T4").peak("bf16")
 
 
+def test_peaks_accept_torch_dtype_names():
+    h100, t4 = H.get("H100 SXM"), H.get("T4")
+    for torch_name, short in H.DTYPE_NAMES.items():
+        assert h100.peak(torch_name) == h100.peak(short)
+    assert t4.ridge_point("float16") == t4.ridge_point("fp16")
+    with pytest.raises(ValueError, match="T4 has no bf16"):
+        t4.peak("bfloat16")
+
+
 @pytest.mark.parametrize("device_name, expected", [
     ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H200", "H200"),
     ("NVIDIA A100-SXM4-40GB", "A100 40GB"), ("NVIDIA A100-SXM4-80GB", "A100 80GB"),

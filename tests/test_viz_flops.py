@@ -11,15 +11,6 @@ from attn_lib import counting  # noqa: E402
 from attn_lib.viz import flops, scores  # noqa: E402
 
 
-def test_format_bytes_units():
-    assert scores.format_bytes(999) == "999 B"
-    assert scores.format_bytes(2e6) == "2.00 MB (1.91 MiB)"
-    assert scores.format_bytes(2**25) == "33.55 MB (32.00 MiB)"
-    assert scores.format_bytes(128_000**2 * 2) == "32.77 GB (30.52 GiB)"
-    with pytest.raises(ValueError, match="nbytes"):
-        scores.format_bytes(-1)
-
-
 def test_demo_scores_seeded_and_square():
     a, b = scores.demo_scores(5), scores.demo_scores(5)
     assert a.shape == (5, 5) and np.array_equal(a, b)

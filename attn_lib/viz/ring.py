@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from .. import counting, hardware, models
 from ..ring import chunk_starts, chunks_per_rank
-
-DPI = 100
+from ._common import DPI, markdown_table
 
 
 def holder_schedule(world_size: int, layout: str = "contiguous") -> list:
@@ -130,9 +129,7 @@ def plan_row(p: dict) -> list[str]:
 
 def plan_table(plans: list[dict]) -> str:
     """A markdown table of :func:`plan` results (the static twin of the explorer)."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---:|" * len(HEADERS)]
-    lines += ["| " + " | ".join(plan_row(p)) + " |" for p in plans]
-    return "\n".join(lines)
+    return markdown_table(HEADERS, [plan_row(p) for p in plans], "r" * len(HEADERS))
 
 
 def plan_explorer():
