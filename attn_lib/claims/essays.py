@@ -1,4 +1,4 @@
-"""Every figure the two seed essays print, typed once, each with where it stands.
+"""Every figure the two seed essays print, typed once, with where it stands.
 
 Essay A is "Why is attention quadratic?" (the handshake argument, the FFN
 crossover, the KV cache, FlashAttention); essay B is the derivation with a FLOP

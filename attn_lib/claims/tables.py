@@ -112,7 +112,8 @@ def memory_table():
     quoted = list(zip(size, MEMORY_QUOTED))
     readings = [unit_reading(b, q, u) for b, (q, u) in quoted]
     values = {"bytes": size, "readings": readings,
-              "decimal": [f"{b / _DECIMAL[u]:,.4g} {u}" for b, (_, u) in quoted],
+              "decimal": [f"{b / _DECIMAL[u]:,.4g} {u}"
+                          for b, (_, u) in quoted],
               "binary": [f"{b / _BINARY[u]:,.5g} {u[0]}iB"
                          for b, (_, u) in quoted]}
     ok = "neither" not in readings
