@@ -80,6 +80,13 @@ def test_essay_figures_are_the_ones_checked():
     assert len(claims.check("memory_table").values["bytes"]) == len(e.MEMORY_QUOTED) == len(e.MEMORY_N)
     assert set(e.MEMORY_N) <= set(e.TABLE_N) and e.TABLE_D_MODEL == e.TABLE_HEADS * 128
     assert claims.check("reported_speedups").values == {k: v for k, (v, _) in e.FLASH_REPORTED.items()}
+    assert all(claims.check("handshakes").values[f"h{n}"] == h for n, h in e.HANDSHAKES.items())
+    assert claims.check("ffn_crossover").values["vs_mlp"] == e.FFN_CROSSOVER == 4 * e.FFN_D_MODEL
+    v = claims.check("sram_hbm_ratios").values
+    assert (round(v["bandwidth_ratio"]), v["capacity_ratio"]) == (
+        e.SRAM_OVER_HBM_BANDWIDTH, e.HBM_OVER_SRAM_CAPACITY)
+    assert claims.check("bert_512").values["max_position_embeddings"] == e.BERT_LENGTH
+    assert e.MEMORY_1M == (1.86, "TB") and e.TABLE_H100_PEAK == 990e12
 
 
 def test_verdict_rule_and_prose_list():

@@ -38,7 +38,7 @@ def test_figures_and_widgets_build():
     scores.score_explorer_static((2, 3))
     flops.flop_explorer_static("gpt2-small", (128, 1024))
     flops.plot_attention_share(ns=[64, 1024, 16384])
-    flops.flop_breakdown_bar("llama-2-7b", 4096, causal=True)
+    flops.flop_explorer_static("llama-2-7b", (4096,), causal=True)
     assert scores.score_explorer().children and flops.flop_explorer().children
     plt.close("all")
 

@@ -19,10 +19,10 @@ def handshakes():
     values = {f"h{n}": counting.handshakes(n) for n in HANDSHAKES}
     values |= {"ratio_10_vs_5": values["h10"] / values["h5"],
                "enumerated_100": brute}
-    ok = (all(values[f"h{n}"] == q for n, q in HANDSHAKES.items())
-          and brute == HANDSHAKES[100] and values["ratio_10_vs_5"] == 4.5)
     note = ("The formula and an explicit enumeration agree with every quoted "
             "count.")
+    ok = (all(values[f"h{n}"] == q for n, q in HANDSHAKES.items())
+          and brute == HANDSHAKES[100] and values["ratio_10_vs_5"] == 4.5)
     return verdict(ok), note, values, {}
 
 
@@ -36,9 +36,9 @@ def doubling_quadruples(n: int = 4096, d_model: int = 4096):
 
     full, causal = growth(False), growth(True)
     values = {"n": n, "ratio": full, "ratio_causal": causal}
-    ok = full == 4.0 and 3.99 < causal < 4.0
     note = ("Exactly 4× for the N² pairs; with a causal mask N(N+1)/2 pairs "
             "give just under 4×.")
+    ok = full == 4.0 and 3.99 < causal < 4.0
     return verdict(ok), note, values, {}
 
 

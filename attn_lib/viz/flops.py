@@ -1,7 +1,9 @@
 """Chapter 2 figures and tables: FLOP breakdowns, attention's share vs N, computed tables.
 
 Tables come back as markdown strings (display them with IPython.display.Markdown), so every
-figure in the chapter's tables is computed. `flop_explorer` (ipywidgets: preset + context)
+figure in the chapter's tables is computed; their contexts and model are essay B's
+(attn_lib.claims.essays), and the memory table can stand beside the essay's own figures
+(the claims ledger). `flop_explorer` (ipywidgets: preset + context)
 has a static twin, `flop_explorer_static`, for the HTML book.
 """
 from __future__ import annotations
@@ -82,14 +84,6 @@ def _bars(model, n: int, causal: bool, ax):
     name = models.get(model).name
     ax.set_title(f"{name}, N = {n:,}{' causal' if causal else ''}: {total / 1e12:,.1f} TFLOP", fontsize=9)
     return ax
-
-
-def flop_breakdown_bar(model, n_tokens: int, *, causal: bool = False, ax=None):
-    """Horizontal bars: whole-model forward TFLOP by part, labelled with each part's share."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 2.6), dpi=100)[1]
-    return _bars(model, n_tokens, causal, ax)
 
 
 def flop_explorer(contexts=(256, 1024, 4096, 16384, 65536, 262144, 1_000_000)):
