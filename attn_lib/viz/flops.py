@@ -1,7 +1,9 @@
 """Chapter 2 figures and tables: FLOP breakdowns, attention's share vs N, computed tables.
 
 Tables come back as markdown strings (display them with IPython.display.Markdown), so every
-figure in the chapter's tables is computed. `flop_explorer` (ipywidgets: preset + context)
+figure in the chapter's tables is computed; their contexts and model are essay B's
+(attn_lib.claims.essays), and the memory table can stand beside the essay's own figures
+(the claims ledger). `flop_explorer` (ipywidgets: preset + context)
 has a static twin, `flop_explorer_static`, for the HTML book.
 """
 from __future__ import annotations
@@ -9,15 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting, models
+from ..claims.essays import TABLE_D_MODEL, TABLE_LAYERS, TABLE_N
+from ..claims.tables import unit_reading
 from .scores import format_bytes
 
 #: Order and colours of the per-layer parts of counting.layer_flops.
 PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
 _COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "softmax": "#c44e52",
             "av": "#937860", "mlp": "#55a868"}
-
-#: The contexts of the seed essay's table: 1K, 4K, 32K, 128K, 200K, 1M tokens.
-SEED_CONTEXTS = (1_000, 4_096, 32_768, 128_000, 200_000, 1_000_000)
 
 
 def markdown_table(headers, rows, align: str | None = None) -> str:
@@ -30,7 +31,8 @@ def markdown_table(headers, rows, align: str | None = None) -> str:
     return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
 
 
-def attention_flop_rows(contexts=SEED_CONTEXTS, d_model: int = 8192, n_layers: int = 80,
+def attention_flop_rows(contexts=TABLE_N, d_model: int = TABLE_D_MODEL,
+                        n_layers: int = TABLE_LAYERS,
                         peak_flops_per_s: float = 989.4e12) -> list[dict]:
     """Per context: attention FLOPs (4·N²·d·L), TFLOP, seconds at the peak, ratio to the first."""
     rows, base = [], None
@@ -48,24 +50,24 @@ def attention_flop_table(rows: list[dict]) -> str:
     return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body)
 
 
-def score_memory_table(contexts=SEED_CONTEXTS) -> str:
-    """Bytes of one N×N score matrix (one head, one layer) in fp16 and fp32, GB and GiB."""
-    body = [[f"{n:,}", format_bytes(counting.score_matrix_bytes(n, 2)), format_bytes(counting.score_matrix_bytes(n, 4))]
-            for n in contexts]
-    return markdown_table(["context N (tokens)", "fp16 (2 B/score)", "fp32 (4 B/score)"], body)
+def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
+    """Bytes of one N×N score matrix (one head, one layer) in fp16 and fp32, GB and GiB.
 
-
-def unit_readings(nbytes: float, shown: float, power: int) -> dict:
-    """How a figure `shown` with an SI-looking prefix of 1000**power reads against nbytes.
-
-    Returns the decimal value (nbytes / 1000**power), the binary one (nbytes / 1024**power)
-    and which of the two `shown` is closer to ('decimal' or 'binary').
+    `quoted`: a figure per context, (value, unit) as essays.MEMORY_QUOTED prints them;
+    adds the figure and which reading of its unit it matches (decimal or binary).
     """
-    if power < 1 or shown <= 0:
-        raise ValueError(f"power must be >= 1 and shown > 0, got power={power}, shown={shown}")
-    dec, binary = nbytes / 1000**power, nbytes / 1024**power
-    closer = "decimal" if abs(shown - dec) / dec <= abs(shown - binary) / binary else "binary"
-    return {"decimal": dec, "binary": binary, "closer": closer}
+    if quoted is not None and len(quoted) != len(contexts):
+        raise ValueError(f"quoted needs one (value, unit) per context, got {len(quoted)} "
+                         f"for {len(contexts)}")
+    headers = ["context N (tokens)", "fp16 (2 B/score)", "fp32 (4 B/score)"]
+    body = [[f"{n:,}", format_bytes(counting.score_matrix_bytes(n, 2)),
+             format_bytes(counting.score_matrix_bytes(n, 4))] for n in contexts]
+    if quoted is not None:
+        headers += ["essay", "essay's unit"]
+        for row, n, (value, unit) in zip(body, contexts, quoted):
+            fp16 = counting.score_matrix_bytes(n, 2)
+            row += [f"{value:,} {unit}", unit_reading(fp16, value, unit)]
+    return markdown_table(headers, body, "r" * (len(headers) - 1) + ("l" if quoted else "r"))
 
 
 def _bars(model, n: int, causal: bool, ax):
@@ -82,14 +84,6 @@ def _bars(model, n: int, causal: bool, ax):
     name = models.get(model).name
     ax.set_title(f"{name}, N = {n:,}{' causal' if causal else ''}: {total / 1e12:,.1f} TFLOP", fontsize=9)
     return ax
-
-
-def flop_breakdown_bar(model, n_tokens: int, *, causal: bool = False, ax=None):
-    """Horizontal bars: whole-model forward TFLOP by part, labelled with each part's share."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 2.6), dpi=100)[1]
-    return _bars(model, n_tokens, causal, ax)
 
 
 def flop_explorer(contexts=(256, 1024, 4096, 16384, 65536, 262144, 1_000_000)):
