@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",
-    "kv_cache", "tiny_gpt", "triton_flash", "setup", "recorded", "flop_check",
+    "decode_cost", "tiny_gpt", "triton_flash", "colab", "recorded", "flop_check",
     "claims", "variants", "viz", "ring",
     "unfused", "memory_model", "reported",
     "recurrence",

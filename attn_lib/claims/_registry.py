@@ -196,7 +196,7 @@ def randn(*shape, dtype=None):
     import torch
 
     from .. import device
-    from ..setup import environment
+    from ..colab import environment
 
     dtype = dtype or getattr(torch, environment()["dtype"])
     return torch.randn(*shape, device=device(), dtype=dtype)

@@ -79,13 +79,13 @@ def sliding_window(n: int = 64, window: int = 8, n_long: int = 16_384,
     from .. import variants
 
     reach = [window_reach(n, window, layers) for layers in (1, 2, 3, 4)]
-    pairs = [variants.sliding_window_pairs(m, window) for m in (1024, 2048)]
+    pairs = [counting.attention_pairs(m, window=window) for m in (1024, 2048)]
     # (B, H, N, d): shapes only, counted not computed
     x = torch.empty(1, 1, n_long, d, device="meta")
     sw = counted_flops(variants.sliding_window_attention, x, x, x,
                        window=w_long)
     causal_pairs = counting.attention_pairs(n_long, causal=True)
-    window_pairs = variants.sliding_window_pairs(n_long, w_long)
+    window_pairs = counting.attention_pairs(n_long, window=w_long)
     causal_flops = counting.attention_flops(n_long, d, causal=True)
     dense_flops = counting.attention_flops(n_long, d)
     values = {"reach_per_layers_1_to_4": reach, "reach_text": prose_list(reach),

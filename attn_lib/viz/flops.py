@@ -13,22 +13,12 @@ import numpy as np
 from .. import counting, models
 from ..claims.essays import TABLE_D_MODEL, TABLE_LAYERS, TABLE_N
 from ..claims.tables import unit_reading
-from .scores import format_bytes
+from ._common import DPI, format_bytes, markdown_table
 
 #: Order and colours of the per-layer parts of counting.layer_flops.
 PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
 _COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "softmax": "#c44e52",
             "av": "#937860", "mlp": "#55a868"}
-
-
-def markdown_table(headers, rows, align: str | None = None) -> str:
-    """A markdown table; align is one character per column, 'l' or 'r' (default: all right)."""
-    align = align or "r" * len(headers)
-    if len(align) != len(headers) or any(len(r) != len(headers) for r in rows):
-        raise ValueError(f"every row and align need {len(headers)} columns")
-    rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = [headers, rule, *[[str(c) for c in r] for r in rows]]
-    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
 
 
 def attention_flop_rows(contexts=TABLE_N, d_model: int = TABLE_D_MODEL,
@@ -47,7 +37,8 @@ def attention_flop_rows(contexts=TABLE_N, d_model: int = TABLE_D_MODEL,
 def attention_flop_table(rows: list[dict]) -> str:
     """Markdown for attention_flop_rows: context, TFLOP, seconds at peak, ratio to the first row."""
     body = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{r['seconds']:,.3f}", f"{r['ratio']:,.0f}×"] for r in rows]
-    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body)
+    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body,
+                          "rrrr")
 
 
 def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
@@ -92,7 +83,7 @@ def flop_explorer(contexts=(256, 1024, 4096, 16384, 65536, 262144, 1_000_000)):
     import matplotlib.pyplot as plt
 
     def show(model, n_tokens, causal):
-        fig, ax = plt.subplots(figsize=(5.5, 2.8), dpi=100)
+        fig, ax = plt.subplots(figsize=(5.5, 2.8), dpi=DPI)
         _bars(model, n_tokens, causal, ax)
         plt.show()
 
@@ -109,7 +100,7 @@ def flop_explorer_static(model="llama-2-7b", contexts=(4096, 32768, 262144), *, 
     import matplotlib.pyplot as plt
 
     # stacked, 7 in wide: side by side the panels would have to shrink below 9 pt text
-    fig, axes = plt.subplots(len(contexts), 1, figsize=(7, 2.1 * len(contexts)), dpi=100)
+    fig, axes = plt.subplots(len(contexts), 1, figsize=(7, 2.1 * len(contexts)), dpi=DPI)
     for n, ax in zip(contexts, np.atleast_1d(axes)):
         _bars(model, n, causal, ax)
     fig.tight_layout()
@@ -122,7 +113,7 @@ def plot_attention_share(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b"), 
     import matplotlib.pyplot as plt
 
     ns = np.unique(np.logspace(7, 20, 80, base=2).astype(int)) if ns is None else np.asarray(ns)
-    ax = ax or plt.subplots(figsize=(6.5, 3.8), dpi=100)[1]
+    ax = ax or plt.subplots(figsize=(6.5, 3.8), dpi=DPI)[1]
     for name in model_names:
         (line,) = ax.semilogx(ns, [counting.attention_share(name, int(n), causal=causal) for n in ns], label=name)
         n_star = counting.crossover_length(name, "dense", causal=causal)
