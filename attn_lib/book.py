@@ -1,8 +1,8 @@
 """The book's glue and readers: myst-nb's `glue` (a no-op without myst-nb), _config.yml, _toc.yml.
 
-:func:`find_config`, :func:`repo_url_from_config`, :func:`book_repository` and
-:func:`toc_pages` read the book's configuration (tools/ and the notebook tests use them; the
-repository URL lives in one place, `repository.url` of _config.yml).
+:func:`repo_url_from_config`, :func:`book_repository` and :func:`toc_pages` read the book's
+configuration (tools/ and the notebook tests use them; the repository URL lives in one
+place, `repository.url` of _config.yml).
 
 The HTML book inserts glued values into the prose ({glue:text}`name`); on Colab, where
 myst-nb is absent, the notebook still runs and prints what it needs.
@@ -30,7 +30,7 @@ DEFAULT_SIG = 3  # significant digits of a glued float unless the caller passes 
 MAX_SIG = 6  # more digits than this would carry round-off into the stored notebook
 
 
-def round_sig(x: float, sig: int = DEFAULT_SIG) -> float:
+def _round_sig(x: float, sig: int = DEFAULT_SIG) -> float:
     """x rounded to `sig` significant digits, as a Python float (whole numbers unchanged)."""
     if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= MAX_SIG:
         raise ValueError(f"sig must be an int in [1, {MAX_SIG}], got {sig!r}")
@@ -41,7 +41,7 @@ def round_sig(x: float, sig: int = DEFAULT_SIG) -> float:
 
 
 def portable(value, sig: int = DEFAULT_SIG):
-    """`value` as glue stores it: floats rounded by :func:`round_sig`, NumPy scalars made
+    """`value` as glue stores it: floats rounded by :func:`_round_sig`, NumPy scalars made
     Python ones, lists/tuples/dicts converted element by element; ints, bools, strings and
     anything else unchanged."""
     if isinstance(value, (bool, str)) or value is None:
@@ -53,7 +53,7 @@ def portable(value, sig: int = DEFAULT_SIG):
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        return round_sig(value, sig)
+        return _round_sig(value, sig)
     if isinstance(value, (list, tuple)):
         return type(value)(portable(v, sig) for v in value)
     if isinstance(value, dict):
@@ -91,7 +91,7 @@ def glue_many(mapping: Mapping | None = None, /, *, sig: int = DEFAULT_SIG, **va
 
 
 # ----------------------------------------------------------------------------- config and TOC
-def find_config(config_path: str | Path = "_config.yml") -> Path:
+def _find_config(config_path: str | Path = "_config.yml") -> Path:
     """The book's _config.yml: `config_path` if it exists, else the one at the checkout root."""
     check_type("config_path", config_path, (str, Path), "a str or Path")
     path = Path(config_path)
@@ -113,7 +113,7 @@ def toc_pages(toc_path: str | Path = "_toc.yml") -> list[str]:
     import yaml
 
     check_type("toc_path", toc_path, (str, Path), "a str or Path")
-    toc = yaml.safe_load(find_config(toc_path).read_text())
+    toc = yaml.safe_load(_find_config(toc_path).read_text())
     pages = [toc["root"]]
 
     def walk(items):
@@ -131,6 +131,6 @@ def book_repository(config_path: str | Path = "_config.yml") -> tuple[str, str]:
     """(repository URL, branch) from the book's _config.yml; the branch defaults to 'main'."""
     import yaml
 
-    with open(find_config(config_path)) as f:
+    with open(_find_config(config_path)) as f:
         repo = yaml.safe_load(f)["repository"]
     return repo["url"], repo.get("branch", "main")

@@ -16,7 +16,7 @@ from . import __version__
 from ._checks import check_bool, check_choice, check_str, check_type
 
 #: First compute capability with native bfloat16 tensor cores (Ampere, sm_80).
-BF16_MIN_CAPABILITY = (8, 0)
+_BF16_MIN_CAPABILITY = (8, 0)
 
 
 def install_ref(version: str = __version__) -> str:
@@ -56,7 +56,7 @@ def bf16_native(capability: tuple[int, int] | None) -> bool:
         return False
     if len(capability) != 2:
         raise ValueError(f"capability must be (major, minor), got {capability!r}")
-    return tuple(capability) >= BF16_MIN_CAPABILITY
+    return tuple(capability) >= _BF16_MIN_CAPABILITY
 
 
 def preferred_dtype(device_type: str, bf16_supported: bool) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from ._checks import check_choice, check_str, check_type
 
 SCHEMA = "attn_lib.reported/1"
-PASSES = ("forward", "backward", "forward+backward")
+_PASSES = ("forward", "backward", "forward+backward")
 _ROW = {
     "source": str,
     "where": str,
@@ -67,7 +67,7 @@ def reported_flops(row: dict) -> float:
     """FLOPs of one call under the sources' convention: 4·N²·d·heads·batch, /2 causal,
     ×2.5 for the backward (×3.5 forward + backward)."""
     check_type("row", row, dict, "a dict (one row of the reported file)")
-    check_choice("row['pass']", row.get("pass"), PASSES)
+    check_choice("row['pass']", row.get("pass"), _PASSES)
     fwd = 4 * row["seq_len"] ** 2 * row["head_dim"] * row["heads"] * row["batch"]
     fwd /= 2 if row["causal"] else 1
     return fwd * {"forward": 1.0, "backward": 2.5, "forward+backward": 3.5}[row["pass"]]
@@ -101,8 +101,8 @@ def validate_row(row, where: str, sources: dict, source: str = "reported") -> di
             f"{where}.source",
             f"must name one of {sorted(sources)}, got {row['source']!r}",
         )
-    if row["pass"] not in PASSES:
-        _fail(source, f"{where}.pass", f"must be one of {PASSES}, got {row['pass']!r}")
+    if row["pass"] not in _PASSES:
+        _fail(source, f"{where}.pass", f"must be one of {_PASSES}, got {row['pass']!r}")
     if not row["up_to"]:
         for name in _CONFIG:
             if row.get(name) is None:
@@ -212,7 +212,7 @@ def plot_reported(
     """Draw reported TFLOP/s against N on `ax`: open markers for swept rows (a line per
     impl, GPU, head dim and mask), a dotted horizontal line for each 'up to' maximum.
     Every label says "reported elsewhere". Returns the Line2D objects."""
-    check_choice("pass_", pass_, PASSES)
+    check_choice("pass_", pass_, _PASSES)
     if not hasattr(ax, "plot"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     data = load() if data is None else check_type("data", data, dict, "a dict")
@@ -251,7 +251,7 @@ def max_reported_tflops(
     gpu: str = "H100 SXM", impl: str | None = None, pass_: str = "forward"
 ) -> float:
     """Largest reported TFLOP/s for a GPU (and impl): a plain float for the prose."""
-    check_choice("pass_", pass_, PASSES)
+    check_choice("pass_", pass_, _PASSES)
     found = [
         r["tflops"]
         for r in rows(gpu=gpu)

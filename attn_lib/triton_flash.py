@@ -122,14 +122,14 @@ def why_unavailable() -> str | None:
 
 
 #: log2(e): exp(x) = exp2(x·log2 e), so folding it into the softmax scale lets the kernel use exp2.
-LOG2E = 1.4426950408889634
+_LOG2E = 1.4426950408889634
 
 #: Largest head dim accepted (d is padded to a power of two >= 16 inside the kernel).
-MAX_HEAD_DIM = 256
+_MAX_HEAD_DIM = 256
 
 #: Fixed blocks under the interpreter: small enough that tests cover several blocks at N <= 128.
-INTERPRET_BLOCK_M = 32
-INTERPRET_BLOCK_N = 32
+_INTERPRET_BLOCK_M = 32
+_INTERPRET_BLOCK_N = 32
 
 _SUPPORTED_DTYPES = ("float16", "bfloat16", "float32")
 
@@ -309,8 +309,8 @@ def _check_inputs(q, k, v) -> None:
     if str(q.dtype).removeprefix("torch.") not in _SUPPORTED_DTYPES:
         raise TypeError(f"q, k, v must be float16, bfloat16 or float32 for the Triton kernel, got {q.dtype}")
     for name, dim in (("d (q, k)", q.shape[-1]), ("dv (v)", v.shape[-1])):
-        if dim > MAX_HEAD_DIM:
-            raise ValueError(f"head dim {name} must be <= {MAX_HEAD_DIM}, got {dim} ({shapes})")
+        if dim > _MAX_HEAD_DIM:
+            raise ValueError(f"head dim {name} must be <= {_MAX_HEAD_DIM}, got {dim} ({shapes})")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if not interpreting() and q.device.type != "cuda":
@@ -359,12 +359,12 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if out.numel() == 0:
         return out
     args = [q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
-            heads, n_q, n_k, scale * LOG2E, _pow2(n_q), _pow2(n_k)]
+            heads, n_q, n_k, scale * _LOG2E, _pow2(n_q), _pow2(n_k)]
     meta = dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
                 CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
     _build_kernels()  # first call: wrap the kernels for this process (interpreted or compiled)
     if interpreting() or _blocks is not None:
-        block_m, block_n = _blocks or (INTERPRET_BLOCK_M, INTERPRET_BLOCK_N)
+        block_m, block_n = _blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         grid = (triton.cdiv(n_q, block_m), batch * heads)
         _attn_fwd[grid](*args, **meta, BLOCK_M=block_m, BLOCK_N=block_n)
     else:
@@ -387,8 +387,8 @@ def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, n
                         num_warps, dot_precision) -> None:
     check_positive_int("capability", capability)
     check_choice("dtype", dtype, ("fp16", "bf16", "fp32"))
-    if check_positive_int("head_dim", head_dim) > MAX_HEAD_DIM:
-        raise ValueError(f"head_dim must be <= {MAX_HEAD_DIM}, got {head_dim}")
+    if check_positive_int("head_dim", head_dim) > _MAX_HEAD_DIM:
+        raise ValueError(f"head_dim must be <= {_MAX_HEAD_DIM}, got {head_dim}")
     check_bool("causal", causal)
     for name, b in (("block_m", block_m), ("block_n", block_n)):
         if check_positive_int(name, b) < 16 or b & (b - 1):

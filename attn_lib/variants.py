@@ -19,7 +19,7 @@ from ._checks import check_block, check_nonneg_int, check_positive_int, check_qk
 from .reference import softmax
 
 #: Query rows per block of the sliding-window loop (a cache-sized slab of scores).
-DEFAULT_BLOCK_Q = 128
+_DEFAULT_BLOCK_Q = 128
 
 
 def sliding_window_mask(nq: int, nk: int, window: int) -> np.ndarray:
@@ -36,7 +36,7 @@ def sliding_window_attention(q, k, v, *, window: int, scale: float | None = None
     """
     check_qkv(q, k, v)
     window = check_positive_int("window", window)
-    bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
+    bq = check_block("block_q", block_q) or _DEFAULT_BLOCK_Q
     scale = resolve_scale(scale, q.shape[-1])
     if type(q).__module__.startswith("torch"):
         return _sliding_window_torch(q, k, v, window, scale, bq)

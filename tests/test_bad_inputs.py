@@ -364,7 +364,7 @@ ROWS: list[Row] = [
     row(TE, "tensors", ring.TensorBytes, np.zeros(2)),
     row(TE, "tensors", ring.TensorBytes().hold, Q8, "q"),
     # book (glue): the significant-digits rule
-    row(VE, "sig", book.round_sig, 1.5, 0),
+    row(VE, "sig", book.portable, 1.5, sig=0),
     row(VE, "sig", book.portable, [1.5], sig=9),
     row(VE, "sig", book.glue, "x", 1.5, sig=True),
     row(VE, "sig", book.glue_many, {"x": 1.5}, sig=2.5),
@@ -385,7 +385,6 @@ ROWS: list[Row] = [
     row(VE, "env", colab.describe, {"device": "cpu"}),
     row(VE, "repo_url", colab.colab_cell, "ftp://x"),
     # book (config and TOC readers)
-    row(TE, "config_path", book.find_config, 3),
     row(TE, "config_path", book.repo_url_from_config, None),
     row(TE, "toc_path", book.toc_pages, 3.0),
     row(TE, "config_path", book.book_repository, ["_config.yml"]),
@@ -442,14 +441,13 @@ ROWS: list[Row] = [
     row(VE, "slices", MM.fa2_traffic, 128, 64, slices=0),
     row(VE, "l2_bytes", MM.fa2_traffic, 128, 64, l2_bytes=-1),
     row(VE, "gpu", MM.fa2_traffic, 128, 64, gpu="T4"),  # no on-chip figures for it
-    row(VE, "n", MM.kv_fits_l2, -1, 64),
+    row(VE, "n", MM.regime, -1, 64),
     row(VE, "d", MM.l2_fit_length, 0),
     row(TE, "slices", MM.regime, 128, 64, slices=1.5),
     row(VE, "sram_bytes", MM.algorithm1_ratio, sram_bytes=0),
     row(VE, "bytes_per_value", MM.three_level_ratio, bytes_per_value=0),
     row(TE, "causal", MM.hbm_over_compulsory, causal=1),
     row(VE, "n", MM.l2_over_hbm, 0),
-    row(VE, "d", MM.hbm_time_us, 4096, -128),
     row(VE, "n", MM.chapter_cases, 0),
     row(TE, "ns", MM.theorem2_scaling, 1024),
     row(VE, "ns", MM.theorem2_scaling, []),

@@ -7,7 +7,7 @@ from ._registry import claim, verdict
 from .essays import FFN_CROSSOVER, FFN_D_MODEL
 
 #: A GPT-style layer at essay A's width with a 4× GELU MLP (for the ledger).
-GPT_4096 = models.ModelConfig(
+_GPT_4096 = models.ModelConfig(
     "d4096-gelu", 32, FFN_D_MODEL, 32, 32, 128, 4 * FFN_D_MODEL, 50257, 2048,
     "a GPT-style layer at d_model 4096 with a 4× GELU MLP (for the ledger)")
 
@@ -18,10 +18,10 @@ GPT_4096 = models.ModelConfig(
 def ffn_linear(n: int = 4096):
     wide = models.ModelConfig("d8192-gelu", 1, 8192, 64, 64, 128, 4 * 8192,
                               50257, 2048, "ledger: 2× wider")
-    mlp = counting.layer_flops(GPT_4096, n)["mlp"]
+    mlp = counting.layer_flops(_GPT_4096, n)["mlp"]
     values = {"mlp_flops": mlp,
-              "per_token_over_d2": mlp / n / GPT_4096.d_model**2,
-              "ratio_2N": counting.layer_flops(GPT_4096, 2 * n)["mlp"] / mlp,
+              "per_token_over_d2": mlp / n / _GPT_4096.d_model**2,
+              "ratio_2N": counting.layer_flops(_GPT_4096, 2 * n)["mlp"] / mlp,
               "ratio_2d": counting.layer_flops(wide, n)["mlp"] / mlp}
     ok = (values["per_token_over_d2"] == 16 and values["ratio_2N"] == 2
           and values["ratio_2d"] == 4)
@@ -33,12 +33,12 @@ def ffn_linear(n: int = 4096):
        "At d_model = 4096 attention's quadratic part starts to cost more than "
        "the feed-forward block around 16K tokens.")
 def ffn_crossover():
-    d, x = GPT_4096.d_model, counting.crossover_length
+    d, x = _GPT_4096.d_model, counting.crossover_length
     values = {
-        "vs_mlp": x(GPT_4096, "mlp"),
-        "vs_mlp_causal": x(GPT_4096, "mlp", causal=True),
+        "vs_mlp": x(_GPT_4096, "mlp"),
+        "vs_mlp_causal": x(_GPT_4096, "mlp", causal=True),
         "block_vs_mlp": 2 * d,  # 8·N·d² + 4·N²·d = 16·N·d²  ⇒  N = 2d
-        "vs_dense": x(GPT_4096, "dense"),
+        "vs_dense": x(_GPT_4096, "dense"),
         "llama2_7b_vs_mlp": x("llama-2-7b", "mlp"),
         # causal kernels compute half the scores: the crossover is twice out
         "llama2_7b_vs_dense": x("llama-2-7b", "dense"),

@@ -16,7 +16,7 @@ from ..claims.tables import unit_reading
 from ._common import DPI, format_bytes, markdown_table
 
 #: Order and colours of the per-layer parts of counting.layer_flops.
-PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
+_PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
 _COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "softmax": "#c44e52",
             "av": "#937860", "mlp": "#55a868"}
 
@@ -64,9 +64,9 @@ def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
 def _bars(model, n: int, causal: bool, ax):
     parts = counting.forward_flops(model, n, causal=causal)
     total = sum(parts.values())
-    values = [parts[p] / 1e12 for p in PARTS]
-    ax.barh(PARTS, values, color=[_COLOURS[p] for p in PARTS])
-    for y, (p, v) in enumerate(zip(PARTS, values)):
+    values = [parts[p] / 1e12 for p in _PARTS]
+    ax.barh(_PARTS, values, color=[_COLOURS[p] for p in _PARTS])
+    for y, (p, v) in enumerate(zip(_PARTS, values)):
         ax.text(v, y, f" {parts[p] / total:.1%}", va="center", fontsize=9)
     ax.invert_yaxis()
     ax.tick_params(labelsize=9)

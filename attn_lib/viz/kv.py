@@ -157,7 +157,7 @@ def plot_roofline(points: dict, gpus=ROOFLINE_GPUS, ax=None):
 
 
 # ----------------------------------------------------------------------------- explorer
-def estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dtype: str = "fp16") -> list:
+def _estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dtype: str = "fp16") -> list:
     """One row of the explorer's table: cache, weights, fit, roofline step time, tokens/s."""
     e = decode_cost.decode_step_estimate(model, context, batch, gpu, dtype)
     return [model, f"{context:,}", batch, format_bytes(e["kv_bytes"], "GB"),
@@ -165,15 +165,15 @@ def estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dt
             f"{e['time_s'] * 1e3:.2f}", e["bound"], f"{e['tokens_per_s']:,.0f}"]
 
 
-ESTIMATE_HEADERS = ["model", "context", "batch", "KV cache", "weights", "fits",
+_ESTIMATE_HEADERS = ["model", "context", "batch", "KV cache", "weights", "fits",
                     "step (ms)", "bound", "tokens/s"]
 
 
 def estimate_table_markdown(models_=("llama-2-7b", "llama-3-8b"), contexts=(4096, 8192),
                             batches=(1, 16, 64), gpu: str = "H100 SXM", dtype: str = "fp16") -> str:
     """Static twin of the explorer: a few fixed (model, context, batch) rows."""
-    rows = [estimate_row(m, c, b, gpu, dtype) for m in models_ for c in contexts for b in batches]
-    return markdown_table(ESTIMATE_HEADERS, rows)
+    rows = [_estimate_row(m, c, b, gpu, dtype) for m in models_ for c in contexts for b in batches]
+    return markdown_table(_ESTIMATE_HEADERS, rows)
 
 
 def explorer():
@@ -190,8 +190,8 @@ def explorer():
     def update(*_):
         out.clear_output(wait=True)
         with out:
-            row = estimate_row(model.value, context.value, batch.value, gpu.value, "fp16")
-            display(Markdown(markdown_table(ESTIMATE_HEADERS, [row])))
+            row = _estimate_row(model.value, context.value, batch.value, gpu.value, "fp16")
+            display(Markdown(markdown_table(_ESTIMATE_HEADERS, [row])))
             ridge = decode_cost.compute_bound_batch(gpu.value, "fp16")
             display(Markdown(f"Weight matmuls turn compute-bound near batch {ridge:.0f} on {gpu.value}; "
                              f"the KV-cache reads never do (about 1 FLOP/byte per kv head group)."))
