@@ -239,6 +239,16 @@ def test_kv_cache_stores_kv_heads_only(model, kv_heads):
     assert C.kv_cache_bytes(mha, 1) == C.kv_cache_bytes(model, 1) * cfg.n_heads // kv_heads
 
 
+@pytest.mark.parametrize("model, width", [
+    ("gpt2-small", 768 + 768 + 2 * 768 + 3072),  # GELU MLP: one hidden layer
+    ("llama-3-8b", 4096 + 4096 + 2 * 1024 + 2 * 14336),  # GQA K/V; SwiGLU gate and up
+])
+def test_activation_width_and_bytes_per_device(model, width):
+    assert C.activation_width(model) == width
+    layers = models.get(model).n_layers
+    assert C.activation_bytes_per_device(model, 4096, 4) == 4096 / 4 * width * 2 * layers
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
 def test_counting_rejects_bad_counts(bad):
     err = ValueError if bad == -1 else TypeError

@@ -96,6 +96,16 @@ def test_errors_name_the_field(data, where, value, field, tmp_path):
         reported.load(path)
 
 
+def test_validate_checks_the_data_and_each_row(data):
+    assert reported.validate(data) is data  # the parsed file, returned as it came
+    row = data["rows"][0]
+    assert reported.validate_row(row, "rows[0]", data["sources"]) is row
+    with pytest.raises(ValueError, match=re.escape("mine.json: field 'rows[0].source'")):
+        reported.validate_row(row, "rows[0]", {}, "mine.json")  # a source not cited
+    with pytest.raises(ValueError, match="x: must be a JSON object"):
+        reported.validate([data], "x")
+
+
 def test_invalid_json(tmp_path):
     path = tmp_path / "x.json"
     path.write_text("{")
