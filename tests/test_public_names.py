@@ -108,3 +108,12 @@ def test_a_claim_check_counts_as_used_through_the_registry():
               "def plain(): pass\n")
     got = unused({"pkg.mod": source}, ["from pkg import mod"])
     assert got == {"pkg.mod": ["decorated", "plain"]}
+
+
+def test_users_are_notebooks_tests_and_checked_scripts_not_listings():
+    texts = user_texts()
+    for script in ("benchmarks/cpu_attention.py", "tools/check_colab.py",
+                   "tests/test_counting.py"):
+        assert (ROOT / script).read_text() in texts, script
+    assert notebook_code(ROOT / "book/appendix_claims.ipynb") in texts
+    assert all((ROOT / "tests" / name).read_text() not in texts for name in LISTING_TESTS)
