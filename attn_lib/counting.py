@@ -1,4 +1,10 @@
-"""Counting: handshakes, FLOPs, bytes and crossover lengths (chapters 1-3).
+"""Counting: the one home of every closed form (chapters 1-5).
+
+Pairs (square, causal, rectangular, sliding-window), FLOPs (whole models, one layer, one
+attention call), bytes (scores, KV cache, weights), crossover lengths, the receptive field of
+stacked windows, and context parallelism's per-device figures. Models are preset names, a
+:class:`attn_lib.models.ModelConfig` or the tiny model's config, resolved by
+:func:`attn_lib.models.get` at each public function.
 
 Conventions. A multiply-add is 2 FLOPs, so an (m, k) @ (k, n) matmul is 2·m·k·n FLOPs.
 Attention "score FLOPs" are the two N×N matmuls, QKᵀ and PV: 2·N²·d each, 4·N²·d per
@@ -21,17 +27,68 @@ def handshakes(n: int) -> int:
     return n * (n - 1) // 2
 
 
-def attention_pairs(n_tokens: int, *, causal: bool = False) -> int:
-    """(query, key) pairs attention scores: ordered and self included, N² (N(N+1)/2 causal)."""
-    n, causal = check_nonneg_int("n_tokens", n_tokens), check_bool("causal", causal)
-    return n * (n + 1) // 2 if causal else n * n
+def block_pairs(rows: int, cols: int, offset: int) -> int:
+    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
+
+    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
+    b, an arithmetic series in between.
+    """
+    rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
+    offset = check_int("offset", offset)
+    if cols == 0:
+        return 0
+    a = min(rows, max(0, -offset))  # first row that sees a key
+    b = min(rows, max(a, cols - 1 - offset))  # first row that sees every key
+    return (b - a) * (a + b - 1) // 2 + (b - a) * (offset + 1) + (rows - b) * cols
 
 
-def attention_flops(n_tokens: int, d_model: int, n_layers: int = 1, *, causal: bool = False) -> int:
-    """FLOPs of QKᵀ and PV over all heads and layers: 4·N²·d·L (2·N(N+1)·d·L causal)."""
+def attention_pairs(n_tokens: int, n_keys: int | None = None, *, causal: bool = False,
+                    window: int | None = None) -> int:
+    """(query, key) pairs attention scores: n_tokens queries against n_keys keys (default the
+    same tokens), ordered and self included.
+
+    Square: N². Causal (bottom-right aligned, query i sees key j iff j <= i + Nk − Nq):
+    N(N+1)/2 when square. A sliding `window` (causal; query at position p sees
+    p − window < j <= p): min(i + 1, window) keys for query i when square.
+    """
+    nq, causal = check_nonneg_int("n_tokens", n_tokens), check_bool("causal", causal)
+    nk = nq if n_keys is None else check_nonneg_int("n_keys", n_keys)
+    if window is not None:
+        window, diag = check_positive_int("window", window), nk - nq
+        return block_pairs(nq, nk, diag) - block_pairs(nq, nk, diag - window)
+    return block_pairs(nq, nk, nk - nq) if causal else nq * nk
+
+
+def attention_flops(n_tokens: int, d_model: int, n_layers: int = 1, *, causal: bool = False,
+                    window: int | None = None) -> int:
+    """FLOPs of QKᵀ and PV over all heads and layers: 4·N²·d·L (2·N(N+1)·d·L causal;
+    4·pairs·d·L under a sliding window)."""
     d_model = check_positive_int("d_model", d_model)
     n_layers = check_positive_int("n_layers", n_layers)
-    return 4 * attention_pairs(n_tokens, causal=causal) * d_model * n_layers
+    return 4 * attention_pairs(n_tokens, causal=causal, window=window) * d_model * n_layers
+
+
+def attention_call_flops(batch: int, heads: int, n_q: int, n_k: int, head_dim: int,
+                         causal: bool = False, head_dim_v: int | None = None) -> int:
+    """FLOPs of one attention call on (B, H, Nq, d) queries: 2·B·H·pairs·(d + dv).
+
+    Only the (query, key) pairs computed count (the bottom-right causal ones under a mask);
+    with dv = d that is 4·B·H·Nq·Nk·d. The benchmark suite's TFLOP/s use it.
+    """
+    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
+    head_dim = check_positive_int("head_dim", head_dim)
+    dv = head_dim if head_dim_v is None else check_positive_int("head_dim_v", head_dim_v)
+    n_q, n_k = check_nonneg_int("n_q", n_q), check_nonneg_int("n_k", n_k)
+    return 2 * batch * heads * attention_pairs(n_q, n_k, causal=causal) * (head_dim + dv)
+
+
+def receptive_field(n_layers: int, window: int) -> int:
+    """Tokens a position can draw on after n_layers of sliding windows: n_layers·(window - 1) + 1.
+
+    Information hops at most window - 1 positions back per layer (chapter 4).
+    """
+    window, n_layers = check_positive_int("window", window), check_nonneg_int("n_layers", n_layers)
+    return n_layers * (window - 1) + 1
 
 
 def attention_backward_flops(n_tokens: int, d_model: int, n_layers: int = 1, *,
@@ -98,13 +155,12 @@ def crossover_length(model: str | models.ModelConfig, against: str = "mlp", *, c
     (both; N = 6d). Score FLOPs per token grow as 4·N·d_attn (2·N·d_attn causal, to leading
     order), dense FLOPs per token are constant, so the crossover is their ratio.
     """
-    causal = check_bool("causal", causal)
-    parts = layer_flops(model, 1)
+    cfg, causal = models.get(model), check_bool("causal", causal)
+    parts = layer_flops(cfg, 1)
     dense = {"projections": parts["projections"], "mlp": parts["mlp"]}
     dense["dense"] = dense["projections"] + dense["mlp"]
     if against not in dense:
         raise ValueError(f"against must be one of {sorted(dense)}, got {against!r}")
-    cfg = models.get(model)
     per_token_per_n = (2 if causal else 4) * cfg.d_attn
     return dense[against] / per_token_per_n
 
@@ -131,13 +187,41 @@ def kv_cache_bytes(model: str | models.ModelConfig, n_tokens: int, bytes_per_val
     return 2 * cfg.n_layers * cfg.d_kv * stored * bytes_per_value * batch
 
 
+def _layer_params(cfg: models.ModelConfig) -> int:
+    """Weights of one layer: attention 2·d·(d_attn + d_kv) (Q, O and K, V) + MLP."""
+    return 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
+
+
+def weight_shapes(model: str | models.ModelConfig, *, unembedding: bool = False) -> list[tuple[int, int]]:
+    """(in, out) of every weight matrix a token passes through: per layer Q, K, V, O and the
+    MLP, then the unembedding if asked. Norms and biases are left out (under 0.1 %)."""
+    cfg, unembedding = models.get(model), check_bool("unembedding", unembedding)
+    d = cfg.d_model
+    per_layer = [(d, cfg.d_attn), (d, cfg.d_kv), (d, cfg.d_kv), (cfg.d_attn, d)]
+    per_layer += [(d, cfg.d_ff)] * cfg.mlp_matrices
+    return per_layer * cfg.n_layers + ([(d, cfg.vocab)] if unembedding else [])
+
+
+def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2, *, untied_embeddings: bool = True) -> int:
+    """Bytes of all weights: layers, the token embedding, and the unembedding if untied.
+
+    GPT-2 and OPT tie the two embeddings (pass untied_embeddings=False); Llama and Mistral
+    do not (Llama-3-8B comes to 8.03 B parameters). Context parallelism replicates these on
+    every device; decode reads them once per step.
+    """
+    untied_embeddings = check_bool("untied_embeddings", untied_embeddings)
+    cfg, b = models.get(model), check_bytes("bytes_per_value", bytes_per_value)
+    embeddings = (2 if untied_embeddings else 1) * cfg.vocab * cfg.d_model
+    return (cfg.n_layers * _layer_params(cfg) + embeddings) * b
+
+
 def kaplan_forward_flops_per_token(model: str | models.ModelConfig, n_ctx: int) -> float:
     """Kaplan et al. 2020, Table 1: C_forward ≈ 2·N_params + 2·n_layer·n_ctx·d_attn per token.
 
     N_params counts non-embedding weights: layers · (attention 2·d·(d_attn + d_kv) + MLP).
     """
     cfg, n_ctx = models.get(model), check_positive_int("n_ctx", n_ctx)
-    n_params = cfg.n_layers * (2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff)
+    n_params = cfg.n_layers * _layer_params(cfg)
     return 2 * n_params + 2 * cfg.n_layers * n_ctx * cfg.d_attn
 
 
@@ -148,7 +232,7 @@ def palm_training_flops_per_token(model: str | models.ModelConfig, seq_len: int)
     is a third of it: 2·N + 4·L·H·Q·T, i.e. 4·L·d_attn·T per token = our 4·N²·d per sequence.
     """
     cfg, seq_len = models.get(model), check_positive_int("seq_len", seq_len)
-    n_params = cfg.n_layers * (2 * cfg.d_model * (cfg.d_attn + cfg.d_kv) + cfg.mlp_matrices * cfg.d_model * cfg.d_ff)
+    n_params = cfg.n_layers * _layer_params(cfg)
     return 6 * n_params + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * seq_len
 
 
@@ -226,21 +310,6 @@ def ulysses_max_world_size(model: str | models.ModelConfig) -> int:
     return models.get(model).n_kv_heads
 
 
-def block_pairs(rows: int, cols: int, offset: int) -> int:
-    """Pairs (i, j) of a rows × cols block with j <= i + offset (causal, visible).
-
-    Row i sees min(cols, max(0, i + offset + 1)) keys: none before row a, all from row
-    b, an arithmetic series in between.
-    """
-    rows, cols = check_nonneg_int("rows", rows), check_nonneg_int("cols", cols)
-    offset = check_int("offset", offset)
-    if cols == 0:
-        return 0
-    a = min(rows, max(0, -offset))  # first row that sees a key
-    b = min(rows, max(a, cols - 1 - offset))  # first row that sees every key
-    return (b - a) * (a + b - 1) // 2 + (b - a) * (offset + 1) + (rows - b) * cols
-
-
 def ring_pairs_per_rank(n_tokens: int, world_size: int, layout: str = "contiguous", *,
                         causal: bool = True) -> list[int]:
     """Visible (query, key) pairs each rank scores, one head, Nq = Nk = N.
@@ -302,14 +371,3 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
         transfer = 0.0
     return {"compute": compute, "transfer": transfer, "step": max(compute, transfer)}
 
-
-def weight_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
-    """All weights: layers · (attention 2·d·(d_attn + d_kv) + MLP) + (un)embedding.
-
-    Context parallelism replicates these on every device (untied embeddings assumed, as
-    in Llama 3; Llama-3-8B comes to 8.03 B parameters).
-    """
-    cfg, b = models.get(model), check_bytes("bytes_per_value", bytes_per_value)
-    attn = 2 * cfg.d_model * (cfg.d_attn + cfg.d_kv)
-    per_layer = attn + cfg.mlp_matrices * cfg.d_model * cfg.d_ff
-    return (cfg.n_layers * per_layer + 2 * cfg.vocab * cfg.d_model) * b

@@ -32,12 +32,12 @@ def _inplace_matmul_flops(self_shape, a_shape, b_shape, *args, out_shape=None, *
 
 #: torch's table has addmm/baddbmm but not their in-place forms, with which a tiled loop
 #: accumulates (``acc.baddbmm_(p, v)`` in torch_impl.flash_attention); same count.
-INPLACE_MATMULS = {torch.ops.aten.addmm_: _inplace_matmul_flops, torch.ops.aten.baddbmm_: _inplace_matmul_flops}
+_INPLACE_MATMULS = {torch.ops.aten.addmm_: _inplace_matmul_flops, torch.ops.aten.baddbmm_: _inplace_matmul_flops}
 
 
 def _count(fn, *args, **kwargs) -> tuple[int, object]:
     """(FLOPs torch counted while fn(*args, **kwargs) ran, its result)."""
-    with FlopCounterMode(display=False, custom_mapping=INPLACE_MATMULS) as counter:
+    with FlopCounterMode(display=False, custom_mapping=_INPLACE_MATMULS) as counter:
         out = fn(*args, **kwargs)
     return counter.get_total_flops(), out
 
@@ -119,7 +119,8 @@ def counted_layer_flops(model: str | models.ModelConfig, n_tokens: int, *, devic
 
 def compare_layer_flops(model: str | models.ModelConfig, n_tokens: int, **kwargs) -> dict[str, tuple[int, int]]:
     """{part: (formula from counting.layer_flops, counted by FlopCounterMode)} for the matmul parts."""
+    cfg = models.get(model)
     check_positive_int("n_tokens", n_tokens)
-    formula = counting.layer_flops(model, n_tokens)
-    counted = counted_layer_flops(model, n_tokens, **kwargs)
+    formula = counting.layer_flops(cfg, n_tokens)
+    counted = counted_layer_flops(cfg, n_tokens, **kwargs)
     return {part: (formula[part], counted[part]) for part in MATMUL_PARTS}

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from ._checks import check_choice, check_nonneg, check_positive, check_str, check_type
 
 
+#: torch's dtype names -> the short names peaks are keyed by (the library's one such map).
+DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+
+
 @dataclass(frozen=True)
 class GPU:
     """Dense peak throughput per dtype (FLOP/s), memory bandwidth (B/s) and capacity (B)."""
@@ -38,6 +42,8 @@ class GPU:
         check_type("aliases", self.aliases, tuple, "a tuple of str")
 
     def peak(self, dtype: str = "bf16") -> float:
+        """Dense peak FLOP/s for a dtype, by short name ('bf16') or torch's ('bfloat16')."""
+        dtype = DTYPE_NAMES.get(dtype, dtype)
         if dtype not in self.peak_flops:
             known = ", ".join(self.peak_flops)
             raise ValueError(f"dtype {dtype!r}: {self.name} has no {dtype} peak; known: {known}")
@@ -54,34 +60,36 @@ _HOPPER_SMEM = ("NVIDIA Hopper Tuning Guide, 'Shared Memory': shared memory capa
                 "64, 100, 132, 164, 196 and 228 KB per SM (227 KB addressable by one thread block)")
 _AMPERE_SMEM = ("NVIDIA Ampere Tuning Guide, 'Shared Memory': up to 164 KB of shared memory per SM on "
                 "A100 (163 KB addressable by one thread block)")
-_H100 = dict(smem_per_sm=228 * KIB, l2_bytes=50 * MIB)
+
+
+def _hopper(name, dense, tf32, fp32, bandwidth, memory, aliases, sm_count, source, chip) -> GPU:
+    """A Hopper GPU: one dense bf16/fp16 peak, 228 KiB of shared memory per SM, 50 MB of L2."""
+    peaks = {"bf16": dense, "fp16": dense, "tf32": tf32, "fp32": fp32}
+    return GPU(name, peaks, bandwidth, memory, source, aliases, sm_count=sm_count,
+               smem_per_sm=228 * KIB, l2_bytes=50 * MIB, memory_source=f"{_HOPPER_SMEM}; {chip}")
+
+
 _A100 = dict(sm_count=108, smem_per_sm=164 * KIB, l2_bytes=40 * MIB,
              memory_source=_AMPERE_SMEM + "; NVIDIA A100 Tensor Core GPU Architecture whitepaper: "
              "108 SMs, 40 MB L2 cache")
 GPUS: dict[str, GPU] = {
     g.name: g
     for g in (
-        GPU("H100 SXM", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
-            3.35e12, 80e9,
-            "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16/FP16 1,979 TFLOPS with sparsity "
-            "(989.4 dense), TF32 989 sparse, FP32 67 TFLOPS, HBM3 3.35 TB/s, 80 GB",
-            ("h100",), sm_count=132, **_H100,
-            memory_source=_HOPPER_SMEM + "; NVIDIA H100 Tensor Core GPU Architecture whitepaper: "
-            "H100 SXM5 has 132 SMs and a 50 MB L2 cache"),
-        GPU("H100 PCIe", {"bf16": 756.5 * T, "fp16": 756.5 * T, "tf32": 378 * T, "fp32": 51.2 * T},
-            2.0e12, 80e9,
-            "NVIDIA H100 Tensor Core GPU datasheet (PCIe): BF16/FP16 1,513 TFLOPS with sparsity "
-            "(756.5 dense), TF32 756 sparse, FP32 51 TFLOPS, HBM2e 2 TB/s, 80 GB",
-            ("h100 pcie",), sm_count=114, **_H100,
-            memory_source=_HOPPER_SMEM + "; NVIDIA H100 Tensor Core GPU Architecture whitepaper: "
-            "H100 PCIe has 114 SMs and a 50 MB L2 cache"),
-        GPU("H200", {"bf16": 989.4 * T, "fp16": 989.4 * T, "tf32": 494.7 * T, "fp32": 66.9 * T},
-            4.8e12, 141e9,
-            "NVIDIA H200 Tensor Core GPU datasheet (SXM): BF16/FP16 1,979 TFLOPS with sparsity "
-            "(989.4 dense), HBM3e 4.8 TB/s, 141 GB",
-            ("h200",), sm_count=132, **_H100,
-            memory_source=_HOPPER_SMEM + "; the H200 is the H100 SXM5's GH100 configuration (132 SMs, "
-            "50 MB L2, H100 whitepaper) with HBM3e; its datasheet lists memory only"),
+        _hopper("H100 SXM", 989.4 * T, 494.7 * T, 66.9 * T, 3.35e12, 80e9, ("h100",), 132,
+                "NVIDIA H100 Tensor Core GPU datasheet (SXM5): BF16/FP16 1,979 TFLOPS with sparsity "
+                "(989.4 dense), TF32 989 sparse, FP32 67 TFLOPS, HBM3 3.35 TB/s, 80 GB",
+                "NVIDIA H100 Tensor Core GPU Architecture whitepaper: H100 SXM5 has 132 SMs and a "
+                "50 MB L2 cache"),
+        _hopper("H100 PCIe", 756.5 * T, 378 * T, 51.2 * T, 2.0e12, 80e9, ("h100 pcie",), 114,
+                "NVIDIA H100 Tensor Core GPU datasheet (PCIe): BF16/FP16 1,513 TFLOPS with sparsity "
+                "(756.5 dense), TF32 756 sparse, FP32 51 TFLOPS, HBM2e 2 TB/s, 80 GB",
+                "NVIDIA H100 Tensor Core GPU Architecture whitepaper: H100 PCIe has 114 SMs and a "
+                "50 MB L2 cache"),
+        _hopper("H200", 989.4 * T, 494.7 * T, 66.9 * T, 4.8e12, 141e9, ("h200",), 132,
+                "NVIDIA H200 Tensor Core GPU datasheet (SXM): BF16/FP16 1,979 TFLOPS with sparsity "
+                "(989.4 dense), HBM3e 4.8 TB/s, 141 GB",
+                "the H200 is the H100 SXM5's GH100 configuration (132 SMs, 50 MB L2, H100 "
+                "whitepaper) with HBM3e; its datasheet lists memory only"),
         GPU("A100 40GB", {"bf16": 312 * T, "fp16": 312 * T, "tf32": 156 * T, "fp32": 19.5 * T},
             1.555e12, 40e9,
             "NVIDIA A100 Tensor Core GPU datasheet (SXM): BF16/FP16 312 TFLOPS dense, TF32 156, "

@@ -25,7 +25,7 @@ from . import hardware, reference
 from ._checks import (check_bool, check_bytes, check_nonneg_int,
                       check_optional_positive_int, check_positive, check_positive_int)
 
-LSE_BYTES = 4  # FlashAttention-2 writes one float32 log-sum-exp per query row
+_LSE_BYTES = 4  # FlashAttention-2 writes one float32 log-sum-exp per query row
 PAPER_M_BYTES = 100e3  # "M (around 100KB)", Dao et al. 2022, Section 3.2
 
 
@@ -162,7 +162,7 @@ def fa2_traffic(
         "block_k", block_k
     )
     b = bytes_per_value
-    q_o = n * (d + dv) * b + n * LSE_BYTES  # read Q, write O and the log-sum-exp
+    q_o = n * (d + dv) * b + n * _LSE_BYTES  # read Q, write O and the log-sum-exp
     kv_loads = int(_keys_seen(n, nk, block_q, block_k, causal).sum()) * (d + dv) * b
     compulsory = n * (d + dv) * b + kv_bytes(nk, d, dv, b)
     working_set = heads_in_flight(n, block_q, g, slices) * kv_bytes(nk, d, dv, b)
@@ -171,7 +171,7 @@ def fa2_traffic(
     return Traffic(hbm, q_o + kv_loads, compulsory, resident, block_q, block_k)
 
 
-def kv_fits_l2(
+def _kv_fits_l2(
     n: int, d: int, gpu="H100 SXM", *, bytes_per_value: int = 2, slices: int = 1
 ) -> bool:
     """Whether FlashAttention-2's K/V re-reads at length n are served from L2."""
@@ -195,7 +195,7 @@ def regime(
     2' (Θ(N²d²/M), K/V re-read from HBM because the heads in flight overflow L2)."""
     return (
         "L2-resident"
-        if kv_fits_l2(n, d, gpu, bytes_per_value=bytes_per_value, slices=slices)
+        if _kv_fits_l2(n, d, gpu, bytes_per_value=bytes_per_value, slices=slices)
         else "Theorem 2"
     )
 
@@ -217,35 +217,19 @@ def algorithm1_ratio(
     return float(reference.naive_io_elements(n, n, d) / tiled)
 
 
-def three_level_ratio(
-    n: int = 4096,
-    d: int = 128,
-    gpu="H100 SXM",
-    *,
-    bytes_per_value: int = 2,
-    slices: int = 1,
-) -> float:
+def three_level_ratio(n: int = 4096, d: int = 128, gpu="H100 SXM", *, bytes_per_value: int = 2,
+                      slices: int = 1) -> float:
     """Standard attention's HBM bytes (Algorithm 0, nothing cached) over
     FlashAttention-2's HBM bytes in the three-level model."""
     t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices)
     return float(reference.naive_io_elements(n, n, d) * bytes_per_value / t.hbm_bytes)
 
 
-def hbm_over_compulsory(
-    n: int = 4096,
-    d: int = 128,
-    gpu="H100 SXM",
-    *,
-    bytes_per_value: int = 2,
-    slices: int = 1,
-    causal: bool = False,
-) -> float:
+def hbm_over_compulsory(n: int = 4096, d: int = 128, gpu="H100 SXM", *, bytes_per_value: int = 2,
+                        slices: int = 1, causal: bool = False) -> float:
     """FlashAttention-2's HBM bytes over the compulsory bytes (1.0 is the floor)."""
-    return float(
-        fa2_traffic(
-            n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices, causal=causal
-        ).over_compulsory
-    )
+    t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value, slices=slices, causal=causal)
+    return float(t.over_compulsory)
 
 
 def l2_over_hbm(
@@ -254,15 +238,6 @@ def l2_over_hbm(
     """How many times more bytes cross L2 ↔ SRAM than HBM ↔ L2 (re-reads L2 absorbs)."""
     t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value)
     return float(t.l2_bytes / t.hbm_bytes)
-
-
-def hbm_time_us(
-    n: int = 4096, d: int = 128, gpu="H100 SXM", *, bytes_per_value: int = 2
-) -> float:
-    """Microseconds to move one slice's FlashAttention-2 HBM bytes at the device's
-    bandwidth."""
-    t = fa2_traffic(n, d, gpu=gpu, bytes_per_value=bytes_per_value)
-    return float(t.hbm_bytes / hardware.get(gpu).bandwidth * 1e6)
 
 
 def chapter_cases(n: int = 4096, gpu="H100 SXM") -> list[dict]:

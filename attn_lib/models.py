@@ -85,10 +85,16 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def get(model: str | ModelConfig) -> ModelConfig:
-    """A preset by name, or the config itself."""
+def get(model) -> ModelConfig:
+    """The one resolver of a model argument: a preset name, a ModelConfig, or a config that
+    converts itself (the tiny model's TinyGPTConfig, via ``to_model_config()``).
+
+    Public functions call it once at their boundary and pass the ModelConfig down.
+    """
     if isinstance(model, ModelConfig):
         return model
+    if callable(getattr(model, "to_model_config", None)):  # duck-typed: models sits below tiny_gpt
+        return get(model.to_model_config())
     if not isinstance(model, str):
         raise TypeError(f"model must be a preset name or ModelConfig, got {type(model).__name__}")
     try:

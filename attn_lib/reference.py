@@ -167,11 +167,6 @@ def _check_numpy_qkv(q, k, v) -> None:
     check_qkv(q, k, v)
 
 
-def _per_slice(x: np.ndarray) -> int:
-    """Number of (batch, head) slices: IO is counted for one slice."""
-    return int(np.prod(x.shape[:-2], dtype=np.int64))
-
-
 def attention(q, k, v, *, causal: bool = False, scale: float | None = None, io: IOCounter | None = None):
     """Standard attention softmax(q kᵀ · scale) v, materialising the (..., Nq, Nk) scores."""
     _check_numpy_qkv(q, k, v)

@@ -5,7 +5,8 @@ Chapter 4.
 This book's CI has no GPU, so chapter 4 shows what others measured: throughput reported
 by the FlashAttention-2 and -3 papers and by Triton's fused-attention tutorial, each row
 with its GPU, dtype, head dim, mask, length and the figure or table it comes from. They
-live in ``book/data/reported/`` (schema below), apart from the book's own recorded runs
+live in ``attn_lib/data/flash_reported.json`` (schema below), installed with the package
+so a notebook finds them on Colab, apart from the book's own recorded runs
 (:mod:`attn_lib.recorded`, ``book/data/*.json``). :func:`plot_reported` labels every
 line "reported elsewhere"; the book's runs, when book/data holds one, are drawn beside
 them by :mod:`attn_lib.recorded`, never merged into the same series.
@@ -26,7 +27,7 @@ from pathlib import Path
 from ._checks import check_choice, check_str, check_type
 
 SCHEMA = "attn_lib.reported/1"
-PASSES = ("forward", "backward", "forward+backward")
+_PASSES = ("forward", "backward", "forward+backward")
 _ROW = {
     "source": str,
     "where": str,
@@ -50,14 +51,8 @@ _OPTIONAL = {
 
 
 def data_path() -> Path:
-    """book/data/reported/flash_reported.json of the repository attn_lib came from."""
-    return (
-        Path(__file__).resolve().parents[1]
-        / "book"
-        / "data"
-        / "reported"
-        / "flash_reported.json"
-    )
+    """The cited file, shipped inside the package (package data, see pyproject.toml)."""
+    return Path(__file__).resolve().parent / "data" / "flash_reported.json"
 
 
 def _fail(source: str, field: str, why: str):
@@ -72,7 +67,7 @@ def reported_flops(row: dict) -> float:
     """FLOPs of one call under the sources' convention: 4·N²·d·heads·batch, /2 causal,
     ×2.5 for the backward (×3.5 forward + backward)."""
     check_type("row", row, dict, "a dict (one row of the reported file)")
-    check_choice("row['pass']", row.get("pass"), PASSES)
+    check_choice("row['pass']", row.get("pass"), _PASSES)
     fwd = 4 * row["seq_len"] ** 2 * row["head_dim"] * row["heads"] * row["batch"]
     fwd /= 2 if row["causal"] else 1
     return fwd * {"forward": 1.0, "backward": 2.5, "forward+backward": 3.5}[row["pass"]]
@@ -106,8 +101,8 @@ def validate_row(row, where: str, sources: dict, source: str = "reported") -> di
             f"{where}.source",
             f"must name one of {sorted(sources)}, got {row['source']!r}",
         )
-    if row["pass"] not in PASSES:
-        _fail(source, f"{where}.pass", f"must be one of {PASSES}, got {row['pass']!r}")
+    if row["pass"] not in _PASSES:
+        _fail(source, f"{where}.pass", f"must be one of {_PASSES}, got {row['pass']!r}")
     if not row["up_to"]:
         for name in _CONFIG:
             if row.get(name) is None:
@@ -217,7 +212,7 @@ def plot_reported(
     """Draw reported TFLOP/s against N on `ax`: open markers for swept rows (a line per
     impl, GPU, head dim and mask), a dotted horizontal line for each 'up to' maximum.
     Every label says "reported elsewhere". Returns the Line2D objects."""
-    check_choice("pass_", pass_, PASSES)
+    check_choice("pass_", pass_, _PASSES)
     if not hasattr(ax, "plot"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     data = load() if data is None else check_type("data", data, dict, "a dict")
@@ -256,7 +251,7 @@ def max_reported_tflops(
     gpu: str = "H100 SXM", impl: str | None = None, pass_: str = "forward"
 ) -> float:
     """Largest reported TFLOP/s for a GPU (and impl): a plain float for the prose."""
-    check_choice("pass_", pass_, PASSES)
+    check_choice("pass_", pass_, _PASSES)
     found = [
         r["tflops"]
         for r in rows(gpu=gpu)

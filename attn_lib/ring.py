@@ -277,14 +277,31 @@ def _acc(x: torch.Tensor) -> torch.dtype:
 
 
 # ----------------------------------------------------------------- one rank's Ulysses
+def _all_to_all(recv: list, send: list, rank: int, backend: str) -> None:
+    """recv[j] <- rank j's send[rank], for every rank j (the all-to-all of Ulysses).
+
+    NCCL runs it as one collective. On gloo it is the same exchange as point-to-point
+    messages, because gloo's all_to_all is missing from some torch releases (2.11, on
+    Colab); the bytes on the wire are the same either way.
+    """
+    import torch.distributed as dist
+
+    if backend == "nccl":
+        dist.all_to_all(recv, send)
+        return
+    recv[rank].copy_(send[rank])  # own slice stays home
+    ops = [dist.P2POp(op, buf, peer) for peer in range(len(send)) if peer != rank
+           for op, buf in ((dist.isend, send[peer]), (dist.irecv, recv[peer]))]
+    for req in dist.batch_isend_irecv(ops):
+        req.wait()
+
+
 def _ulysses_rank(rank: int, world: int, job: dict):
     """One rank of Ulysses: all-to-all to head shards, full attention, all-to-all back.
 
     In: q (..., H, Nq/P, d) etc. for this rank's sequence shard. After the first
     all-to-all it holds (..., H/P, N, d): the whole sequence for H/P heads.
     """
-    import torch.distributed as dist
-
     dev = _device(rank, job["backend"])
     st = RankStats(rank)
     t0 = time.perf_counter()
@@ -294,7 +311,7 @@ def _ulysses_rank(rank: int, world: int, job: dict):
         # P pieces (..., H/P, n/P, e): piece j goes to rank j
         send = [c.contiguous() for c in x.chunk(world, dim=-3)]
         recv = [torch.empty_like(c) for c in send]
-        dist.all_to_all(recv, send)
+        _all_to_all(recv, send, rank, job["backend"])
         st.bytes_sent += _nbytes(*send) - _nbytes(send[rank])  # own slice stays home
         st.bytes_received += _nbytes(*recv) - _nbytes(recv[rank])
         gathered.append(torch.cat(recv, dim=-2))  # (..., H/P, n, e), in sequence order
@@ -308,7 +325,7 @@ def _ulysses_rank(rank: int, world: int, job: dict):
     t0 = time.perf_counter()
     send = [c.contiguous() for c in out.to(job["q"].dtype).chunk(world, dim=-2)]
     recv = [torch.empty_like(send[0]) for _ in send]  # (..., H/P, Nq/P, dv) each
-    dist.all_to_all(recv, send)
+    _all_to_all(recv, send, rank, job["backend"])
     st.bytes_sent += _nbytes(*send) - _nbytes(send[rank])
     st.bytes_received += _nbytes(*recv) - _nbytes(recv[rank])
     st.comm_s.append(time.perf_counter() - t0)

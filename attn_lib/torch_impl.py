@@ -21,7 +21,7 @@ from ._checks import (check_block, check_bool, check_int, check_nonneg_int, chec
 DEFAULT_BLOCK_Q = 512
 DEFAULT_BLOCK_K = 512
 
-LOG2_E = math.log2(math.e)  # exp(x) = exp2(x · log2 e)
+_LOG2_E = math.log2(math.e)  # exp(x) = exp2(x · log2 e)
 
 
 def _check(q, k, v) -> None:
@@ -124,7 +124,7 @@ def _flash_forward(q, k, v, causal: bool, scale: float, bq: int, bk: int):
     # and log2(e) are folded into q once: O(Nq·d) multiplies instead of O(Nq·Nk). Half
     # inputs are upcast (O(N·d) copies): scores, exponentials and P·V run in float32, so
     # logits past fp16's range (x log2 e) or sums of many large values cannot overflow.
-    q3 = (q.to(sd) * (scale * LOG2_E)).reshape(-1, nq, d)  # (B, Nq, d)
+    q3 = (q.to(sd) * (scale * _LOG2_E)).reshape(-1, nq, d)  # (B, Nq, d)
     kt = k.to(sd).reshape(-1, nk, d).transpose(1, 2)  # (B, d, Nk)
     v3 = v.to(sd).reshape(-1, nk, dv)  # (B, Nk, dv)
     out = torch.empty(q3.shape[:-1] + (dv,), dtype=q.dtype, device=q.device)  # (B, Nq, dv)
@@ -144,7 +144,7 @@ def _flash_forward(q, k, v, causal: bool, scale: float, bq: int, bk: int):
             m = _fold_block(acc, l, m, s, v3[:, k0 : k0 + bk], causal)
         out[:, q0 : q0 + rows] = (acc / torch.where(l > 0, l, torch.ones_like(l))).to(q.dtype)
         # log2 -> natural log; a row that saw no key has l = 0, so lse = -inf
-        lse[:, q0 : q0 + rows] = ((m + torch.log2(l)) / LOG2_E)[..., 0]
+        lse[:, q0 : q0 + rows] = ((m + torch.log2(l)) / _LOG2_E)[..., 0]
     return out.reshape(lead + (nq, dv)), lse
 
 

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import os
 
-from ._checks import (check_bool, check_choice, check_nonneg_int, check_positive_int, check_qkv,
-                      check_tensor, resolve_scale)
+from ._checks import (check_bool, check_choice, check_positive_int, check_qkv, check_tensor,
+                      resolve_scale)
 
 try:
     import torch
@@ -122,47 +122,16 @@ def why_unavailable() -> str | None:
 
 
 #: log2(e): exp(x) = exp2(x·log2 e), so folding it into the softmax scale lets the kernel use exp2.
-LOG2E = 1.4426950408889634
+_LOG2E = 1.4426950408889634
 
 #: Largest head dim accepted (d is padded to a power of two >= 16 inside the kernel).
-MAX_HEAD_DIM = 256
+_MAX_HEAD_DIM = 256
 
 #: Fixed blocks under the interpreter: small enough that tests cover several blocks at N <= 128.
-INTERPRET_BLOCK_M = 32
-INTERPRET_BLOCK_N = 32
+_INTERPRET_BLOCK_M = 32
+_INTERPRET_BLOCK_N = 32
 
 _SUPPORTED_DTYPES = ("float16", "bfloat16", "float32")
-
-
-def flops(batch: int, heads: int, n_q: int, n_k: int, head_dim: int, causal: bool = False,
-          head_dim_v: int | None = None) -> int:
-    """FLOPs of QKᵀ and PV over the (query, key) pairs actually computed: 2·pairs·(d + dv).
-
-    With dv = d that is 4·B·H·Nq·Nk·d; under the bottom-right causal mask only the visible
-    pairs count: query i sees min(Nk, max(0, i + Nk - Nq + 1)) keys.
-    """
-    batch, heads = check_positive_int("batch", batch), check_positive_int("heads", heads)
-    head_dim = check_positive_int("head_dim", head_dim)
-    dv = head_dim if head_dim_v is None else check_positive_int("head_dim_v", head_dim_v)
-    return 2 * batch * heads * visible_pairs(n_q, n_k, causal) * (head_dim + dv)
-
-
-def visible_pairs(n_q: int, n_k: int, causal: bool) -> int:
-    """(query, key) pairs a query row may attend to: Nq·Nk, or the bottom-right causal count."""
-    n_q, n_k = check_nonneg_int("n_q", n_q), check_nonneg_int("n_k", n_k)
-    causal = check_bool("causal", causal)
-    if not causal:
-        return n_q * n_k
-    diag = n_k - n_q  # query i sees keys 0 .. i + diag
-    first_full = max(0, n_k - diag)  # rows i >= first_full see every key
-    total = 0
-    lo = max(0, -diag)  # rows i < lo see nothing
-    hi = min(n_q, first_full)
-    if hi > lo:  # rows lo..hi-1 see i + diag + 1 keys: an arithmetic series
-        a, b = lo + diag + 1, hi - 1 + diag + 1
-        total += (a + b) * (hi - lo) // 2
-    total += max(0, n_q - max(first_full, lo)) * n_k
-    return total
 
 
 # ----------------------------------------------------------------------------- the kernel
@@ -340,8 +309,8 @@ def _check_inputs(q, k, v) -> None:
     if str(q.dtype).removeprefix("torch.") not in _SUPPORTED_DTYPES:
         raise TypeError(f"q, k, v must be float16, bfloat16 or float32 for the Triton kernel, got {q.dtype}")
     for name, dim in (("d (q, k)", q.shape[-1]), ("dv (v)", v.shape[-1])):
-        if dim > MAX_HEAD_DIM:
-            raise ValueError(f"head dim {name} must be <= {MAX_HEAD_DIM}, got {dim} ({shapes})")
+        if dim > _MAX_HEAD_DIM:
+            raise ValueError(f"head dim {name} must be <= {_MAX_HEAD_DIM}, got {dim} ({shapes})")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if not interpreting() and q.device.type != "cuda":
@@ -390,12 +359,12 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if out.numel() == 0:
         return out
     args = [q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
-            heads, n_q, n_k, scale * LOG2E, _pow2(n_q), _pow2(n_k)]
+            heads, n_q, n_k, scale * _LOG2E, _pow2(n_q), _pow2(n_k)]
     meta = dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
                 CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
     _build_kernels()  # first call: wrap the kernels for this process (interpreted or compiled)
     if interpreting() or _blocks is not None:
-        block_m, block_n = _blocks or (INTERPRET_BLOCK_M, INTERPRET_BLOCK_N)
+        block_m, block_n = _blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         grid = (triton.cdiv(n_q, block_m), batch * heads)
         _attn_fwd[grid](*args, **meta, BLOCK_M=block_m, BLOCK_N=block_n)
     else:
@@ -403,18 +372,6 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
         with torch.cuda.device(q.device):
             _tuned_kernel()[grid](*args, **meta)
     return out
-
-
-def best_config(q, k, v, *, causal: bool = False) -> dict | None:
-    """The autotuner's chosen block shape for these inputs (after one call on a GPU), else None."""
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        check_tensor(name, x)
-    check_qkv(q, k, v), check_bool("causal", causal)
-    for key, cfg in tuned_configs():
-        if key[:2] == (_pow2(q.shape[-2]), _pow2(k.shape[-2])) and key[2:4] == (q.shape[-1], v.shape[-1]) \
-                and key[4] == causal and str(q.dtype) in key:
-            return cfg
-    return None
 
 
 def tuned_configs() -> list[tuple[tuple, dict]]:
@@ -430,8 +387,8 @@ def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, n
                         num_warps, dot_precision) -> None:
     check_positive_int("capability", capability)
     check_choice("dtype", dtype, ("fp16", "bf16", "fp32"))
-    if check_positive_int("head_dim", head_dim) > MAX_HEAD_DIM:
-        raise ValueError(f"head_dim must be <= {MAX_HEAD_DIM}, got {head_dim}")
+    if check_positive_int("head_dim", head_dim) > _MAX_HEAD_DIM:
+        raise ValueError(f"head_dim must be <= {_MAX_HEAD_DIM}, got {head_dim}")
     check_bool("causal", causal)
     for name, b in (("block_m", block_m), ("block_n", block_n)):
         if check_positive_int(name, b) < 16 or b & (b - 1):

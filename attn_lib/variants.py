@@ -7,13 +7,11 @@ p = i + Nk - Nq and sees key j iff p - window < j <= p. Rows that see no key giv
 
 The blocked implementation only ever forms (..., block_q, block_q + window - 1) scores,
 so its work and memory grow linearly in N for a fixed window. It takes NumPy arrays or torch
-tensors (torch lets FlopCounterMode count its work).
-
-Also here, until it moves to attn_lib.bench: :func:`limit_threads`, which chapter 4 uses to
-time on one core, where its L2 cache plays the part of a GPU's SRAM.
+tensors (torch lets FlopCounterMode count its work). Its pair and FLOP counts and the
+receptive field of stacked windows are closed forms: :mod:`attn_lib.counting`
+(``attention_pairs(n, window=w)``, ``attention_flops(n, d, window=w)``, ``receptive_field``).
 """
 from __future__ import annotations
-
 
 import numpy as np
 
@@ -21,7 +19,7 @@ from ._checks import check_block, check_nonneg_int, check_positive_int, check_qk
 from .reference import softmax
 
 #: Query rows per block of the sliding-window loop (a cache-sized slab of scores).
-DEFAULT_BLOCK_Q = 128
+_DEFAULT_BLOCK_Q = 128
 
 
 def sliding_window_mask(nq: int, nk: int, window: int) -> np.ndarray:
@@ -38,7 +36,7 @@ def sliding_window_attention(q, k, v, *, window: int, scale: float | None = None
     """
     check_qkv(q, k, v)
     window = check_positive_int("window", window)
-    bq = check_block("block_q", block_q) or DEFAULT_BLOCK_Q
+    bq = check_block("block_q", block_q) or _DEFAULT_BLOCK_Q
     scale = resolve_scale(scale, q.shape[-1])
     if type(q).__module__.startswith("torch"):
         return _sliding_window_torch(q, k, v, window, scale, bq)
@@ -85,28 +83,3 @@ def _local_mask(q0: int, q1: int, k0: int, k1: int, offset: int, window: int) ->
     pos = np.arange(q0, q1)[:, None] + offset  # query positions, (rows, 1)
     j = np.arange(k0, k1)[None, :]  # key positions, (1, cols)
     return (j <= pos) & (j > pos - window)
-
-
-def sliding_window_pairs(n_tokens: int, window: int) -> int:
-    """(query, key) pairs scored by causal sliding-window self-attention over n tokens.
-
-    Token i sees min(i + 1, window) keys: n(n+1)/2 while n <= window, then window more per token.
-    """
-    window, n_tokens = check_positive_int("window", window), check_nonneg_int("n_tokens", n_tokens)
-    w = min(window, n_tokens)
-    return w * (w + 1) // 2 + (n_tokens - w) * window
-
-
-def sliding_window_flops(n_tokens: int, head_dim: int, window: int) -> int:
-    """FLOPs of QKᵀ and PV for one head: 4·pairs·d (the convention of attn_lib.counting)."""
-    head_dim = check_positive_int("head_dim", head_dim)
-    return 4 * sliding_window_pairs(n_tokens, window) * head_dim
-
-
-def receptive_field(n_layers: int, window: int) -> int:
-    """Tokens a position can draw on after n_layers of sliding windows: n_layers·(window - 1) + 1.
-
-    Information hops at most window - 1 positions back per layer.
-    """
-    window, n_layers = check_positive_int("window", window), check_nonneg_int("n_layers", n_layers)
-    return n_layers * (window - 1) + 1

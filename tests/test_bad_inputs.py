@@ -19,16 +19,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import (book, counting, flop_check, hardware, kv_cache,  # noqa: E402
-                      memory_model, models, recorded, reference, reported, ring, setup,
-                      timing, tiny_gpt, torch_impl, triton_flash, unfused, variants)
+from attn_lib import (book, colab, counting, decode_cost, flop_check,  # noqa: E402
+                      hardware, memory_model, models, recorded, reference, reported, ring,
+                      timing, tiny_gpt, torch_impl, triton_flash, unfused, variants, viz)
 from attn_lib.viz import flash as viz_flash  # noqa: E402
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 from attn_lib import recurrence  # noqa: E402
+from attn_lib.viz import kv as KVVIZ  # noqa: E402
 
-MODULES = [book, counting, flop_check, hardware, kv_cache, memory_model, models, recorded,
-           recurrence, reference, reported, ring, setup, timing, tiny_gpt, torch_impl, triton_flash,
+MODULES = [book, colab, counting, decode_cost, flop_check, hardware, memory_model, models,
+           recorded, recurrence, reference, reported, ring, timing, tiny_gpt, torch_impl, triton_flash,
            unfused, variants]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
@@ -54,10 +55,6 @@ Q8 = torch.zeros(1, 2, 8, 4)  # (B, H, N, d): shardable over 2 ranks, both layou
 JOB = ring.prepare("ring", Q8, Q8, Q8, world_size=1)  # a valid job, never run here
 REPORTED = reported.load()  # the stored file of figures quoted from papers
 GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
-ND = {"x": (1, 8), "k_cache": (1, 2, 3, 4), "v_cache": (1, 2, 3, 4), "wq": (8, 16),
-      "wk": (8, 8), "wv": (8, 8), "wo": (16, 8)}  # a valid decode step, 4 heads of 4 dims
-ND = {name: np.zeros(shape) for name, shape in ND.items()}
-ND_BAD_X = [torch.zeros(1) if name == "x" else a for name, a in ND.items()]
 
 
 class _Axes:
@@ -99,7 +96,7 @@ def attention_rows(fn, q, k, v, *, lse: bool = False) -> list[Row]:
 
 
 TE, VE = TypeError, ValueError
-R, T, C, K, V = reference, torch_impl, counting, kv_cache, variants
+R, T, C, K, V = reference, torch_impl, counting, decode_cost, variants
 MM = memory_model
 ROWS: list[Row] = [
     # reference (NumPy)
@@ -163,6 +160,18 @@ ROWS: list[Row] = [
     row(TE, "n", C.handshakes, True),
     row(TE, "causal", C.attention_pairs, 8, causal="False"),
     row(VE, "n_tokens", C.attention_pairs, -8),
+    row(VE, "n_keys", C.attention_pairs, 8, -8),
+    row(TE, "window", C.attention_pairs, 8, window=2.5),
+    row(VE, "window", C.attention_pairs, 8, window=0),
+    row(TE, "window", C.attention_flops, 8, 64, window="3"),
+    row(VE, "batch", C.attention_call_flops, 0, 1, 8, 8, 16),
+    row(TE, "heads", C.attention_call_flops, 1, 1.0, 8, 8, 16),
+    row(VE, "n_q", C.attention_call_flops, 1, 1, -8, 8, 16),
+    row(VE, "n_k", C.attention_call_flops, 1, 1, 8, -8, 16),
+    row(TE, "causal", C.attention_call_flops, 1, 1, 8, 8, 16, "False"),
+    row(VE, "head_dim_v", C.attention_call_flops, 1, 1, 8, 8, 16, head_dim_v=0),
+    row(VE, "n_layers", C.receptive_field, -1, 3),
+    row(TE, "window", C.receptive_field, 2, True),
     row(VE, "d_model", C.attention_flops, 8, -64),
     row(VE, "n_layers", C.attention_flops, 8, 64, 0),
     row(TE, "causal", C.attention_flops, 8, 64, causal="True"),
@@ -212,6 +221,10 @@ ROWS: list[Row] = [
     row(VE, "world_size", C.ring_step_seconds, "llama-3-8b", 8, 0, 1e15, 1e9),
     row(VE, "bytes_per_value", C.weight_bytes, "llama-3-8b", 0),
     row(VE, "model", C.weight_bytes, "gpt-5"),
+    row(TE, "bytes_per_value", C.weight_bytes, "gpt2-small", "2"),
+    row(TE, "untied_embeddings", C.weight_bytes, "gpt2-small", untied_embeddings=None),
+    row(TE, "unembedding", C.weight_shapes, "gpt2-small", unembedding=1),
+    row(VE, "model", C.weight_shapes, "gpt-5"),
     # models
     *(row(VE, f, models.ModelConfig, **{**MC, f: v}) for f, v in [
         ("n_layers", 0), ("d_model", -64), ("n_heads", -4), ("head_dim", 0), ("d_ff", -1),
@@ -240,10 +253,7 @@ ROWS: list[Row] = [
     row(VE, "name", hardware.Link, **{**LINK_KW, "name": ""}),
     row(VE, "name", hardware.link, "carrier pigeon"),
     row(TE, "name", hardware.link, 4),
-    # kv_cache
-    row(TE, "x", K.decode_attention_step, *ND_BAD_X, n_heads=4),
-    row(TE, "n_heads", K.decode_attention_step, *ND.values(), n_heads=4.0),
-    row(VE, "wo", K.decode_attention_step, *list(ND.values())[:-1], ND["wq"], n_heads=4),
+    # decode_cost (the decode-step oracle's rows: tests/test_decode_cost.py)
     row(VE, "prompt_len", K.generation_attention_pairs, 0, 4, cached=True),
     row(VE, "n_new", K.generation_attention_pairs, 4, -1, cached=True),
     row(TE, "cached", K.generation_attention_pairs, 4, 4, cached="yes"),
@@ -253,8 +263,6 @@ ROWS: list[Row] = [
     row(TE, "batch", K.weight_matmul_cost, "gpt2-small", 1.5),
     row(TE, "unembedding", K.weight_matmul_cost, "gpt2-small", unembedding="False"),
     row(VE, "bytes_per_value", K.compute_bound_batch, "H100 SXM", bytes_per_value=0),
-    row(TE, "bytes_per_value", K.weight_bytes, "gpt2-small", "2"),
-    row(TE, "untied_embeddings", K.weight_bytes, "gpt2-small", untied_embeddings=None),
     row(VE, "context", K.max_batch, "gpt2-small", -1024, "H100 SXM"),
     row(VE, "bytes_per_value", K.max_batch, "gpt2-small", 1024, "H100 SXM", -1),
     row(VE, "batch", K.decode_step_estimate, "gpt2-small", 1024, 0),
@@ -263,21 +271,17 @@ ROWS: list[Row] = [
     row(VE, "b", K.common_prefix_len, [1, 2], [1.5, 2.0]),
     row(VE, "prefix_len", K.prefix_cache_flops, "gpt2-small", -1, 4),
     row(TE, "suffix_len", K.prefix_cache_flops, "gpt2-small", 4, 4.0),
-    row(VE, "unit", K.format_bytes, 1024, "kb"),
-    row(VE, "n", K.format_bytes, -1024, "KB"),
-    row(TE, "names", K.kv_memory_rows, "gpt2-small"),
-    row(VE, "bytes_per_value", K.kv_memory_rows, bytes_per_value=0),
+    row(VE, "unit", viz.format_bytes, 1024, "kb"),
+    row(VE, "nbytes", viz.format_bytes, -1024, "KB"),
+    row(TE, "nbytes", viz.format_bytes, "1024"),
+    row(TE, "names", KVVIZ.kv_memory_rows, "gpt2-small"),
+    row(VE, "bytes_per_value", KVVIZ.kv_memory_rows, bytes_per_value=0),
     # variants
     row(VE, "window", V.sliding_window_mask, 4, 4, 0),
     row(VE, "nq", V.sliding_window_mask, -4, 4, 2),
     row(TE, "window", V.sliding_window_attention, QN, KN, VN, window=None),
     row(VE, "scale", V.sliding_window_attention, QN, KN, VN, window=2, scale=math.nan),
     row(VE, "block_q", V.sliding_window_attention, QN, KN, VN, window=2, block_q=0),
-    row(VE, "n_tokens", V.sliding_window_pairs, -1, 3),
-    row(TE, "window", V.sliding_window_pairs, 8, 2.5),
-    row(VE, "head_dim", V.sliding_window_flops, 8, -64, 3),
-    row(VE, "n_layers", V.receptive_field, -1, 3),
-    row(TE, "window", V.receptive_field, 2, True),
     # tiny_gpt
     row(VE, "n_kv_heads", TinyGPTConfig, n_heads=4, n_kv_heads=3),
     row(VE, "d_model", TinyGPTConfig, d_model=30, n_heads=4),
@@ -318,14 +322,6 @@ ROWS: list[Row] = [
     *(Row(r.fn, r.exc, r.arg, r.args, r.kwargs, triton=True)
       for r in attention_rows(triton_flash.flash_attention, Q4, Q4, Q4)),
     Row(triton_flash.flash_attention, TE, "q", (Q4.numpy(), Q4, Q4), triton=True),
-    row(VE, "batch", triton_flash.flops, 0, 1, 8, 8, 16),
-    row(TE, "heads", triton_flash.flops, 1, 1.0, 8, 8, 16),
-    row(VE, "n_q", triton_flash.flops, 1, 1, -8, 8, 16),
-    row(VE, "head_dim_v", triton_flash.flops, 1, 1, 8, 8, 16, head_dim_v=0),
-    row(TE, "causal", triton_flash.visible_pairs, 8, 8, "False"),
-    row(VE, "n_k", triton_flash.visible_pairs, 8, -8, False),
-    row(TE, "causal", triton_flash.best_config, Q4, Q4, Q4, causal="yes"),
-    row(TE, "q", triton_flash.best_config, None, Q4, Q4),
     row(VE, "dtype", triton_flash.compile_report, 90, dtype="fp8"),
     row(VE, "block_m", triton_flash.compile_report, 90, block_m=24),
     row(VE, "head_dim", triton_flash.compile_report, 90, head_dim=512),
@@ -358,30 +354,30 @@ ROWS: list[Row] = [
     row(TE, "tensors", ring.TensorBytes, np.zeros(2)),
     row(TE, "tensors", ring.TensorBytes().hold, Q8, "q"),
     # book (glue): the significant-digits rule
-    row(VE, "sig", book.round_sig, 1.5, 0),
+    row(VE, "sig", book.portable, 1.5, sig=0),
     row(VE, "sig", book.portable, [1.5], sig=9),
     row(VE, "sig", book.glue, "x", 1.5, sig=True),
     row(VE, "sig", book.glue_many, {"x": 1.5}, sig=2.5),
-    # setup (Colab set-up cell)
-    row(TE, "version", setup.install_ref, 1),
-    row(VE, "version", setup.install_ref, "latest"),
-    row(VE, "repo_url", setup.install_command, "http://example.org/r"),
-    row(TE, "ref", setup.install_command, "https://github.com/o/r", ref=1),
-    row(TE, "find_spec", setup.needs_install, 3),
-    row(VE, "capability", setup.bf16_native, (8,)),
-    row(VE, "device_type", setup.preferred_dtype, "tpu", True),
-    row(TE, "bf16_supported", setup.preferred_dtype, "cuda", "yes"),
-    row(VE, "device_type", setup.dtype_for, "gpu"),
-    row(TE, "config_path", setup.find_config, 3),
-    row(TE, "config_path", setup.repo_url_from_config, None),
-    row(TE, "toc_path", setup.toc_pages, 3.0),
-    row(TE, "config_path", setup.book_repository, ["_config.yml"]),
-    row(VE, "repo_url", setup.colab_url, "u", "main", "book/x.ipynb"),
-    row(VE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", "x.py"),
-    row(TE, "notebook_path", setup.colab_url, "https://github.com/o/r", "main", 3),
-    row(TE, "env", setup.describe, "cpu"),
-    row(VE, "env", setup.describe, {"device": "cpu"}),
-    row(VE, "repo_url", setup.colab_cell, "ftp://x"),
+    # colab (the Colab set-up cell)
+    row(TE, "version", colab.install_ref, 1),
+    row(VE, "version", colab.install_ref, "latest"),
+    row(VE, "repo_url", colab.install_command, "http://example.org/r"),
+    row(TE, "ref", colab.install_command, "https://github.com/o/r", ref=1),
+    row(TE, "find_spec", colab.needs_install, 3),
+    row(VE, "capability", colab.bf16_native, (8,)),
+    row(VE, "device_type", colab.preferred_dtype, "tpu", True),
+    row(TE, "bf16_supported", colab.preferred_dtype, "cuda", "yes"),
+    row(VE, "device_type", colab.dtype_for, "gpu"),
+    row(VE, "repo_url", colab.colab_url, "u", "main", "book/x.ipynb"),
+    row(VE, "notebook_path", colab.colab_url, "https://github.com/o/r", "main", "x.py"),
+    row(TE, "notebook_path", colab.colab_url, "https://github.com/o/r", "main", 3),
+    row(TE, "env", colab.describe, "cpu"),
+    row(VE, "env", colab.describe, {"device": "cpu"}),
+    row(VE, "repo_url", colab.colab_cell, "ftp://x"),
+    # book (config and TOC readers)
+    row(TE, "config_path", book.repo_url_from_config, None),
+    row(TE, "toc_path", book.toc_pages, 3.0),
+    row(TE, "config_path", book.book_repository, ["_config.yml"]),
     # reported (figures quoted from papers)
     row(TE, "row", reported.reported_flops, [1]),
     row(VE, "row['pass']", reported.reported_flops, {**REPORTED["rows"][0], "pass": "x"}),
@@ -435,14 +431,13 @@ ROWS: list[Row] = [
     row(VE, "slices", MM.fa2_traffic, 128, 64, slices=0),
     row(VE, "l2_bytes", MM.fa2_traffic, 128, 64, l2_bytes=-1),
     row(VE, "gpu", MM.fa2_traffic, 128, 64, gpu="T4"),  # no on-chip figures for it
-    row(VE, "n", MM.kv_fits_l2, -1, 64),
+    row(VE, "n", MM.regime, -1, 64),
     row(VE, "d", MM.l2_fit_length, 0),
     row(TE, "slices", MM.regime, 128, 64, slices=1.5),
     row(VE, "sram_bytes", MM.algorithm1_ratio, sram_bytes=0),
     row(VE, "bytes_per_value", MM.three_level_ratio, bytes_per_value=0),
     row(TE, "causal", MM.hbm_over_compulsory, causal=1),
     row(VE, "n", MM.l2_over_hbm, 0),
-    row(VE, "d", MM.hbm_time_us, 4096, -128),
     row(VE, "n", MM.chapter_cases, 0),
     row(TE, "ns", MM.theorem2_scaling, 1024),
     row(VE, "ns", MM.theorem2_scaling, []),
@@ -573,10 +568,10 @@ INT_CALLS = [
     (counting.score_matrix_bytes, (16, 2), {"n_heads": 4, "n_layers": 2}),
     (counting.kv_cache_bytes, ("llama-2-70b", 16, 2), {"batch": 3}),
     (counting.kaplan_forward_flops_per_token, ("gpt2-small", 1024), {}),
-    (kv_cache.decode_attention_cost, ("mistral-7b", 100), {"batch": 2}),
-    (kv_cache.prefix_cache_flops, ("gpt2-small", 4, 3), {}),
-    (variants.sliding_window_pairs, (20, 4), {}),
-    (triton_flash.flops, (1, 2, 8, 8, 16), {}),
+    (decode_cost.decode_attention_cost, ("mistral-7b", 100), {"batch": 2}),
+    (decode_cost.prefix_cache_flops, ("gpt2-small", 4, 3), {}),
+    (counting.attention_pairs, (20, 24), {"window": 4}),
+    (counting.attention_call_flops, (1, 2, 8, 8, 16), {}),
     (reference.flash_io_elements, (8, 8, 4), {"block_q": 2, "block_k": 4}),
     (reference.visited_blocks, (8, 8, 2, 4, True), {}),
 ]

@@ -137,7 +137,7 @@ def test_expected_colab_url_follows_config():
 
 
 def test_expected_colab_url_for_this_book_points_at_an_existing_notebook():
-    from attn_lib.setup import book_repository
+    from attn_lib.book import book_repository
 
     url = check_html.expected_colab_url(*book_repository(ROOT / "_config.yml"), "book/appendix_claims")
     assert url.endswith("/blob/main/book/appendix_claims.ipynb")
@@ -244,9 +244,9 @@ def test_math_problems():
 
 
 def test_setup_cell_problems():
-    from attn_lib import setup
+    from attn_lib import colab
 
-    cell = setup.colab_cell("https://github.com/org/repo")
+    cell = colab.colab_cell("https://github.com/org/repo")
     inputs = [{"cell": 1, "text": cell},
               {"cell": 2, "text": "import attn_lib\nfrom attn_lib import glue"}]
     assert check_html.setup_cell_problems(inputs) == [

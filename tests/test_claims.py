@@ -1,7 +1,9 @@
 """attn_lib.claims: the ledger's checks give the verdicts the appendix prints (no timing here)."""
 from __future__ import annotations
 
-import numpy as np
+import inspect
+from pathlib import Path
+
 import pytest
 
 from attn_lib import claims
@@ -46,6 +48,57 @@ def test_claims_are_numbered_in_order():
     assert [c.number for c in claims.CLAIMS.values()] == list(range(1, len(claims.CLAIMS) + 1))
 
 
+#: The ledger's order: its stored outputs (numbers, section anchors) depend on it.
+ORDER = ["handshakes", "doubling_quadruples", "thousand_to_million", "cost_n2_d",
+         "term_breakdown", "docstring_formula", "ffn_linear", "ffn_crossover",
+         "request_4k_to_8k", "flop_table", "h100_times", "relative_column", "memory_table",
+         "one_point_86_tb", "decode_vs_prefill_counting", "decode_vs_prefill_measured",
+         "flash_same_flops", "flash_linear_memory", "hbm_traffic", "sram_hbm_ratios",
+         "reported_speedups", "quadratic_vs_recurrence", "bert_512", "softmax_global",
+         "sliding_window", "million_needs_many_devices", "three_buckets"]
+
+
+def test_claims_keep_the_ledgers_order():
+    assert list(claims.CLAIMS) == ORDER
+
+
+def test_every_line_of_the_claims_package_fits_the_column():
+    """The ledger shows each check's source (source_markdown): 80 columns at most."""
+    package = Path(inspect.getfile(claims)).parent
+    wide = [f"{f.name}:{i}" for f in sorted(package.glob("*.py"))
+            for i, line in enumerate(f.read_text().splitlines(), 1) if len(line) > claims.WIDTH]
+    assert not wide, wide
+    for key in claims.CLAIMS:
+        assert max(map(len, claims.source_markdown(key).splitlines())) <= claims.WIDTH, key
+
+
+def test_essay_figures_are_the_ones_checked():
+    e = claims.essays
+    assert claims.check("flop_table").values["quoted"] == list(e.TABLE_TFLOP)
+    assert claims.check("h100_times").values["quoted"] == list(e.TABLE_H100_S)
+    assert claims.check("relative_column").values["quoted"] == list(e.TABLE_RELATIVE)
+    assert len(claims.check("memory_table").values["bytes"]) == len(e.MEMORY_QUOTED) == len(e.MEMORY_N)
+    assert set(e.MEMORY_N) <= set(e.TABLE_N) and e.TABLE_D_MODEL == e.TABLE_HEADS * 128
+    assert claims.check("reported_speedups").values == {k: v for k, (v, _) in e.FLASH_REPORTED.items()}
+    assert all(claims.check("handshakes").values[f"h{n}"] == h for n, h in e.HANDSHAKES.items())
+    assert claims.check("ffn_crossover").values["vs_mlp"] == e.FFN_CROSSOVER == 4 * e.FFN_D_MODEL
+    v = claims.check("sram_hbm_ratios").values
+    assert (round(v["bandwidth_ratio"]), v["capacity_ratio"]) == (
+        e.SRAM_OVER_HBM_BANDWIDTH, e.HBM_OVER_SRAM_CAPACITY)
+    assert claims.check("bert_512").values["max_position_embeddings"] == e.BERT_LENGTH
+    assert e.MEMORY_1M == (1.86, "TB") and e.TABLE_H100_PEAK == 990e12
+
+
+def test_verdict_rule_and_prose_list():
+    from attn_lib.claims._registry import prose_list, verdict
+
+    assert [verdict(True), verdict(True, caveat=True), verdict(False, caveat=True)] == [
+        HOLDS, CAVEAT, FAILS]
+    assert prose_list([7, 14, 21]) == "7, 14 and 21" and prose_list([1_000]) == "1,000"
+    with pytest.raises(TypeError, match="xs"):
+        prose_list("7, 14")
+
+
 @pytest.mark.parametrize("key, verdict", EXPECTED.items())
 def test_verdict(key, verdict):
     result = claims.check(key)
@@ -72,24 +125,24 @@ def test_check_by_number_and_unknown():
     (2_000_000, 2, "MB", "decimal"), (2**25, 32, "MB", "binary"), (2e12, 1.86, "TB", "neither"),
     (32_768_000_000, 30.5, "GB", "binary")])
 def test_unit_reading(n_bytes, quoted, unit, reading):
-    assert claims.unit_reading(n_bytes, quoted, unit) == reading
+    assert claims.tables.unit_reading(n_bytes, quoted, unit) == reading
 
 
 def test_unit_reading_rejects_unknown_unit():
     with pytest.raises(ValueError, match="unit"):
-        claims.unit_reading(1, 1, "KiB")
+        claims.tables.unit_reading(1, 1, "KiB")
 
 
 @pytest.mark.parametrize("window, layers, reach", [(8, 1, 7), (8, 3, 21), (64, 1, 63), (4, 100, 63)])
 def test_window_reach(window, layers, reach):
-    assert claims.window_reach(64, window, layers) == reach
+    assert claims.facts.window_reach(64, window, layers) == reach
 
 
 def test_ema_recurrence_matches_closed_form():
     torch = pytest.importorskip("torch")
     x = torch.ones(20, 3)
     expected = 1 - 0.9 ** torch.arange(1, 21, dtype=torch.float32)  # 0.1·Σ 0.9^k
-    assert torch.allclose(claims.ema_recurrence(x)[:, 0], expected, atol=1e-6)
+    assert torch.allclose(claims.vs_recurrence.ema_recurrence(x)[:, 0], expected, atol=1e-6)
 
 
 def test_summary_and_tally():
@@ -126,8 +179,8 @@ def test_claim_14_separates_substance_from_figure():
 
 
 def test_claim_16_linear_means_a_slope_near_one():
-    lo, hi = claims.DECODE_LINEAR
-    assert lo <= 1 <= hi and hi < claims.PREFILL_QUADRATIC  # 0.75 is not linear
+    lo, hi = claims.decode.DECODE_LINEAR
+    assert lo <= 1 <= hi and hi < claims.decode.PREFILL_QUADRATIC  # 0.75 is not linear
     assert not lo <= 0.75 <= hi
 
 
@@ -140,10 +193,6 @@ def test_claim_19_transfers_are_prose():
 def test_claim_registration_validates():
     with pytest.raises(ValueError, match="source"):
         claims.claim("t", "C", "text")
-
-
-def test_best_time_of_a_no_op_is_tiny():
-    assert np.isclose(claims.best_time(lambda: None, repeats=2), 0, atol=0.1)
 
 
 def test_hbm_traffic_uses_one_sms_shared_memory():

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from attn_lib import counting as C
-from attn_lib import models
+from attn_lib import models, reference, variants
 from attn_lib.models import ModelConfig
 
 
@@ -24,6 +24,39 @@ def test_handshakes_count_pairs_by_enumeration(n):
     assert C.attention_pairs(n) == n * n
     assert C.attention_pairs(n, causal=True) == sum(1 for i in range(n) for j in range(n) if j <= i)
     assert C.attention_pairs(n, causal=True) == C.handshakes(n) + n
+
+
+@pytest.mark.parametrize("nq,nk", [(1, 1), (5, 5), (3, 9), (9, 3), (1, 64), (64, 1), (0, 4)])
+def test_rectangular_pairs_and_call_flops_count_the_mask(nq, nk):
+    for causal in (False, True):
+        pairs = int(reference.causal_mask(nq, nk).sum()) if causal else nq * nk
+        assert C.attention_pairs(nq, nk, causal=causal) == pairs
+        assert C.attention_call_flops(2, 3, nq, nk, 16, causal) == 4 * 2 * 3 * pairs * 16
+    assert C.attention_call_flops(1, 1, nq, nk, 16, False, head_dim_v=32) == 2 * nq * nk * (16 + 32)
+
+
+@pytest.mark.parametrize("nq,nk", [(0, 3), (1, 3), (5, 5), (10, 10), (100, 100), (3, 9), (9, 3)])
+def test_sliding_window_pairs_and_flops_count_the_mask(nq, nk):
+    for w in (1, 3, 7, 10, 200):
+        pairs = int(variants.sliding_window_mask(nq, nk, w).sum())
+        assert C.attention_pairs(nq, nk, window=w) == pairs
+    assert C.attention_flops(100, 64, window=7) == 4 * C.attention_pairs(100, window=7) * 64
+    # a window as long as the sequence is plain causal attention
+    assert C.attention_pairs(50, window=50) == C.attention_pairs(50, causal=True)
+
+
+def test_receptive_field():
+    assert C.receptive_field(0, 5) == 1
+    assert C.receptive_field(3, 5) == 13
+    assert C.receptive_field(32, 4096) == 32 * 4095 + 1
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_bad_window_names_argument(bad, exc):
+    with pytest.raises(exc, match="window"):
+        C.attention_pairs(4, window=bad)
+    with pytest.raises(exc, match="window"):
+        C.receptive_field(2, bad)
 
 
 # ----------------------------------------------------------------------------- FLOPs
@@ -157,6 +190,30 @@ def test_score_matrix_bytes():
     assert C.score_matrix_bytes(10, 2, n_heads=3, n_layers=2) == 10 * 10 * 2 * 6
 
 
+def test_weight_bytes():
+    assert C.weight_bytes("llama-2-7b", 1) == pytest.approx(6.74e9, rel=2e-3)  # the paper's 7B is 6.74B
+    assert C.weight_bytes("llama-3-8b", 1) == pytest.approx(8.03e9, rel=1e-3)
+    assert C.weight_bytes("gpt2-small", 1, untied_embeddings=False) == pytest.approx(124e6, rel=0.02)
+    cfg = models.get("gpt2-small")
+    assert C.weight_bytes(cfg, 2) - C.weight_bytes(cfg, 2, untied_embeddings=False) == 2 * cfg.vocab * cfg.d_model
+    # the same matrices a decode step multiplies by, plus the input embedding
+    shapes = C.weight_shapes(cfg, unembedding=True)
+    assert C.weight_bytes(cfg, 1) == sum(m * n for m, n in shapes) + cfg.vocab * cfg.d_model
+    assert len(C.weight_shapes(cfg)) == cfg.n_layers * (4 + cfg.mlp_matrices)
+
+
+def test_counting_accepts_the_tiny_models_config():
+    from attn_lib.tiny_gpt import TinyGPTConfig
+
+    tiny = TinyGPTConfig()
+    as_model = tiny.to_model_config()
+    assert models.get(tiny) == as_model
+    assert C.kv_cache_bytes(tiny, 64) == C.kv_cache_bytes(as_model, 64)
+    assert C.forward_flops(tiny, 32, causal=True) == C.forward_flops(as_model, 32, causal=True)
+    with pytest.raises(TypeError, match="model"):
+        models.get(3)
+
+
 def test_kv_cache_opt13b_is_800_kib_per_token():
     # vLLM paper (Kwon et al. 2023, §3): "≈800 KB" per token for OPT-13B = 2·40·5120·2 bytes.
     assert C.kv_cache_bytes("opt-13b", 1) == 819200 == 800 * 1024
@@ -180,6 +237,16 @@ def test_kv_cache_stores_kv_heads_only(model, kv_heads):
     assert C.kv_cache_bytes(model, 1) == 2 * cfg.n_layers * kv_heads * cfg.head_dim * 2
     mha = ModelConfig(**{**cfg.__dict__, "n_kv_heads": cfg.n_heads, "sliding_window": None})
     assert C.kv_cache_bytes(mha, 1) == C.kv_cache_bytes(model, 1) * cfg.n_heads // kv_heads
+
+
+@pytest.mark.parametrize("model, width", [
+    ("gpt2-small", 768 + 768 + 2 * 768 + 3072),  # GELU MLP: one hidden layer
+    ("llama-3-8b", 4096 + 4096 + 2 * 1024 + 2 * 14336),  # GQA K/V; SwiGLU gate and up
+])
+def test_activation_width_and_bytes_per_device(model, width):
+    assert C.activation_width(model) == width
+    layers = models.get(model).n_layers
+    assert C.activation_bytes_per_device(model, 4096, 4) == 4096 / 4 * width * 2 * layers
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])

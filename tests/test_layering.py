@@ -106,3 +106,10 @@ def test_the_checker_sees_cycles_and_upward_imports(tmp_path):
         assert attn_lib_imports(src) == {"reference"}
     finally:
         PKG = saved
+
+
+def test_essay_figures_are_a_leaf():
+    """claims/essays.py is data that the claims modules and chapter 2's viz read: it
+    imports no attn_lib module, so either can import it."""
+    assert graph()["claims.essays"] == set()
+    assert "claims.essays" in graph()["viz.flops"]

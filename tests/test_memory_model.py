@@ -114,6 +114,15 @@ def test_blocks_fit_shared_memory():
         mm.fa2_blocks(1024, 4096)
 
 
+def test_traffic_record_counts_compulsory_bytes():
+    t = mm.fa2_traffic(4096, 64)
+    assert isinstance(t, mm.Traffic)
+    assert t.compulsory_bytes == 2 * 4096 * (64 + 64) * 2  # Q and O, K and V, fp16
+    assert t.over_compulsory == t.hbm_bytes / t.compulsory_bytes
+    with pytest.raises(ValueError, match="block_q"):
+        mm.Traffic(0, 0, 0, False, 0, 64)
+
+
 def test_bad_input_and_unknown_figures():
     with pytest.raises(ValueError, match="n must"):
         mm.fa2_traffic(0, 64)

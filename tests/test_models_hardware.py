@@ -74,6 +74,15 @@ def test_published_figures():
         H.get("T4").peak("bf16")
 
 
+def test_peaks_accept_torch_dtype_names():
+    h100, t4 = H.get("H100 SXM"), H.get("T4")
+    for torch_name, short in H.DTYPE_NAMES.items():
+        assert h100.peak(torch_name) == h100.peak(short)
+    assert t4.ridge_point("float16") == t4.ridge_point("fp16")
+    with pytest.raises(ValueError, match="T4 has no bf16"):
+        t4.peak("bfloat16")
+
+
 @pytest.mark.parametrize("device_name, expected", [
     ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H200", "H200"),
     ("NVIDIA A100-SXM4-40GB", "A100 40GB"), ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
@@ -123,3 +132,15 @@ def test_one_bandwidth_per_device():
     # the paper's rounded 1.5 TB/s is quoted for its own ratios; estimates use the datasheet figure
     assert H.get("A100 40GB").bandwidth == 1.555e12
     assert H.FLASH_PAPER_A100["hbm_bandwidth"] == 1.5e12
+
+
+def test_links_cite_sources_and_resolve_by_name():
+    for name, l in H.LINKS.items():
+        assert isinstance(l, H.Link) and l.name == name
+        assert l.source and l.bidirectional == 2 * l.bandwidth, name
+        assert H.link(name) is l and H.link(l) is l  # a Link passes through
+    assert H.link("PCIe 5.0 x16").bandwidth == 64e9  # 128 GB/s both ways
+    with pytest.raises(ValueError, match="name must be one of"):
+        H.link("carrier pigeon")
+    with pytest.raises(TypeError, match="a link name"):
+        H.link(64e9)

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from attn_lib import setup
+from attn_lib import book, colab
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_EXERCISES = 3
@@ -32,7 +32,7 @@ def resolve(entry: str) -> Path | None:
     return None
 
 
-ENTRIES = setup.toc_pages(ROOT / "_toc.yml")
+ENTRIES = book.toc_pages(ROOT / "_toc.yml")
 # Notebooks that exist, in toc order; a missing one fails test_toc_entry_exists.
 NOTEBOOK_ENTRIES = [e for e in ENTRIES if resolve(e) is not None and resolve(e).suffix == ".ipynb"]
 
@@ -71,9 +71,9 @@ def test_toc_entry_exists(entry):
 def test_first_code_cell_is_the_colab_cell(entry):
     nb = _read(entry)
     first = _code_cells(nb)[0]
-    expected = setup.colab_cell(setup.repo_url_from_config(ROOT / "_config.yml"))
+    expected = colab.colab_cell(book.repo_url_from_config(ROOT / "_config.yml"))
     assert first.source == expected, (
-        f"{entry}: first code cell must be attn_lib.setup.colab_cell(repo_url_from_config()); "
+        f"{entry}: first code cell must be attn_lib.colab.colab_cell(book.repo_url_from_config()); "
         "regenerate it with tools/set_up_cells.py")
     assert "nbval-ignore-output" in _tags(first), f"{entry}: tag the set-up cell nbval-ignore-output"
     assert "remove-input" in _tags(first), f"{entry}: tag the set-up cell remove-input"
@@ -116,8 +116,8 @@ CHAPTERS = [e for e in ENTRIES if re.fullmatch(r"book/ch[^/]*", e)]
 
 @pytest.mark.parametrize("entry", CHAPTERS)
 def test_colab_launch_link_resolves(entry):
-    url, branch = setup.book_repository(ROOT / "_config.yml")
-    link = setup.colab_url(url, branch, f"{entry}.ipynb")
+    url, branch = book.book_repository(ROOT / "_config.yml")
+    link = colab.colab_url(url, branch, f"{entry}.ipynb")
     path_in_repo = ROOT / link.split(f"/blob/{branch}/", 1)[1]
     assert path_in_repo.is_file(), f"Colab link {link} names a file missing from the repository"
     assert not git_ignored(path_in_repo), f"Colab link {link} names a file git ignores"

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from attn_lib import setup
+from attn_lib import book, colab
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location(
@@ -26,7 +26,7 @@ sys.modules["width_report"] = width_report  # dataclasses look their module up t
 _spec.loader.exec_module(width_report)
 
 MAX = width_report.MAX_WIDTH
-SETUP_SOURCE = setup.colab_cell("https://github.com/org/repo")
+SETUP_SOURCE = colab.colab_cell("https://github.com/org/repo")
 # A set-up cell whose lines fit (the generated one has a 150-character pip line today).
 SHORT_SETUP = ("import importlib.util, subprocess, sys\n"
                "if importlib.util.find_spec('attn_lib') is None:\n"
@@ -127,7 +127,7 @@ def test_the_first_code_cell_must_be_the_set_up_cell():
     (SHORT_SETUP, True),
     ("import importlib.util\nif importlib.util.find_spec('attn_lib') is None: 0", True),
     ("!pip install -q git+https://github.com/org/attn-book.git", True),
-    ("import attn_lib\nENV = attn_lib.setup.environment()", False),
+    ("import attn_lib.colab\nENV = attn_lib.colab.environment()", False),
     ("subprocess.run([sys.executable, '-m', 'pip', 'install', 'numpy'])", False),
 ])
 def test_is_setup_source(source, is_setup):
@@ -189,7 +189,7 @@ IDS = [p.stem for p in NOTEBOOKS]
 
 
 def test_every_notebook_of_the_toc_is_checked():
-    toc = setup.toc_pages(ROOT / "_toc.yml")
+    toc = book.toc_pages(ROOT / "_toc.yml")
     expected = [f"{e}.ipynb" for e in toc if (ROOT / f"{e}.ipynb").is_file()]
     assert NOTEBOOKS
     assert [p.relative_to(ROOT).as_posix() for p in NOTEBOOKS] == expected

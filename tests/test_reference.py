@@ -1,4 +1,6 @@
 """attn_lib.reference (NumPy): plain and tiled attention equal a float64 oracle."""
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -107,3 +109,11 @@ def test_visited_blocks_skip_only_fully_masked_blocks():
             needed = mask[i * bq:(i + 1) * bq, j * bk:(j + 1) * bk].any()
             assert ((i, j) in visited) == needed
     assert len(reference.visited_blocks(nq, nk, bq, bk, causal=False)) == 4 * 4
+
+
+def test_iter_blocks_is_lazy_and_runs_keys_outer_queries_inner():
+    blocks = reference.iter_blocks(4, 4, 2, 2, causal=False)
+    assert isinstance(blocks, types.GeneratorType)  # memory stays linear in N
+    assert list(blocks) == [(0, 0), (1, 0), (0, 1), (1, 1)]  # Algorithm 1's order
+    causal = list(reference.iter_blocks(4, 4, 2, 2, causal=True))
+    assert causal == [(0, 0), (1, 0), (1, 1)] == reference.visited_blocks(4, 4, 2, 2, True)

@@ -2,6 +2,9 @@
 apart."""
 
 import copy
+import fnmatch
+import tomllib
+from pathlib import Path
 import re
 import json
 
@@ -22,7 +25,8 @@ def data():
 
 def test_the_books_file_validates_and_is_apart_from_recorded_runs(data):
     assert data["schema"] == reported.SCHEMA and data["rows"]
-    assert reported.data_path().parent.parent == recorded.data_dir()
+    # shipped inside the package, never among the book's runs
+    assert reported.data_path().is_relative_to(Path(reported.__file__).parent)
     # recorded.load_runs reads book/data/*.json only: the reported file is never a "run"
     assert all("reported" not in str(r.path) for r in recorded.load_runs())
     for row in data["rows"]:
@@ -31,6 +35,15 @@ def test_the_books_file_validates_and_is_apart_from_recorded_runs(data):
             assert all(
                 row[k] is not None for k in ("dtype", "head_dim", "causal", "seq_len")
             )
+
+
+def test_the_file_is_package_data_so_pip_installs_it():
+    # Colab installs attn_lib with pip, without the checkout: the file must be declared
+    root = Path(reported.__file__).parent
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["attn_lib"]
+    rel = reported.data_path().relative_to(root).as_posix()
+    assert any(fnmatch.fnmatch(rel, p) for p in patterns), (rel, patterns)
 
 
 def test_rate_and_time_agree_where_both_are_reported(data):
@@ -81,6 +94,16 @@ def test_errors_name_the_field(data, where, value, field, tmp_path):
     path.write_text(json.dumps(_break(data, where, value)))
     with pytest.raises(ValueError, match=re.escape(f"bad.json: field '{field}'")):
         reported.load(path)
+
+
+def test_validate_checks_the_data_and_each_row(data):
+    assert reported.validate(data) is data  # the parsed file, returned as it came
+    row = data["rows"][0]
+    assert reported.validate_row(row, "rows[0]", data["sources"]) is row
+    with pytest.raises(ValueError, match=re.escape("mine.json: field 'rows[0].source'")):
+        reported.validate_row(row, "rows[0]", {}, "mine.json")  # a source not cited
+    with pytest.raises(ValueError, match="x: must be a JSON object"):
+        reported.validate([data], "x")
 
 
 def test_invalid_json(tmp_path):

@@ -81,3 +81,14 @@ def test_online_softmax_rejects_bad_chunk():
         R.online_softmax(np.zeros(3), chunk=0)
     with pytest.raises(TypeError, match="chunk"):
         R.online_softmax_stats(np.zeros(3), chunk=1.5)
+
+
+def test_softmax_stats_hold_the_max_and_the_shifted_sum():
+    stats = R.softmax_stats(np.log(np.array([[1.0, 3.0]])))
+    assert isinstance(stats, R.SoftmaxStats)
+    np.testing.assert_allclose([stats.m, stats.l], [[math.log(3)], [4 / 3]])
+    one = R.SoftmaxStats(np.zeros(1), np.ones(1))  # the stats of the single logit 0
+    merged = R.merge_stats(one, R.softmax_stats(np.full((1, 1), math.log(3))))
+    np.testing.assert_allclose([merged.m, merged.l], [[math.log(3)], [4 / 3]])
+    with pytest.raises(TypeError, match="a must be"):
+        R.merge_stats((stats.m, stats.l), stats)  # a bare (m, l) tuple is not stats

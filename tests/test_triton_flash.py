@@ -162,15 +162,6 @@ def test_why_unavailable_reports_a_broken_kernel_in_one_line(monkeypatch):
     assert "\n" not in line
 
 
-@pytest.mark.parametrize("nq,nk", [(1, 1), (5, 5), (3, 9), (9, 3), (1, 64), (64, 1), (0, 4)])
-def test_flops_count_visible_pairs(nq, nk):
-    for causal in (False, True):
-        pairs = int(reference.causal_mask(nq, nk).sum()) if causal else nq * nk
-        assert tf.visible_pairs(nq, nk, causal) == pairs
-        assert tf.flops(2, 3, nq, nk, 16, causal) == 4 * 2 * 3 * pairs * 16
-    assert tf.flops(1, 1, nq, nk, 16, False, head_dim_v=32) == 2 * nq * nk * (16 + 32)
-
-
 @pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(__import__("triton").__file__),
                                                     "backends", "nvidia", "bin", "ptxas")),
                     reason="Triton's bundled ptxas is missing")

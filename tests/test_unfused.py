@@ -72,6 +72,18 @@ def test_module_computes_attention():
     assert torch.allclose(mod(q, k, v), torch.from_numpy(want), atol=1e-12)
 
 
+def test_traffic_mode_records_each_op_it_sees():
+    a, b = torch.ones(4, 8, 16), torch.ones(4, 16, 8)
+    with unfused.TrafficMode() as mode:
+        torch.bmm(a, b)
+    (op,) = mode.ops
+    assert isinstance(op, unfused.OpTraffic)
+    assert (op.op, op.step, op.phase) == ("aten.bmm", "QKᵀ", "forward")
+    assert (op.read_bytes, op.write_bytes, op.total) == (2 * 512 * 4, 256 * 4, 5120)
+    with pytest.raises(ValueError, match="phase"):
+        unfused.OpTraffic("aten.bmm", "QKᵀ", "sideways", 0, 0)
+
+
 def test_broadcast_tensor_counts_distinct_elements():
     t = torch.zeros(5, 1, dtype=torch.float32).expand(5, 7)
     assert unfused.tensor_bytes(t) == 5 * 4

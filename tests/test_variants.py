@@ -43,32 +43,11 @@ def test_matches_masked_reference(nq, extra_k, window, block_q, dv):
     assert np.all(out[:, ~mask.any(axis=1)] == 0)  # rows with no visible key are zeros
 
 
-def test_pairs_and_flops_count_the_mask():
-    for n, w in [(0, 3), (1, 3), (5, 3), (10, 10), (100, 7)]:
-        assert variants.sliding_window_pairs(n, w) == variants.sliding_window_mask(n, n, w).sum()
-    assert variants.sliding_window_flops(100, 64, 7) == 4 * variants.sliding_window_pairs(100, 7) * 64
-
-
-def test_receptive_field():
-    assert variants.receptive_field(0, 5) == 1
-    assert variants.receptive_field(3, 5) == 13
-    assert variants.receptive_field(32, 4096) == 32 * 4095 + 1
-
-
 @pytest.mark.parametrize("bad, exc", [(None, TypeError), (0, ValueError), (2.5, TypeError)])
 def test_bad_window_names_argument(bad, exc):
     q, k, v = qkv(np.random.default_rng(0), 4, 4)
     with pytest.raises(exc, match="window"):
         variants.sliding_window_attention(q, k, v, window=bad)
-    with pytest.raises(exc, match="window"):
-        variants.sliding_window_pairs(4, bad)
-
-
-def test_bad_counts_name_argument():
-    with pytest.raises(ValueError, match="n_tokens"):
-        variants.sliding_window_pairs(-1, 3)
-    with pytest.raises(ValueError, match="n_layers"):
-        variants.receptive_field(-1, 3)
 
 
 def test_torch_path_matches_numpy_and_counts_linear_flops():

@@ -8,16 +8,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from attn_lib import counting  # noqa: E402
+from attn_lib.claims import essays  # noqa: E402
 from attn_lib.viz import flops, scores  # noqa: E402
-
-
-def test_format_bytes_units():
-    assert scores.format_bytes(999) == "999 B"
-    assert scores.format_bytes(2e6) == "2.00 MB (1.91 MiB)"
-    assert scores.format_bytes(2**25) == "33.55 MB (32.00 MiB)"
-    assert scores.format_bytes(128_000**2 * 2) == "32.77 GB (30.52 GiB)"
-    with pytest.raises(ValueError, match="nbytes"):
-        scores.format_bytes(-1)
 
 
 def test_demo_scores_seeded_and_square():
@@ -37,7 +29,7 @@ def test_figures_and_widgets_build():
     scores.score_explorer_static((2, 3))
     flops.flop_explorer_static("gpt2-small", (128, 1024))
     flops.plot_attention_share(ns=[64, 1024, 16384])
-    flops.flop_breakdown_bar("llama-2-7b", 4096, causal=True)
+    flops.flop_explorer_static("llama-2-7b", (4096,), causal=True)
     assert scores.score_explorer().children and flops.flop_explorer().children
     plt.close("all")
 
@@ -46,12 +38,6 @@ def test_plot_times_labels_the_fitted_slope():  # the timing itself: tests/test_
     ax = scores.plot_times([4, 8, 16], {"x": [1.0, 4.0, 16.0]}, fit_ranges=[(4, 16)])
     assert ax.get_lines()[0].get_label() == "x (slope 2.0)" and len(ax.get_lines()) == 2
     plt.close("all")
-
-
-def test_markdown_table():
-    assert flops.markdown_table(["a", "b"], [[1, 2]], "lr") == "| a | b |\n| :--- | ---: |\n| 1 | 2 |"
-    with pytest.raises(ValueError):
-        flops.markdown_table(["a", "b"], [[1]])
 
 
 def test_attention_flop_rows_follow_formula():
@@ -64,10 +50,21 @@ def test_attention_flop_rows_follow_formula():
 def test_score_memory_table_and_unit_readings():
     table = flops.score_memory_table((4096,))
     assert "33.55 MB (32.00 MiB)" in table and "67.11 MB (64.00 MiB)" in table
-    assert flops.unit_readings(counting.score_matrix_bytes(4096), 32, 2)["closer"] == "binary"
-    assert flops.unit_readings(counting.score_matrix_bytes(1000), 2, 2)["closer"] == "decimal"
-    with pytest.raises(ValueError):
-        flops.unit_readings(1e6, 1, 0)
+    assert "essay" not in table
+    # with the essay's figures: each one's unit reading (claims.tables.unit_reading)
+    essay = flops.score_memory_table((1000, 4096), [(2, "MB"), (32, "MB")]).splitlines()
+    assert essay[0].endswith("| essay | essay's unit |") and essay[1].endswith("|:---|")
+    assert essay[2].endswith("| 2 MB | decimal |") and essay[3].endswith("| 32 MB | binary |")
+    assert flops.score_memory_table().count("\n") == 1 + len(essays.TABLE_N)
+    with pytest.raises(ValueError, match="quoted"):
+        flops.score_memory_table((1000, 4096), [(2, "MB")])
+
+
+def test_chapter_2_tables_default_to_the_essay_figures():
+    rows = flops.attention_flop_rows()
+    assert [r["n"] for r in rows] == list(essays.TABLE_N)
+    assert rows[0]["flops"] == counting.attention_flops(
+        essays.TABLE_N[0], essays.TABLE_D_MODEL, essays.TABLE_LAYERS)
 
 
 def _texts(fig):

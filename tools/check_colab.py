@@ -95,9 +95,9 @@ def version_mismatches(pins: list[str], installed: dict[str, str | None]) -> lis
 
 def toc_notebooks(repo: Path) -> list[Path]:
     """The .ipynb files of `repo`'s _toc.yml, in reading order (markdown skipped)."""
-    sys.path.insert(0, str(ROOT))  # attn_lib.setup holds the one _toc.yml reader
+    sys.path.insert(0, str(ROOT))  # attn_lib.book holds the one _toc.yml reader
     try:
-        from attn_lib.setup import toc_pages
+        from attn_lib.book import toc_pages
     finally:
         sys.path.pop(0)
     notebooks = []

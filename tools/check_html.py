@@ -221,8 +221,8 @@ def output_problems(outputs: list[dict], page_text: str) -> list[str]:
 
 
 def toc_pages(toc_path: Path) -> list[str]:
-    """Every page of a Jupyter Book _toc.yml, in reading order (attn_lib.setup reads it)."""
-    from attn_lib.setup import toc_pages as read_toc
+    """Every page of a Jupyter Book _toc.yml, in reading order (attn_lib.book reads it)."""
+    from attn_lib.book import toc_pages as read_toc
 
     return read_toc(toc_path)
 
@@ -235,7 +235,7 @@ def is_chapter(toc_entry: str) -> bool:
 def expected_colab_url(repo_url: str, branch: str, toc_entry: str) -> str:
     """The Colab link a chapter page must carry (sphinx-book-theme's launch button)."""
     sys.path.insert(0, str(ROOT))
-    from attn_lib.setup import colab_url
+    from attn_lib.colab import colab_url
 
     return colab_url(repo_url, branch, f"{toc_entry}.ipynb")
 
@@ -705,7 +705,7 @@ def run(html_dir: Path, shots: Path, book_root: Path, executable: str,
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(book_root))
-    from attn_lib.setup import book_repository
+    from attn_lib.book import book_repository
 
     report = Report(enforce_presentation=presentation)
     files = site_files(html_dir)

@@ -1,4 +1,4 @@
-"""Stamp every book notebook's first code cell with attn_lib.setup.colab_cell.
+"""Stamp every book notebook's first code cell with attn_lib.colab.colab_cell.
 
 The cell keeps its place (Colab needs it first) and gets the tags `nbval-ignore-output`
 (it prints the device) and `remove-input` (the HTML book hides it). Its output is left
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from attn_lib import setup
+from attn_lib import book, colab
 
 ROOT = Path(__file__).resolve().parent.parent
 TAGS = ("nbval-ignore-output", "remove-input")
@@ -32,8 +32,8 @@ def stamp(path: Path, source: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    source = setup.colab_cell(setup.repo_url_from_config(ROOT / "_config.yml"))
-    pages = [ROOT / f"{p}.ipynb" for p in setup.toc_pages(ROOT / "_toc.yml")]
+    source = colab.colab_cell(book.repo_url_from_config(ROOT / "_config.yml"))
+    pages = [ROOT / f"{p}.ipynb" for p in book.toc_pages(ROOT / "_toc.yml")]
     paths = [Path(a) for a in argv] or [p for p in pages if p.exists()]
     for path in paths:
         print(f"{path.name}: {'updated' if stamp(path, source) else 'unchanged'}")

@@ -340,7 +340,7 @@ def _first_code_index(nb) -> int:
 def book_notebooks(root: Path = ROOT) -> list[Path]:
     """Every notebook listed in the book's _toc.yml, in reading order."""
     sys.path.insert(0, str(root))
-    from attn_lib.setup import toc_pages
+    from attn_lib.book import toc_pages
 
     return [root / f"{entry}.ipynb" for entry in toc_pages(root / "_toc.yml")
             if (root / f"{entry}.ipynb").is_file()]

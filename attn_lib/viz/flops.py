@@ -1,7 +1,9 @@
 """Chapter 2 figures and tables: FLOP breakdowns, attention's share vs N, computed tables.
 
 Tables come back as markdown strings (display them with IPython.display.Markdown), so every
-figure in the chapter's tables is computed. `flop_explorer` (ipywidgets: preset + context)
+figure in the chapter's tables is computed; their contexts and model are essay B's
+(attn_lib.claims.essays), and the memory table can stand beside the essay's own figures
+(the claims ledger). `flop_explorer` (ipywidgets: preset + context)
 has a static twin, `flop_explorer_static`, for the HTML book.
 """
 from __future__ import annotations
@@ -9,28 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting, models
-from .scores import format_bytes
+from ..claims.essays import TABLE_D_MODEL, TABLE_LAYERS, TABLE_N
+from ..claims.tables import unit_reading
+from ._common import DPI, format_bytes, markdown_table
 
 #: Order and colours of the per-layer parts of counting.layer_flops.
-PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
+_PARTS = ("projections", "scores", "scale", "softmax", "av", "mlp")
 _COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "softmax": "#c44e52",
             "av": "#937860", "mlp": "#55a868"}
 
-#: The contexts of the seed essay's table: 1K, 4K, 32K, 128K, 200K, 1M tokens.
-SEED_CONTEXTS = (1_000, 4_096, 32_768, 128_000, 200_000, 1_000_000)
 
-
-def markdown_table(headers, rows, align: str | None = None) -> str:
-    """A markdown table; align is one character per column, 'l' or 'r' (default: all right)."""
-    align = align or "r" * len(headers)
-    if len(align) != len(headers) or any(len(r) != len(headers) for r in rows):
-        raise ValueError(f"every row and align need {len(headers)} columns")
-    rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = [headers, rule, *[[str(c) for c in r] for r in rows]]
-    return "\n".join("| " + " | ".join(map(str, line)) + " |" for line in lines)
-
-
-def attention_flop_rows(contexts=SEED_CONTEXTS, d_model: int = 8192, n_layers: int = 80,
+def attention_flop_rows(contexts=TABLE_N, d_model: int = TABLE_D_MODEL,
+                        n_layers: int = TABLE_LAYERS,
                         peak_flops_per_s: float = 989.4e12) -> list[dict]:
     """Per context: attention FLOPs (4·N²·d·L), TFLOP, seconds at the peak, ratio to the first."""
     rows, base = [], None
@@ -45,35 +37,36 @@ def attention_flop_rows(contexts=SEED_CONTEXTS, d_model: int = 8192, n_layers: i
 def attention_flop_table(rows: list[dict]) -> str:
     """Markdown for attention_flop_rows: context, TFLOP, seconds at peak, ratio to the first row."""
     body = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{r['seconds']:,.3f}", f"{r['ratio']:,.0f}×"] for r in rows]
-    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body)
+    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body,
+                          "rrrr")
 
 
-def score_memory_table(contexts=SEED_CONTEXTS) -> str:
-    """Bytes of one N×N score matrix (one head, one layer) in fp16 and fp32, GB and GiB."""
-    body = [[f"{n:,}", format_bytes(counting.score_matrix_bytes(n, 2)), format_bytes(counting.score_matrix_bytes(n, 4))]
-            for n in contexts]
-    return markdown_table(["context N (tokens)", "fp16 (2 B/score)", "fp32 (4 B/score)"], body)
+def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
+    """Bytes of one N×N score matrix (one head, one layer) in fp16 and fp32, GB and GiB.
 
-
-def unit_readings(nbytes: float, shown: float, power: int) -> dict:
-    """How a figure `shown` with an SI-looking prefix of 1000**power reads against nbytes.
-
-    Returns the decimal value (nbytes / 1000**power), the binary one (nbytes / 1024**power)
-    and which of the two `shown` is closer to ('decimal' or 'binary').
+    `quoted`: a figure per context, (value, unit) as essays.MEMORY_QUOTED prints them;
+    adds the figure and which reading of its unit it matches (decimal or binary).
     """
-    if power < 1 or shown <= 0:
-        raise ValueError(f"power must be >= 1 and shown > 0, got power={power}, shown={shown}")
-    dec, binary = nbytes / 1000**power, nbytes / 1024**power
-    closer = "decimal" if abs(shown - dec) / dec <= abs(shown - binary) / binary else "binary"
-    return {"decimal": dec, "binary": binary, "closer": closer}
+    if quoted is not None and len(quoted) != len(contexts):
+        raise ValueError(f"quoted needs one (value, unit) per context, got {len(quoted)} "
+                         f"for {len(contexts)}")
+    headers = ["context N (tokens)", "fp16 (2 B/score)", "fp32 (4 B/score)"]
+    body = [[f"{n:,}", format_bytes(counting.score_matrix_bytes(n, 2)),
+             format_bytes(counting.score_matrix_bytes(n, 4))] for n in contexts]
+    if quoted is not None:
+        headers += ["essay", "essay's unit"]
+        for row, n, (value, unit) in zip(body, contexts, quoted):
+            fp16 = counting.score_matrix_bytes(n, 2)
+            row += [f"{value:,} {unit}", unit_reading(fp16, value, unit)]
+    return markdown_table(headers, body, "r" * (len(headers) - 1) + ("l" if quoted else "r"))
 
 
 def _bars(model, n: int, causal: bool, ax):
     parts = counting.forward_flops(model, n, causal=causal)
     total = sum(parts.values())
-    values = [parts[p] / 1e12 for p in PARTS]
-    ax.barh(PARTS, values, color=[_COLOURS[p] for p in PARTS])
-    for y, (p, v) in enumerate(zip(PARTS, values)):
+    values = [parts[p] / 1e12 for p in _PARTS]
+    ax.barh(_PARTS, values, color=[_COLOURS[p] for p in _PARTS])
+    for y, (p, v) in enumerate(zip(_PARTS, values)):
         ax.text(v, y, f" {parts[p] / total:.1%}", va="center", fontsize=9)
     ax.invert_yaxis()
     ax.tick_params(labelsize=9)
@@ -84,21 +77,13 @@ def _bars(model, n: int, causal: bool, ax):
     return ax
 
 
-def flop_breakdown_bar(model, n_tokens: int, *, causal: bool = False, ax=None):
-    """Horizontal bars: whole-model forward TFLOP by part, labelled with each part's share."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(5, 2.6), dpi=100)[1]
-    return _bars(model, n_tokens, causal, ax)
-
-
 def flop_explorer(contexts=(256, 1024, 4096, 16384, 65536, 262144, 1_000_000)):
     """ipywidgets explorer: pick a preset, a context and causal/not; see the FLOP breakdown."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
     def show(model, n_tokens, causal):
-        fig, ax = plt.subplots(figsize=(5.5, 2.8), dpi=100)
+        fig, ax = plt.subplots(figsize=(5.5, 2.8), dpi=DPI)
         _bars(model, n_tokens, causal, ax)
         plt.show()
 
@@ -115,7 +100,7 @@ def flop_explorer_static(model="llama-2-7b", contexts=(4096, 32768, 262144), *, 
     import matplotlib.pyplot as plt
 
     # stacked, 7 in wide: side by side the panels would have to shrink below 9 pt text
-    fig, axes = plt.subplots(len(contexts), 1, figsize=(7, 2.1 * len(contexts)), dpi=100)
+    fig, axes = plt.subplots(len(contexts), 1, figsize=(7, 2.1 * len(contexts)), dpi=DPI)
     for n, ax in zip(contexts, np.atleast_1d(axes)):
         _bars(model, n, causal, ax)
     fig.tight_layout()
@@ -128,7 +113,7 @@ def plot_attention_share(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b"), 
     import matplotlib.pyplot as plt
 
     ns = np.unique(np.logspace(7, 20, 80, base=2).astype(int)) if ns is None else np.asarray(ns)
-    ax = ax or plt.subplots(figsize=(6.5, 3.8), dpi=100)[1]
+    ax = ax or plt.subplots(figsize=(6.5, 3.8), dpi=DPI)[1]
     for name in model_names:
         (line,) = ax.semilogx(ns, [counting.attention_share(name, int(n), causal=causal) for n in ns], label=name)
         n_star = counting.crossover_length(name, "dense", causal=causal)

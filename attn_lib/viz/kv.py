@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import hardware, kv_cache as kc, models
-from .scores import format_bytes
+from .. import counting, decode_cost, hardware, models
+from .._checks import check_bytes
+from ._common import DPI, format_bytes, markdown_table, plain_ticks
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
 ROOFLINE_GPUS = (("H100 SXM", "fp16"), ("A100 80GB", "fp16"), ("T4", "fp16"))
@@ -14,28 +15,8 @@ def _axes(ax, figsize=(5.5, 3.6)):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=figsize, dpi=100)
+        _, ax = plt.subplots(figsize=figsize, dpi=DPI)
     return ax
-
-
-def _plain_ticks(ax, xticks=None):
-    """Plain numbers on log axes (no 2×10³ minor labels); major x ticks at the measured sizes."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
-    for axis in (ax.xaxis, ax.yaxis):
-        if axis.get_scale() == "log":
-            axis.set_major_formatter(fmt)
-            axis.set_minor_formatter(NullFormatter())
-    if xticks is not None:
-        ax.set_xticks(list(xticks))
-
-
-def markdown_table(headers, rows) -> str:
-    """A GitHub-flavoured markdown table (show it with IPython.display.Markdown)."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- measured scaling
@@ -51,7 +32,7 @@ def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None)
                    label="fit range" + (f" (slope {slope:.2f})" if slope is not None else ""))
     ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)", title="One decode step")
     ax.legend(fontsize=8)
-    _plain_ticks(ax, lengths)
+    plain_ticks(ax, lengths)
     ax.tick_params(axis="x", labelrotation=45)
     return ax
 
@@ -61,7 +42,7 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=DPI)
     n, t = np.asarray(lengths, float), np.asarray(seconds, float)
     axes[0].loglog(n, t * 1e3, "o-", label="measured prefill")
     for p, style in ((1, "k:"), (2, "k--")):
@@ -75,7 +56,7 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     axes[1].set(xlabel="prompt tokens N", ylabel="d log t / d log N", ylim=(0, 2.5), title="Local slope")
     for ax in axes:
         ax.legend(fontsize=8)
-        _plain_ticks(ax, n)
+        plain_ticks(ax, n)
         ax.tick_params(axis="x", labelrotation=45)
     plt.tight_layout()
     return axes
@@ -86,7 +67,7 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100)
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=DPI)
     steps = np.asarray(steps)
     axes[0].loglog(steps, np.asarray(cached_s) * 1e3, "o-", label="with KV cache")
     axes[0].loglog(steps, np.asarray(uncached_s) * 1e3, "s-", label="recompute every step")
@@ -95,17 +76,33 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     axes[1].set(xlabel="generated tokens T", ylabel="no-cache time / cached time", title="Speed-up of the cache")
     axes[0].legend(fontsize=8)
     for ax in axes:
-        _plain_ticks(ax, steps)
+        plain_ticks(ax, steps)
     plt.tight_layout()
     return axes
 
 
 # ----------------------------------------------------------------------------- memory
+def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
+    """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
+    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
+        raise TypeError(f"names must be a list of preset names or None, got {names!r}")
+    bytes_per_value, rows = check_bytes("bytes_per_value", bytes_per_value), []
+    for name in names or list(models.PRESETS):
+        cfg = models.get(name)
+        kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"
+        if cfg.sliding_window:
+            kind += f", window {cfg.sliding_window}"
+        rows.append({"model": name, "attention": kind, "context": cfg.context,
+                     "per_token": counting.kv_cache_bytes(cfg, 1, bytes_per_value),
+                     "full_context": counting.kv_cache_bytes(cfg, cfg.context, bytes_per_value)})
+    return rows
+
+
 def kv_table_markdown(names=None, bytes_per_value: int = 2) -> str:
     """Per preset: KV cache per token and for one sequence at full context (all layers),
     each in the unit that fits its row, decimal (KB, MB, GB) then binary (KiB, MiB, GiB)."""
     rows = []
-    for r in kc.kv_memory_rows(names, bytes_per_value):
+    for r in kv_memory_rows(names, bytes_per_value):
         rows.append([r["model"], r["attention"], f"{r['context']:,}",
                      format_bytes(r["per_token"]), format_bytes(r["full_context"])])
     head = ["model", "attention", "context", "KV per token",
@@ -119,19 +116,19 @@ def plot_batch_context(model_names, gpus=("H100 SXM", "T4"), contexts=None, axes
 
     contexts = np.asarray(contexts if contexts is not None else 2 ** np.arange(9, 18))
     if axes is None:
-        _, axes = plt.subplots(1, len(gpus), figsize=(5 * len(gpus), 3.6), dpi=100, squeeze=False)
+        _, axes = plt.subplots(1, len(gpus), figsize=(5 * len(gpus), 3.6), dpi=DPI, squeeze=False)
         axes = axes[0]
     for ax, gpu in zip(axes, gpus):
         g = hardware.get(gpu)
         for name in model_names:
-            batch = [kc.max_batch(name, int(c), g) for c in contexts]
+            batch = [decode_cost.max_batch(name, int(c), g) for c in contexts]
             label = name if any(batch) else f"{name} (weights alone do not fit)"
             ax.loglog(contexts, np.maximum(batch, 0.5), "o-", ms=3, label=label)  # 0 drawn at 0.5
         ax.axhline(1, color="k", lw=0.8)
         ax.set(xlabel="context (tokens per sequence)", ylabel="max batch (sequences)",
                title=f"{g.name}, {g.memory / 1e9:.0f} GB, fp16 weights + KV cache")
         ax.legend(fontsize=8)
-        _plain_ticks(ax)
+        plain_ticks(ax)
     plt.tight_layout()
     return axes
 
@@ -155,28 +152,28 @@ def plot_roofline(points: dict, gpus=ROOFLINE_GPUS, ax=None):
     ax.set(xlabel="arithmetic intensity (FLOP/byte)", ylabel="attainable TFLOP/s", ylim=(0.03, 2e3),
            title="Roofline: decode sits far left of every ridge")
     ax.legend(fontsize=7, loc="lower right")
-    _plain_ticks(ax)
+    plain_ticks(ax)
     return ax
 
 
 # ----------------------------------------------------------------------------- explorer
-def estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dtype: str = "fp16") -> list:
+def _estimate_row(model: str, context: int, batch: int, gpu: str = "H100 SXM", dtype: str = "fp16") -> list:
     """One row of the explorer's table: cache, weights, fit, roofline step time, tokens/s."""
-    e = kc.decode_step_estimate(model, context, batch, gpu, dtype)
-    return [model, f"{context:,}", batch, kc.format_bytes(e["kv_bytes"], "GB"),
-            kc.format_bytes(e["weight_bytes"], "GB"), "yes" if e["fits"] else "no",
+    e = decode_cost.decode_step_estimate(model, context, batch, gpu, dtype)
+    return [model, f"{context:,}", batch, format_bytes(e["kv_bytes"], "GB"),
+            format_bytes(e["weight_bytes"], "GB"), "yes" if e["fits"] else "no",
             f"{e['time_s'] * 1e3:.2f}", e["bound"], f"{e['tokens_per_s']:,.0f}"]
 
 
-ESTIMATE_HEADERS = ["model", "context", "batch", "KV cache", "weights", "fits",
+_ESTIMATE_HEADERS = ["model", "context", "batch", "KV cache", "weights", "fits",
                     "step (ms)", "bound", "tokens/s"]
 
 
 def estimate_table_markdown(models_=("llama-2-7b", "llama-3-8b"), contexts=(4096, 8192),
                             batches=(1, 16, 64), gpu: str = "H100 SXM", dtype: str = "fp16") -> str:
     """Static twin of the explorer: a few fixed (model, context, batch) rows."""
-    rows = [estimate_row(m, c, b, gpu, dtype) for m in models_ for c in contexts for b in batches]
-    return markdown_table(ESTIMATE_HEADERS, rows)
+    rows = [_estimate_row(m, c, b, gpu, dtype) for m in models_ for c in contexts for b in batches]
+    return markdown_table(_ESTIMATE_HEADERS, rows)
 
 
 def explorer():
@@ -193,9 +190,9 @@ def explorer():
     def update(*_):
         out.clear_output(wait=True)
         with out:
-            row = estimate_row(model.value, context.value, batch.value, gpu.value, "fp16")
-            display(Markdown(markdown_table(ESTIMATE_HEADERS, [row])))
-            ridge = kc.compute_bound_batch(gpu.value, "fp16")
+            row = _estimate_row(model.value, context.value, batch.value, gpu.value, "fp16")
+            display(Markdown(markdown_table(_ESTIMATE_HEADERS, [row])))
+            ridge = decode_cost.compute_bound_batch(gpu.value, "fp16")
             display(Markdown(f"Weight matmuls turn compute-bound near batch {ridge:.0f} on {gpu.value}; "
                              f"the KV-cache reads never do (about 1 FLOP/byte per kv head group)."))
 

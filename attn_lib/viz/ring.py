@@ -1,8 +1,8 @@
 """Chapter 5 figures: who holds which K/V block at each ring step, and a planner.
 
-- :func:`ring_schedule_figure` / :func:`draw_ring_schedule`: ranks × steps; each cell
-  names the K/V chunks a rank holds at that step and is shaded by the share of that
-  block's pairs the causal mask leaves visible (the work done in the step).
+- :func:`ring_schedule_figure`: ranks × steps; each cell names the K/V chunks a rank
+  holds at that step and is shaded by the share of that block's pairs the causal mask
+  leaves visible (the work done in the step).
 - :func:`plan`: (P, N, model, link, GPU) → memory per device, one ring step's compute
   and transfer time at peak rates, and whether the transfer hides behind the compute.
 - :func:`plan_table` (static, for the HTML book) and :func:`plan_explorer` (ipywidgets).
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from .. import counting, hardware, models
 from ..ring import chunk_starts, chunks_per_rank
-
-DPI = 100
+from ._common import DPI, markdown_table
 
 
 def holder_schedule(world_size: int, layout: str = "contiguous") -> list:
@@ -47,7 +46,7 @@ def step_work(world_size: int, layout: str = "contiguous", *, causal: bool = Tru
     return grid
 
 
-def draw_ring_schedule(ax, world_size: int, layout: str = "contiguous", *,
+def _draw_ring_schedule(ax, world_size: int, layout: str = "contiguous", *,
                        causal: bool = True) -> None:
     """Ranks down, steps across; text = K/V chunks held, shade = visible work."""
     import numpy as np
@@ -75,7 +74,7 @@ def ring_schedule_figure(world_size: int = 4, *, causal: bool = True):
 
     fig, axes = plt.subplots(1, 2, figsize=(9.2, 0.55 * world_size + 1.6), dpi=DPI)
     for ax, layout in zip(axes, ("contiguous", "zigzag")):
-        draw_ring_schedule(ax, world_size, layout, causal=causal)
+        _draw_ring_schedule(ax, world_size, layout, causal=causal)
     fig.suptitle(f"P = {world_size}: the K/V chunks each rank holds at each step "
                  f"(shade: visible {'causal ' if causal else ''}pairs)", fontsize=10)
     fig.tight_layout()
@@ -112,7 +111,7 @@ def plan(world_size: int, n_tokens: int, model: str = "llama-3-8b",
             "hidden": world_size == 1 or n_tokens / world_size >= need}
 
 
-HEADERS = ("P", "tokens/device", "KV GB", "activations GB", "fits (+ weights)",
+_HEADERS = ("P", "tokens/device", "KV GB", "activations GB", "fits (+ weights)",
            "step compute µs", "step transfer µs", "attention s", "transfer hidden")
 
 
@@ -121,7 +120,7 @@ def num3(x: float) -> str:
     return f"{float(f'{x:.3g}'):,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def plan_row(p: dict) -> list[str]:
+def _plan_row(p: dict) -> list[str]:
     yes = lambda b: "yes" if b else "no"
     return [str(p["P"]), f"{p['tokens_per_device']:,.0f}", num3(p["kv_gb"]),
             num3(p["act_gb"]), yes(p["fits"]), num3(p["compute_us"]),
@@ -130,9 +129,7 @@ def plan_row(p: dict) -> list[str]:
 
 def plan_table(plans: list[dict]) -> str:
     """A markdown table of :func:`plan` results (the static twin of the explorer)."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---:|" * len(HEADERS)]
-    lines += ["| " + " | ".join(plan_row(p)) + " |" for p in plans]
-    return "\n".join(lines)
+    return markdown_table(_HEADERS, [_plan_row(p) for p in plans], "r" * len(_HEADERS))
 
 
 def plan_explorer():

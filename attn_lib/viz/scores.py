@@ -3,34 +3,15 @@
 `demo_scores` makes a small score matrix from seeded random queries and keys;
 `plot_score_matrix` draws it as a heat map, greying out what a causal mask hides;
 `score_explorer` (ipywidgets) and `score_explorer_static` (its twin for the HTML book) show
-the matrix, its pair counts and its bytes for a chosen N. `time_sizes` and `plot_times`
-produce the measured log-log scaling figure.
+the matrix, its pair counts and its bytes for a chosen N. `plot_times` draws the measured
+log-log scaling figure (the times come from attn_lib.timing.best_of).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from .. import bench, counting
-
-FONT = 9  # pt: the smallest text in a figure drawn at most 7 in wide
-
-
-def format_bytes(nbytes: float) -> str:
-    """'2.10 GB (1.95 GiB)': decimal units first (1 GB = 1e9 B), binary (1 GiB = 2**30 B) after."""
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-
-    def pick(base, names):
-        power = 0
-        while power < len(names) - 1 and nbytes >= base ** (power + 1):
-            power += 1
-        return f"{nbytes / base**power:,.{0 if power == 0 else 2}f} {names[power]}"
-
-    if nbytes < 1000:
-        return f"{int(nbytes)} B"
-    return f"{pick(1000, ['B', 'KB', 'MB', 'GB', 'TB', 'PB'])} ({pick(1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'])})"
+from .. import counting
+from ._common import FONT, format_bytes
 
 
 def demo_scores(n: int, d: int = 16, seed: int = 0) -> np.ndarray:

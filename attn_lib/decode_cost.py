@@ -1,74 +1,24 @@
-"""KV-cache arithmetic for chapter 3: a NumPy decode step, work, bytes, memory and time estimates.
+"""Decode-time cost for chapter 3: what one generated token costs, and how many fit.
 
-- :func:`decode_attention_step`: one attention layer's decode step against a cache, in NumPy
-  (the reference the torch model in :mod:`attn_lib.tiny_gpt` is tested against).
 - :func:`generation_attention_pairs`: (query, key) pairs scored while generating, with and
   without a cache (Σi versus Σi²).
 - :func:`decode_attention_cost`, :func:`weight_matmul_cost`, :func:`compute_bound_batch`:
   FLOPs, bytes and arithmetic intensity of a decode step (why decode is memory-bound).
-- :func:`weight_bytes`, :func:`max_batch`, :func:`decode_step_estimate`: cache size against
-  a GPU's memory, and a roofline estimate of one decode step.
+- :func:`max_batch`, :func:`decode_step_estimate`: caches beside the weights in a GPU's
+  memory, and a roofline estimate of one decode step.
 - :func:`common_prefix_len`, :func:`prefix_cache_flops`: prompt caching.
 
-Models are preset names, :class:`attn_lib.models.ModelConfig` or a
-:class:`attn_lib.tiny_gpt.TinyGPTConfig`. Bytes are decimal unless a name says KiB/MiB/GiB.
+The KV cache itself is :class:`attn_lib.tiny_gpt.KVCache`; its sizes are
+:func:`attn_lib.counting.kv_cache_bytes`. Models are preset names,
+:class:`attn_lib.models.ModelConfig` or a :class:`attn_lib.tiny_gpt.TinyGPTConfig`, resolved
+once by :func:`attn_lib.models.get`. Bytes are decimal unless a name says KiB/MiB/GiB.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from . import counting, hardware, models
-from ._checks import check_bool, check_bytes, check_nonneg, check_nonneg_int, check_positive_int
-from .reference import softmax
-
-
-def _model(model) -> models.ModelConfig:
-    if hasattr(model, "to_model_config"):  # a TinyGPTConfig
-        return model.to_model_config()
-    return models.get(model)
-
-
-# ----------------------------------------------------------------------------- NumPy decode step
-def decode_attention_step(x, k_cache, v_cache, wq, wk, wv, wo, *, n_heads: int):
-    """One decode step of one attention layer, in NumPy. Returns (out, k_cache, v_cache).
-
-    x (B, d_model): the new token's (normalised) hidden state. k_cache, v_cache
-    (B, n_kv_heads, L, head_dim): the past. wq (d_model, n_heads·hd), wk and wv
-    (d_model, n_kv_heads·hd), wo (n_heads·hd, d_model), applied as x @ W.
-    out (B, d_model); the returned caches have L + 1 rows. Query head h reads kv head
-    h // (n_heads // n_kv_heads). The work is matrix-vector products: O(L·d).
-    """
-    arrays = {"x": x, "k_cache": k_cache, "v_cache": v_cache, "wq": wq, "wk": wk, "wv": wv, "wo": wo}
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if x.ndim != 2 or k_cache.ndim != 4 or k_cache.shape != v_cache.shape:
-        raise ValueError(f"need x (B, d_model) and equal k_cache, v_cache (B, Hkv, L, hd); got x "
-                         f"{x.shape}, k_cache {k_cache.shape}, v_cache {v_cache.shape}")
-    B, d_model = x.shape
-    _, n_kv, _, hd = k_cache.shape
-    n_heads = check_positive_int("n_heads", n_heads)
-    if n_heads % n_kv or wq.shape[1] != n_heads * hd or wk.shape[1] != n_kv * hd:
-        raise ValueError(f"n_heads={n_heads} must be a multiple of n_kv_heads={n_kv}, and wq {wq.shape}, "
-                         f"wk {wk.shape} must produce n_heads·hd and n_kv_heads·hd columns (hd={hd})")
-    want = {"wq": (d_model, n_heads * hd), "wk": (d_model, n_kv * hd), "wv": (d_model, n_kv * hd),
-            "wo": (n_heads * hd, d_model)}
-    for name, shape in want.items():
-        if arrays[name].shape != shape:
-            raise ValueError(f"{name} must have shape {shape} for x {x.shape}, k_cache "
-                             f"{k_cache.shape}, n_heads={n_heads}; got {arrays[name].shape}")
-    if k_cache.shape[0] != B:
-        raise ValueError(f"x {x.shape} and k_cache {k_cache.shape} must share the batch B")
-    q = (x @ wq).reshape(B, n_kv, n_heads // n_kv, hd)  # (B, Hkv, G, hd): query heads by shared kv head
-    k_new = (x @ wk).reshape(B, n_kv, 1, hd)
-    v_new = (x @ wv).reshape(B, n_kv, 1, hd)
-    k = np.concatenate([k_cache, k_new], axis=2)  # (B, Hkv, L+1, hd)
-    v = np.concatenate([v_cache, v_new], axis=2)
-    p = softmax(q @ k.swapaxes(-1, -2) / math.sqrt(hd))  # (B, Hkv, G, L+1): one row per head
-    out = (p @ v).reshape(B, n_heads * hd)  # (B, H·hd)
-    return out @ wo, k, v
+from ._checks import check_bool, check_bytes, check_nonneg_int, check_positive_int
 
 
 # ----------------------------------------------------------------------------- work while generating
@@ -99,7 +49,7 @@ def decode_attention_cost(model, cache_len: int, *, batch: int = 1, bytes_per_va
     MHA in fp16 gives (4·d + 6·H)/(4·d + 4·d/keys) FLOP/byte → 1 + 1.5/head_dim for long caches;
     GQA multiplies it by the group size, since each key/value row serves that many heads.
     """
-    cfg = _model(model)
+    cfg = models.get(model)
     keys = check_positive_int("cache_len", cache_len)
     if cfg.sliding_window:
         keys = min(keys, cfg.sliding_window)
@@ -111,13 +61,6 @@ def decode_attention_cost(model, cache_len: int, *, batch: int = 1, bytes_per_va
     return {"flops": total_flops, "bytes": total_bytes, "intensity": total_flops / total_bytes}
 
 
-def _weight_shapes(cfg: models.ModelConfig, unembedding: bool) -> list[tuple[int, int]]:
-    d = cfg.d_model
-    per_layer = [(d, cfg.d_attn), (d, cfg.d_kv), (d, cfg.d_kv), (cfg.d_attn, d)]
-    per_layer += [(d, cfg.d_ff)] * cfg.mlp_matrices
-    return per_layer * cfg.n_layers + ([(d, cfg.vocab)] if unembedding else [])
-
-
 def weight_matmul_cost(model, batch: int = 1, *, bytes_per_value: int = 2, unembedding: bool = True) -> dict:
     """FLOPs and bytes of one decode step's weight matmuls for `batch` sequences.
 
@@ -125,10 +68,10 @@ def weight_matmul_cost(model, batch: int = 1, *, bytes_per_value: int = 2, unemb
     batch·m·n multiply-adds (2 FLOPs each); the activations in and out add batch·(m + n)
     values. Intensity = 2·batch·m·n / (bpv·(m·n + batch·(m + n))) ≈ batch for fp16.
     """
-    cfg = _model(model)
+    cfg = models.get(model)
     b, bpv = check_positive_int("batch", batch), check_bytes("bytes_per_value", bytes_per_value)
     unembedding = check_bool("unembedding", unembedding)
-    shapes = _weight_shapes(cfg, unembedding)
+    shapes = counting.weight_shapes(cfg, unembedding=unembedding)
     flops = sum(2 * b * m * n for m, n in shapes)
     total_bytes = sum(bpv * (m * n + b * (m + n)) for m, n in shapes)
     return {"flops": flops, "bytes": total_bytes, "intensity": flops / total_bytes}
@@ -146,23 +89,12 @@ def compute_bound_batch(gpu, dtype: str = "bf16", bytes_per_value: int = 2) -> f
 
 
 # ----------------------------------------------------------------------------- memory
-def weight_bytes(model, bytes_per_value: int = 2, *, untied_embeddings: bool = True) -> int:
-    """Bytes of the weight matrices: layers, the token embedding, and the unembedding if untied.
-
-    Norms and biases are ignored (well under 0.1 %). GPT-2 and OPT tie the two embeddings
-    (pass untied_embeddings=False); the Llama and Mistral models do not.
-    """
-    cfg, untied_embeddings = _model(model), check_bool("untied_embeddings", untied_embeddings)
-    n = sum(m * k for m, k in _weight_shapes(cfg, untied_embeddings)) + cfg.vocab * cfg.d_model
-    return n * check_bytes("bytes_per_value", bytes_per_value)
-
-
 def max_batch(model, context: int, gpu, bytes_per_value: int = 2) -> int:
     """Most sequences of `context` tokens whose KV caches fit beside the weights (0: none)."""
-    g = hardware.get(gpu)
+    cfg, g = models.get(model), hardware.get(gpu)
     context = check_positive_int("context", context)
-    per_seq = counting.kv_cache_bytes(_model(model), context, bytes_per_value)
-    free = g.memory - weight_bytes(model, bytes_per_value)
+    per_seq = counting.kv_cache_bytes(cfg, context, bytes_per_value)
+    free = g.memory - counting.weight_bytes(cfg, bytes_per_value)
     return max(0, int(free // per_seq))
 
 
@@ -174,13 +106,13 @@ def decode_step_estimate(model, context: int, batch: int, gpu="H100 SXM", dtype:
     per step), time_s (the slower of math and memory, a lower bound), bound ('memory' or
     'compute') and tokens_per_s (batch / time_s).
     """
-    cfg, g = _model(model), hardware.get(gpu)
+    cfg, g = models.get(model), hardware.get(gpu)
     context, batch = check_positive_int("context", context), check_positive_int("batch", batch)
     att = decode_attention_cost(cfg, context, batch=batch, bytes_per_value=bytes_per_value)
     mm = weight_matmul_cost(cfg, batch, bytes_per_value=bytes_per_value)
     flops, moved = att["flops"] + mm["flops"], att["bytes"] + mm["bytes"]
     kv = counting.kv_cache_bytes(cfg, context, bytes_per_value, batch=batch)
-    w = weight_bytes(cfg, bytes_per_value)
+    w = counting.weight_bytes(cfg, bytes_per_value)
     t = hardware.roofline_time(flops, moved, g, dtype)
     bound = "compute" if flops / g.peak(dtype) >= moved / g.bandwidth else "memory"
     return {"kv_bytes": kv, "weight_bytes": w, "fits": kv + w <= g.memory, "flops": flops,
@@ -214,7 +146,7 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
     (scores, scale, softmax and PV, quadratic in P); `saved_attention_share` is their ratio
     to `saved`.
     """
-    cfg = _model(model)
+    cfg = models.get(model)
     p, s = check_nonneg_int("prefix_len", prefix_len), check_nonneg_int("suffix_len", suffix_len)
 
     def total(n):
@@ -227,30 +159,3 @@ def prefix_cache_flops(model, prefix_len: int, suffix_len: int) -> dict:
             "saved_fraction": prefix / full if full else 0.0,
             "saved_dense": prefix - attention, "saved_attention": attention,
             "saved_attention_share": attention / prefix if prefix else 0.0}
-
-
-# ----------------------------------------------------------------------------- units
-def format_bytes(n: float, unit: str) -> str:
-    """n bytes in `unit`: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)."""
-    scale = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-             "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
-    if unit not in scale:
-        raise ValueError(f"unit must be one of {sorted(scale)}, got {unit!r}")
-    n = check_nonneg("n", n)
-    return f"{n / scale[unit]:,.1f} {unit}"
-
-
-def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
-    """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
-    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
-        raise TypeError(f"names must be a list of preset names or None, got {names!r}")
-    bytes_per_value, rows = check_bytes("bytes_per_value", bytes_per_value), []
-    for name in names or list(models.PRESETS):
-        cfg = models.get(name)
-        kind = "MHA" if cfg.n_kv_heads == cfg.n_heads else f"GQA ({cfg.n_heads}/{cfg.n_kv_heads})"
-        if cfg.sliding_window:
-            kind += f", window {cfg.sliding_window}"
-        rows.append({"model": name, "attention": kind, "context": cfg.context,
-                     "per_token": counting.kv_cache_bytes(cfg, 1, bytes_per_value),
-                     "full_context": counting.kv_cache_bytes(cfg, cfg.context, bytes_per_value)})
-    return rows

@@ -1,4 +1,4 @@
-"""attn_lib.setup: the Colab set-up decisions, tested without network or GPU."""
+"""attn_lib.colab: the Colab set-up decisions, tested without network or GPU."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,21 +8,21 @@ import sys
 import pytest
 
 import attn_lib
-from attn_lib import setup
+from attn_lib import colab
 
 REPO = "https://github.com/example-org/example-book"
 
 
 # ------------------------------------------------------------------ install or not, and how
 def test_install_ref_is_the_release_tag():
-    assert setup.install_ref() == f"v{attn_lib.__version__}"
-    assert setup.install_ref("1.2.3") == "v1.2.3"
+    assert colab.install_ref() == f"v{attn_lib.__version__}"
+    assert colab.install_ref("1.2.3") == "v1.2.3"
     with pytest.raises(ValueError, match="version"):
-        setup.install_ref("latest")
+        colab.install_ref("latest")
 
 
 def test_install_command_pins_ref_and_keeps_runtime_torch():
-    cmd = setup.install_command(REPO, python="py")
+    cmd = colab.install_command(REPO, python="py")
     assert cmd == ["py", "-m", "pip", "install", "-q", "--no-deps",
                    f"git+{REPO}.git@v{attn_lib.__version__}"]
     assert "--no-deps" in cmd  # Colab's CUDA torch/Triton must survive
@@ -30,23 +30,23 @@ def test_install_command_pins_ref_and_keeps_runtime_torch():
 
 @pytest.mark.parametrize("url", [REPO + "/", REPO + ".git"])
 def test_install_command_normalises_url(url):
-    assert setup.install_command(url, "abc123", python="py")[-1] == f"git+{REPO}.git@abc123"
+    assert colab.install_command(url, "abc123", python="py")[-1] == f"git+{REPO}.git@abc123"
 
 
 def test_install_command_uses_running_python_by_default():
-    assert setup.install_command(REPO)[0] == sys.executable
+    assert colab.install_command(REPO)[0] == sys.executable
 
 
 @pytest.mark.parametrize("bad", ["http://x.org/repo", "git@github.com:o/r", "", None])
 def test_install_command_rejects_non_https(bad):
     with pytest.raises(ValueError, match="repo_url"):
-        setup.install_command(bad)
+        colab.install_command(bad)
 
 
 def test_needs_install():
-    assert setup.needs_install() is False  # the test environment has attn_lib
-    assert setup.needs_install(find_spec=lambda name: None) is True
-    assert setup.needs_install(find_spec=lambda name: object()) is False
+    assert colab.needs_install() is False  # the test environment has attn_lib
+    assert colab.needs_install(find_spec=lambda name: None) is True
+    assert colab.needs_install(find_spec=lambda name: object()) is False
 
 
 # ------------------------------------------------------------------ dtype per device
@@ -59,25 +59,25 @@ def test_needs_install():
     ("cuda", (9, 0), "bfloat16"),  # H100 / H200
 ])
 def test_dtype_for_device(device, capability, dtype):
-    assert setup.dtype_for(device, capability) == dtype
+    assert colab.dtype_for(device, capability) == dtype
 
 
 def test_preferred_dtype():
-    assert setup.preferred_dtype("cpu", True) == "float32"
-    assert setup.preferred_dtype("cuda", False) == "float16"
-    assert setup.preferred_dtype("cuda", True) == "bfloat16"
+    assert colab.preferred_dtype("cpu", True) == "float32"
+    assert colab.preferred_dtype("cuda", False) == "float16"
+    assert colab.preferred_dtype("cuda", True) == "bfloat16"
     with pytest.raises(ValueError, match="device_type"):
-        setup.preferred_dtype("tpu", True)
+        colab.preferred_dtype("tpu", True)
 
 
 def test_bf16_native_rejects_malformed_capability():
-    assert setup.bf16_native(None) is False
+    assert colab.bf16_native(None) is False
     with pytest.raises(ValueError, match="capability"):
-        setup.bf16_native((8,))
+        colab.bf16_native((8,))
 
 
 def test_environment_on_this_machine():
-    env = setup.environment()
+    env = colab.environment()
     assert set(env) == {"device", "name", "dtype", "torch", "attn_lib"}
     assert env["attn_lib"] == attn_lib.__version__
     if env["device"] == "cpu":
@@ -95,26 +95,13 @@ def test_environment_on_a_gpu(monkeypatch, name, capability, dtype):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    env = setup.environment()
+    env = colab.environment()
     assert (env["device"], env["name"], env["dtype"]) == ("cuda", name, dtype)
 
 
-# ------------------------------------------------------------------ config and the cell
-def test_repo_url_from_config_reads_the_one_place(tmp_path):
-    cfg = tmp_path / "_config.yml"
-    cfg.write_text("repository:\n  url: https://github.com/o/r\n  branch: main\n")
-    assert setup.repo_url_from_config(cfg) == "https://github.com/o/r"
-
-
-def test_repo_url_from_config_finds_the_checkout_config(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # e.g. a notebook running in book/
-    assert setup.repo_url_from_config().startswith("https://")
-    with pytest.raises(FileNotFoundError, match="config_path"):
-        setup.repo_url_from_config(tmp_path / "missing.yml")
-
-
+# ------------------------------------------------------------------ the cell
 def test_colab_cell_mentions_pinned_command():
-    cell = setup.colab_cell(REPO)
+    cell = colab.colab_cell(REPO)
     assert f"REPO = {REPO!r}" in cell and f".git@v{attn_lib.__version__}" in cell
     assert "'--no-deps'" in cell and "describe(ENV)" in cell
     assert max(len(line) for line in cell.splitlines()) <= 80  # fits the page column
@@ -133,7 +120,7 @@ def _run_cell(cell, monkeypatch, installed: bool):
 
 
 def test_colab_cell_does_nothing_where_attn_lib_is_installed(monkeypatch, capsys):
-    calls, ns = _run_cell(setup.colab_cell(REPO), monkeypatch, installed=True)
+    calls, ns = _run_cell(colab.colab_cell(REPO), monkeypatch, installed=True)
     assert calls == []
     assert ns["ENV"]["device"] in ("cpu", "cuda")
     out = capsys.readouterr().out  # one short line naming the device
@@ -141,21 +128,15 @@ def test_colab_cell_does_nothing_where_attn_lib_is_installed(monkeypatch, capsys
 
 
 def test_colab_cell_installs_on_a_fresh_runtime(monkeypatch):
-    calls, _ = _run_cell(setup.colab_cell(REPO, "v9.9.9"), monkeypatch, installed=False)
+    calls, _ = _run_cell(colab.colab_cell(REPO, "v9.9.9"), monkeypatch, installed=False)
     [(cmd, kwargs)] = calls
-    assert cmd == setup.install_command(REPO, "v9.9.9")
+    assert cmd == colab.install_command(REPO, "v9.9.9")
     assert kwargs == {"check": True}
-
-
-def test_book_repository_defaults_branch(tmp_path):
-    cfg = tmp_path / "_config.yml"
-    cfg.write_text("repository:\n  url: https://github.com/o/r\n")
-    assert setup.book_repository(cfg) == ("https://github.com/o/r", "main")
 
 
 @pytest.mark.parametrize("url", ["https://github.com/o/r", "https://github.com/o/r/", "https://github.com/o/r.git"])
 def test_colab_url_matches_the_theme(url):
-    assert setup.colab_url(url, "dev", "book/ch1.ipynb") == \
+    assert colab.colab_url(url, "dev", "book/ch1.ipynb") == \
         "https://colab.research.google.com/github/o/r/blob/dev/book/ch1.ipynb"
 
 
@@ -165,4 +146,4 @@ def test_colab_url_matches_the_theme(url):
     ("https://github.com/o/r", "/abs/a.ipynb", "notebook_path")])
 def test_colab_url_rejects_bad_input(url, path, arg):
     with pytest.raises(ValueError, match=arg):
-        setup.colab_url(url, "main", path)
+        colab.colab_url(url, "main", path)

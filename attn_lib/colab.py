@@ -1,25 +1,22 @@
-"""Notebook set-up: make attn_lib importable on a fresh Colab, and report the device.
+"""Runtime set-up for the notebooks: make attn_lib importable on a fresh Colab, report the device.
 
-Every notebook's first code cell is :func:`colab_cell` (generated from ``_config.yml`` and
-checked by ``tests/test_notebook_conventions.py``). The decisions it depends on — install or
-not, which command, which dtype on which device — live here so they are unit-tested offline.
-Used by every chapter and appendix.
+Every notebook's first code cell is :func:`colab_cell` (stamped by ``tools/set_up_cells.py``
+from ``_config.yml``, checked by ``tests/test_notebook_conventions.py``). The decisions it
+depends on (install or not, which command, which dtype on which device) and the Colab
+launch URL live here so they are unit-tested offline. Used by every chapter and appendix;
+the book's config and table-of-contents readers are in :mod:`attn_lib.book`.
 """
 from __future__ import annotations
 
 import importlib.util
 import re
 import sys
-from pathlib import Path
 
 from . import __version__
 from ._checks import check_bool, check_choice, check_str, check_type
 
-#: The repository root when attn_lib is used from a checkout (editable install).
-_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
-
 #: First compute capability with native bfloat16 tensor cores (Ampere, sm_80).
-BF16_MIN_CAPABILITY = (8, 0)
+_BF16_MIN_CAPABILITY = (8, 0)
 
 
 def install_ref(version: str = __version__) -> str:
@@ -59,7 +56,7 @@ def bf16_native(capability: tuple[int, int] | None) -> bool:
         return False
     if len(capability) != 2:
         raise ValueError(f"capability must be (major, minor), got {capability!r}")
-    return tuple(capability) >= BF16_MIN_CAPABILITY
+    return tuple(capability) >= _BF16_MIN_CAPABILITY
 
 
 def preferred_dtype(device_type: str, bf16_supported: bool) -> str:
@@ -89,51 +86,6 @@ def environment() -> dict:
             "torch": torch.__version__, "attn_lib": __version__}
 
 
-def find_config(config_path: str | Path = "_config.yml") -> Path:
-    """The book's _config.yml: `config_path` if it exists, else the one at the checkout root."""
-    check_type("config_path", config_path, (str, Path), "a str or Path")
-    path = Path(config_path)
-    if path.is_file():
-        return path
-    fallback = _CHECKOUT_ROOT / path.name
-    if not path.is_absolute() and fallback.is_file():
-        return fallback
-    raise FileNotFoundError(f"config_path {str(config_path)!r} not found (also looked in {_CHECKOUT_ROOT})")
-
-
-def repo_url_from_config(config_path: str | Path = "_config.yml") -> str:
-    """The repository URL, kept in one place: `repository.url` of the book's _config.yml."""
-    return book_repository(config_path)[0]
-
-
-def toc_pages(toc_path: str | Path = "_toc.yml") -> list[str]:
-    """Every `file:` (the root first) of the book's _toc.yml, in reading order, without suffix."""
-    import yaml
-
-    check_type("toc_path", toc_path, (str, Path), "a str or Path")
-    toc = yaml.safe_load(find_config(toc_path).read_text())
-    pages = [toc["root"]]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                pages.append(item["file"])
-            walk(item.get("sections"))
-
-    for part in toc.get("parts", [toc]):
-        walk(part.get("chapters"))
-    return pages
-
-
-def book_repository(config_path: str | Path = "_config.yml") -> tuple[str, str]:
-    """(repository URL, branch) from the book's _config.yml; the branch defaults to 'main'."""
-    import yaml
-
-    with open(find_config(config_path)) as f:
-        repo = yaml.safe_load(f)["repository"]
-    return repo["url"], repo.get("branch", "main")
-
-
 def colab_url(repo_url: str, branch: str, notebook_path: str,
               colab: str = "https://colab.research.google.com") -> str:
     """The Colab launch URL the HTML book's rocket button points at for a notebook.
@@ -155,7 +107,7 @@ def describe(env: dict) -> str:
     check_type("env", env, dict, "a dict from environment()")
     missing = [k for k in ("device", "name", "dtype", "torch") if k not in env]
     if missing:
-        raise ValueError(f"env lacks {missing}; pass setup.environment()")
+        raise ValueError(f"env lacks {missing}; pass colab.environment()")
     return f"{env['device']} ({env['name']}), {env['dtype']}, torch {env['torch']}"
 
 
@@ -177,7 +129,7 @@ def colab_cell(repo_url: str, ref: str | None = None) -> str:
         "if importlib.util.find_spec(\"attn_lib\") is None:\n"
         f"    pip = [sys.executable, {flags}]\n"
         f"    subprocess.run(pip + [f\"git+{{REPO}}.git@{at_ref}\"], check=True)\n"
-        "import attn_lib\n"
-        "ENV = attn_lib.setup.environment()\n"
-        "print(attn_lib.setup.describe(ENV))"
+        "import attn_lib.colab  # binds attn_lib for later cells too\n"
+        "ENV = attn_lib.colab.environment()\n"
+        "print(attn_lib.colab.describe(ENV))"
     )

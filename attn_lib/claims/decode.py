@@ -1,0 +1,83 @@
+"""Claims 15-16, the ledger's "Decode and prefill": a step against a KV cache
+is linear, a prefill quadratic, counted and measured (chapter 3)."""
+from __future__ import annotations
+
+from .. import bench, counting
+from ..flop_check import counted_flops
+from ._registry import claim, prose_list, randn, verdict
+
+#: what "linear" and "quadratic" mean for claim 16's slopes; bounds from the
+#: spread that benchmarks/timing_spread.py measured (decode 0.94-1.20, prefill
+#: 1.93-2.34, alone and loaded); a cache that outgrows the CPU's caches bends
+#: the decode slope up, never down
+DECODE_LINEAR = (0.8, 1.4)
+PREFILL_QUADRATIC = 1.5
+
+
+@claim("decode linear per step, prefill quadratic (counting)", "A",
+       "With a KV cache one decoding step costs work linear in the cached "
+       "length; generating N tokens one by one sums to the quadratic cost of a "
+       "causal prefill of N tokens.")
+def decode_vs_prefill_counting(n: int = 256, d: int = 32):
+    import torch
+
+    from .. import torch_impl
+
+    torch.manual_seed(0)
+    step = [counted_flops(torch_impl.attention, torch.randn(1, 1, d),
+                          torch.randn(1, m, d), torch.randn(1, m, d))
+            for m in (n, 2 * n)]  # (1, 1, d) query against (1, m, d) keys
+    # query t sees t cached keys
+    steps_sum = sum(4 * m * d for m in range(1, n + 1))
+    values = {"step_flops": step, "step_flops_text": prose_list(step),
+              "step_ratio_2x_cache": step[1] / step[0],
+              "sum_of_steps": steps_sum,
+              "causal_prefill": counting.attention_flops(n, d, causal=True)}
+    ok = (step == [4 * n * d, 8 * n * d]
+          and steps_sum == values["causal_prefill"])
+    note = ("A step is 4·N·d FLOPs (linear); the N steps sum to 2·N(N+1)·d, "
+            "the causal prefill count exactly.")
+    return verdict(ok), note, values, {}
+
+
+def _sizes_for_device():
+    from .. import device
+
+    if device() == "cuda":
+        return {"heads": 8, "decode": (32_768, 131_072, 524_288),
+                "prefill": (2048, 4096, 8192)}
+    return {"heads": 1, "decode": (4_096, 16_384, 65_536),
+            "prefill": (256, 512, 1024, 2048)}
+
+
+@claim("decode linear per step, prefill quadratic (measured)", "A",
+       "Measured on this device: the time of one decoding step grows linearly "
+       "with the cache, the time of a prefill quadratically with the prompt.")
+def decode_vs_prefill_measured(d: int = 64):
+    from .. import device, torch_impl
+
+    sz = _sizes_for_device()
+    h = sz["heads"]  # (H, N, d) inputs
+    with bench.limit_threads(1):
+        clock = bench.clock_for(device())  # CPU time on one CPU thread
+        decode = [bench.time_fn(torch_impl.attention, randn(h, 1, d), k, k,
+                                clock=clock)
+                  for k in (randn(h, m, d) for m in sz["decode"])]
+        prefill = [bench.time_fn(torch_impl.attention, x, x, x, causal=True,
+                                 clock=clock)
+                   for x in (randn(h, n, d) for n in sz["prefill"])]
+    slopes = {"decode_slope": bench.loglog_slope(sz["decode"], decode),
+              "prefill_slope": bench.loglog_slope(sz["prefill"], prefill)}
+    lo, hi = DECODE_LINEAR
+    ok = (lo <= slopes["decode_slope"] <= hi
+          and slopes["prefill_slope"] >= PREFILL_QUADRATIC)
+    note = (f"Log-log slopes of time against length. Linear means a decode "
+            f"slope in [{lo}, {hi}] (measured 0.94-1.20 alone and under load, "
+            f"benchmarks/timing_spread.py); quadratic a prefill slope >= "
+            f"{PREFILL_QUADRATIC} (measured 1.93-2.34).")
+    measured = slopes | {"decode_s": decode, "prefill_s": prefill,
+                         "decode_n": list(sz["decode"]),
+                         "prefill_n": list(sz["prefill"])}
+    values = {"decode_linear_range": f"[{lo}, {hi}]",
+              "prefill_quadratic_from": PREFILL_QUADRATIC}
+    return verdict(ok), note, values, measured
