@@ -187,8 +187,8 @@ def ch4(n=2048, d=64):
 # ----------------------------------------------------------------------------- appendix
 def appendix():
     """appendix_claims: claims 16 (decode/prefill slopes) and 22 (attention vs recurrence)."""
-    m16 = claims.decode_vs_prefill_measured().measured
-    m22 = claims.quadratic_vs_recurrence().measured
+    m16 = claims.check("decode_vs_prefill_measured").measured
+    m22 = claims.check("quadratic_vs_recurrence").measured
     return {"claim 16 decode slope": m16["decode_slope"], "claim 16 prefill slope": m16["prefill_slope"],
             "claim 22 attention/recurrence time, n=64": m22["ratio_short"]}
 

@@ -91,5 +91,6 @@ def test_series_per_impl_and_section(data):
 def test_run_attention_filters(data):
     run = recorded.load_runs(directory=data)[0]
     assert {r["impl"] for r in run.attention(status=None)} == set(recorded.IMPLS)
+    assert {r["status"] for r in run.attention(status=None)} <= set(recorded.STATUSES)
     assert [r["n_q"] for r in run.attention("naive", causal=False)] == [32, 64]
     assert run.label.startswith("CPU") and "2999-01-01" in run.label

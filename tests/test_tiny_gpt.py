@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from attn_lib import torch_impl
-from attn_lib.tiny_gpt import KVCache, TinyGPT, TinyGPTConfig, bench_config, grouped_attention
+from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT, TinyGPTConfig, bench_config,
+                               grouped_attention)
 
 SMALL = dict(vocab=97, context=64, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
@@ -154,6 +155,21 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_bench_config_is_sized_to_the_device():
     assert bench_config("cpu").context >= 8192 and bench_config("cuda").d_model > bench_config("cpu").d_model
+
+
+def test_one_layer_with_a_cache_matches_the_whole_sequence():
+    cfg = CONFIGS["gqa"]
+    torch.manual_seed(0)
+    attn, block = CausalSelfAttention(cfg), Block(cfg)
+    x = torch.randn(2, 6, cfg.d_model)  # (B, T, d_model)
+    with torch.no_grad():
+        whole = attn(x)  # causal over all six tokens, no cache
+        cache = KVCache.empty(cfg, 2)
+        first = attn(x[:, :4], cache, 0)  # keys and values of tokens 0..3 go into the cache
+        cache.length = 4  # (TinyGPT advances it after every layer has written)
+        rest = attn(x[:, 4:], cache, 0)  # tokens 4, 5 attend to the cached ones
+        torch.testing.assert_close(torch.cat([first, rest], 1), whole, rtol=1e-5, atol=1e-6)
+        assert block(x).shape == x.shape
 
 
 def test_no_timing_helpers_of_its_own():

@@ -28,7 +28,7 @@ from .plan import Plan, plan
 
 
 # ----------------------------------------------------------------------------- provenance
-def host_cpu() -> str:
+def _host_cpu() -> str:
     """The CPU model name (Linux /proc/cpuinfo, else platform)."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -45,7 +45,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
 
 
-def device_info(device: str) -> dict:
+def _device_info(device: str) -> dict:
     """Name, compute capability, memory and the matching published spec of `device`."""
     import torch
 
@@ -56,9 +56,9 @@ def device_info(device: str) -> dict:
         spec = hardware.lookup(props.name)
         return {"type": "cuda", "name": props.name, "slug": slug(props.name),
                 "capability": list(torch.cuda.get_device_capability(0)), "memory_bytes": int(props.total_memory),
-                "spec": spec.name if spec else None, "host_cpu": host_cpu(), "cpu_count": os.cpu_count()}
-    return {"type": "cpu", "name": f"CPU ({host_cpu()})", "slug": "cpu", "capability": None,
-            "memory_bytes": None, "spec": None, "host_cpu": host_cpu(), "cpu_count": os.cpu_count()}
+                "spec": spec.name if spec else None, "host_cpu": _host_cpu(), "cpu_count": os.cpu_count()}
+    return {"type": "cpu", "name": f"CPU ({_host_cpu()})", "slug": "cpu", "capability": None,
+            "memory_bytes": None, "spec": None, "host_cpu": _host_cpu(), "cpu_count": os.cpu_count()}
 
 
 def versions() -> dict:
@@ -115,16 +115,16 @@ def _free(device: str) -> None:
 
 def _record(impl: str, n: int, head_dim: int, causal: bool, dtype: str, batch: int, heads: int) -> dict:
     """An attention record with nothing measured yet (schema: attn_lib.recorded)."""
-    from ..triton_flash import flops
+    from ..counting import attention_call_flops
 
     return {"impl": impl, "n_q": n, "n_k": n, "head_dim": head_dim, "causal": causal, "dtype": dtype,
             "batch": batch, "heads": heads, "status": "ok", "note": None,
-            "flops": flops(batch, heads, n, n, head_dim, causal),
+            "flops": attention_call_flops(batch, heads, n, n, head_dim, causal),
             "median_s": None, "iqr_s": None, "times_s": [], "calls_per_time": None,
             "tflops": None, "peak_bytes": None}
 
 
-def measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str, *, batch: int, heads: int,
+def _measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str, *, batch: int, heads: int,
                       device: str, min_run_time: float) -> dict:
     """Time one implementation on (batch, heads, n, head_dim) inputs; one record of the JSON.
 
@@ -181,7 +181,7 @@ def run_attention(p: Plan, progress=None) -> list[dict]:
         if key in oom_from and case["n"] > oom_from[key]:
             rec = _skipped_after_oom(case, oom_from[key])
         else:
-            rec = measure_attention(**case, device=p.device, min_run_time=p.min_run_time)
+            rec = _measure_attention(**case, device=p.device, min_run_time=p.min_run_time)
             if rec["status"] == "oom":
                 oom_from[key] = case["n"]
         records.append(rec)
@@ -206,7 +206,7 @@ def find_naive_oom(p: Plan, records: list[dict], progress=None) -> dict:
         return {**base, "n": min(in_sweep), "tried": [], "note": "found in the attention sweep"}
     tried, n = [], max(p.seq_lens) * 2
     while n <= p.oom_search_max:
-        rec = measure_attention("naive", n, d, False, base["dtype"], batch=1, heads=base["heads"],
+        rec = _measure_attention("naive", n, d, False, base["dtype"], batch=1, heads=base["heads"],
                                 device=p.device, min_run_time=min(p.min_run_time, 0.05))
         tried.append({"n": n, "status": rec["status"], "median_s": rec["median_s"], "peak_bytes": rec["peak_bytes"]})
         if progress is not None:
@@ -227,7 +227,7 @@ def run_kv_cache(p: Plan, progress=None) -> dict:
                 "dtype": None, "prefill": [], "decode": []}
     import torch
 
-    from ..setup import preferred_dtype
+    from ..colab import preferred_dtype
 
     bf16 = p.device == "cuda" and torch.cuda.is_bf16_supported()
     dtype = preferred_dtype(p.device, bf16)
@@ -279,7 +279,7 @@ def _decode_step_seconds(tiny_gpt, model, n: int, min_run_time: float) -> float:
     return timing.time_fn(step, min_run_time=min_run_time, clock=timing.clock_for(model.device))
 
 
-def run_matmul(p: Plan, progress=None) -> list[dict]:
+def _run_matmul(p: Plan, progress=None) -> list[dict]:
     """n×n @ n×n matmul TFLOP/s per dtype: the practical peak the attention numbers compare to."""
     import torch
 
@@ -322,7 +322,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
         bar.set_description("prefill / decode")
         kv = run_kv_cache(p, bar)
         bar.set_description("matmul peak")
-        matmul = run_matmul(p, bar)
+        matmul = _run_matmul(p, bar)
     finally:
         bar.close()
         threads = torch.get_num_threads()
@@ -330,7 +330,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
     now = _dt.datetime.now(_dt.timezone.utc)
     result = {"schema": SCHEMA, "kind": KIND, "quick": p.quick,
               "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-              "device": {**device_info(p.device), "torch_threads": threads}, "versions": versions(), "command": command,
+              "device": {**_device_info(p.device), "torch_threads": threads}, "versions": versions(), "command": command,
               "config": asdict(p), "attention": attention, "naive_oom": naive_oom, "kv_cache": kv,
               "matmul": matmul, "elapsed_s": round(time.perf_counter() - start, 3)}
     if p.device == "cuda" and "triton" in p.impls:

@@ -28,8 +28,7 @@ import numpy as np
 
 from .._checks import check_type
 from ..reference import visited_blocks
-
-DPI = 100
+from ._common import DPI, FONT
 
 
 def _plt():
@@ -130,7 +129,7 @@ def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str) -> 
     return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color="0.5", dashed=True)
 
 
-def draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title: str = "",
+def _draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title: str = "",
                 span: tuple[float, float] | None = None, base: int = 2):
     """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x."""
     for c in curves:
@@ -150,12 +149,12 @@ def draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title:
 
 
 def loglog_figure(panels: Sequence[dict], *, width: float = 4.6, height: float = 3.6):
-    """One row of log-log panels; each panel is keyword arguments of :func:`draw_loglog`."""
+    """One row of log-log panels; each panel is keyword arguments of :func:`_draw_loglog`."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), dpi=DPI,
                              squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        draw_loglog(ax, **panel)
+        _draw_loglog(ax, **panel)
     fig.tight_layout()
     return fig
 
@@ -266,7 +265,6 @@ def recorded_summary(runs, *, causal: bool = False) -> str:
 
 # ----------------------------------------------------------------------------- data flow (HBM ↔ SRAM)
 # Chapter 4: one thread block of FlashAttention-2, query block i, streaming key blocks j.
-FLOW_FONT = 9  # points: readable when the figure is printed ~7 in wide
 
 
 def dataflow_states(n_keys: int = 16, block_q: int = 4, block_k: int = 4, d: int = 8, *,
@@ -301,7 +299,7 @@ def _cell(ax, x, y, w, h, text, color, *, hatch=None, fc_alpha=1.0):
     ax.add_patch(Rectangle((x, y), w, h, facecolor=color, edgecolor="0.25", lw=0.8,
                            hatch=hatch, alpha=fc_alpha))
     if text:
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=FLOW_FONT)
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=FONT)
 
 
 def _arrow(ax, start, end, color, rad=0.0):
@@ -316,7 +314,7 @@ def _box(ax, x0, x1, title, color):
     from matplotlib.patches import Rectangle
 
     ax.add_patch(Rectangle((x0, 0.3), x1 - x0, 6.0, facecolor=color, edgecolor="0.4"))
-    ax.text((x0 + x1) / 2, 6.55, title, ha="center", fontsize=FLOW_FONT, weight="bold")
+    ax.text((x0 + x1) / 2, 6.55, title, ha="center", fontsize=FONT, weight="bold")
 
 
 def draw_dataflow_step(ax, step: int, states: list[dict]):
@@ -333,7 +331,7 @@ def draw_dataflow_step(ax, step: int, states: list[dict]):
     _box(ax, 0.1, 3.4, "HBM", "#dbe8f5")
     w = 2.5 / t
     for name, y in (("$K$", 4.8), ("$V$", 3.6)):  # all T key blocks; streamed ones hatched
-        ax.text(0.3, y + 0.35, name, fontsize=FLOW_FONT, va="center")
+        ax.text(0.3, y + 0.35, name, fontsize=FONT, va="center")
         for j in range(t):
             color = load if j == step else (done if j < step else "white")
             _cell(ax, 0.75 + j * w, y, w, 0.7, "", color, hatch="//" if j < step else None)
@@ -352,17 +350,17 @@ def draw_dataflow_step(ax, step: int, states: list[dict]):
             "ℓ: " + " ".join(f"{x:.1f}" for x in state["l"][:4]),
             "$O_i$: rescale, add $P V_j$" if step < t else "$O_i$ = softmax · V"]
     for r, text in enumerate(rows):
-        ax.text(4.55, 3.0 - 0.68 * r, text, fontsize=FLOW_FONT, va="center")
+        ax.text(4.55, 3.0 - 0.68 * r, text, fontsize=FONT, va="center")
     if step == 0:
         _arrow(ax, (2.35, 2.55), (4.4, 5.15), load)
     if step < t:
         x_kv = 0.75 + (step + 0.5) * w
         _arrow(ax, (x_kv, 5.5), (7.9, 5.5), load, rad=-0.25)
         ax.set_title(f"j = {step}: load " + ("$Q_i$, " if step == 0 else "") + f"$K_{step}$, $V_{step}$",
-                     fontsize=FLOW_FONT)
+                     fontsize=FONT)
     else:
         _arrow(ax, (4.4, 1.25), (2.35, 1.25), out)
-        ax.set_title("after the loop: write $O_i$ once", fontsize=FLOW_FONT)
+        ax.set_title("after the loop: write $O_i$ once", fontsize=FONT)
 
 
 def dataflow_frames(n_keys: int = 16, block_q: int = 4, block_k: int = 4, *, ncols: int = 2,
@@ -383,7 +381,7 @@ def dataflow_frames(n_keys: int = 16, block_q: int = 4, block_k: int = 4, *, nco
         else:
             ax.set_axis_off()
     fig.suptitle("FlashAttention-2, one query block: K/V stream through SRAM, "
-                 "m, ℓ, O stay on chip", fontsize=FLOW_FONT + 1)
+                 "m, ℓ, O stay on chip", fontsize=FONT + 1)
     fig.tight_layout()
     return fig
 
@@ -417,12 +415,12 @@ def reported_figure(data=None, runs=(), *, causal: bool = False, head_dim: int |
     for run in list(runs)[:1]:
         plot_recorded(ax, run, "tflops", causal=causal)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length N", fontsize=FLOW_FONT)
-    ax.set_ylabel("forward TFLOP/s", fontsize=FLOW_FONT)
-    ax.tick_params(labelsize=FLOW_FONT)
+    ax.set_xlabel("sequence length N", fontsize=FONT)
+    ax.set_ylabel("forward TFLOP/s", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=FLOW_FONT, loc="upper left", bbox_to_anchor=(0, -0.16), frameon=False)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(0, -0.16), frameon=False)
     own = "with this book's recorded run (dashed)" if runs else "no recorded run of this book yet"
-    ax.set_title(f"Reported elsewhere (open markers, dotted maxima); {own}", fontsize=FLOW_FONT)
+    ax.set_title(f"Reported elsewhere (open markers, dotted maxima); {own}", fontsize=FONT)
     fig.tight_layout()
     return fig
