@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _SUBMODULES = {
     "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",

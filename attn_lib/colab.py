@@ -20,7 +20,7 @@ _BF16_MIN_CAPABILITY = (8, 0)
 
 
 def install_ref(version: str = __version__) -> str:
-    """The git ref pinned by the install command: the release tag of this version, 'v0.1.0'."""
+    """The git ref pinned by the install command: the release tag of this version, e.g. 'v0.2.0'."""
     if not re.fullmatch(r"\d+(\.\d+)*([a-z0-9.+-]*)", check_str("version", version)):
         raise ValueError(f"version must look like '1.2.3', got {version!r}")
     return f"v{version}"

@@ -172,7 +172,7 @@ def test_the_check_fails_on_prose_showing_digits_glue_dropped():
 
 
 def test_no_lapack_fits_and_no_glue_around_the_rule():
-    """Fits that feed outputs use bench.loglog_fit (closed form); glue goes through attn_lib.book."""
+    """Fits that feed outputs use timing.loglog_fit (closed form); glue goes through attn_lib.book."""
     root = BOOK.parent
     sources = {p: p.read_text() for p in (root / "attn_lib").rglob("*.py")}
     for path in NOTEBOOKS:

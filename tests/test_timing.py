@@ -160,3 +160,10 @@ def test_glue_rounds_floats_to_the_rule():
         book.glue("x", 1.0, sig=book.MAX_SIG + 1)
     with pytest.raises(ValueError, match="twice"):
         book.glue_many({"a": 1}, a=2)
+
+
+def test_bench_keeps_the_contracted_loglog_slope_and_no_other_timer():
+    import attn_lib.bench as bench
+
+    assert bench.loglog_slope is timing.loglog_slope
+    assert not {"time_fn", "measure_fn", "clock_for", "best_of"} & set(vars(bench))

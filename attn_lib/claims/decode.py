@@ -2,7 +2,9 @@
 is linear, a prefill quadratic, counted and measured (chapter 3)."""
 from __future__ import annotations
 
-from .. import bench, counting
+import functools
+
+from .. import counting, timing
 from ..flop_check import counted_flops
 from ._registry import claim, prose_list, randn, verdict
 
@@ -58,16 +60,20 @@ def decode_vs_prefill_measured(d: int = 64):
 
     sz = _sizes_for_device()
     h = sz["heads"]  # (H, N, d) inputs
-    with bench.limit_threads(1):
-        clock = bench.clock_for(device())  # CPU time on one CPU thread
-        decode = [bench.time_fn(torch_impl.attention, randn(h, 1, d), k, k,
-                                clock=clock)
-                  for k in (randn(h, m, d) for m in sz["decode"])]
-        prefill = [bench.time_fn(torch_impl.attention, x, x, x, causal=True,
-                                 clock=clock)
-                   for x in (randn(h, n, d) for n in sz["prefill"])]
-    slopes = {"decode_slope": bench.loglog_slope(sz["decode"], decode),
-              "prefill_slope": bench.loglog_slope(sz["prefill"], prefill)}
+    caches = {m: randn(h, m, d) for m in sz["decode"]}  # (H, N, d)
+    prompts = {n: randn(h, n, d) for n in sz["prefill"]}
+    q = randn(h, 1, d)
+    calls = {("decode", m): functools.partial(torch_impl.attention, q, kv, kv)
+             for m, kv in caches.items()}
+    calls |= {("prefill", n): functools.partial(torch_impl.attention, x, x, x,
+                                                causal=True)
+              for n, x in prompts.items()}
+    with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
+        best = timing.best_of(calls, rounds=5, min_run_time=None)
+    decode = [best[("decode", m)] for m in sz["decode"]]
+    prefill = [best[("prefill", n)] for n in sz["prefill"]]
+    slopes = {"decode_slope": timing.loglog_slope(sz["decode"], decode),
+              "prefill_slope": timing.loglog_slope(sz["prefill"], prefill)}
     lo, hi = DECODE_LINEAR
     ok = (lo <= slopes["decode_slope"] <= hi
           and slopes["prefill_slope"] >= PREFILL_QUADRATIC)

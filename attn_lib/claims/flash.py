@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import bench, counting, hardware, reference
+from .. import counting, hardware, reference, timing
 from ..flop_check import counted_flops
 from ._registry import CAVEAT, claim, verdict
 from .essays import (FLASH_REPORTED, HBM_OVER_SRAM_CAPACITY,
@@ -46,11 +46,11 @@ def flash_linear_memory(sizes=(512, 1024, 2048), d: int = 64,
     plain, flash = [], []
     for n in sizes:
         x = rng.standard_normal((n, d)).astype(np.float32)  # (N, d)
-        plain.append(bench.peak_cpu_bytes(reference.attention, x, x, x))
-        flash.append(bench.peak_cpu_bytes(reference.flash_attention, x, x, x,
+        plain.append(timing.peak_cpu_bytes(reference.attention, x, x, x))
+        flash.append(timing.peak_cpu_bytes(reference.flash_attention, x, x, x,
                                           block_q=block, block_k=block))
-    measured = {"standard_slope": bench.loglog_slope(sizes, plain),
-                "flash_slope": bench.loglog_slope(sizes, flash),
+    measured = {"standard_slope": timing.loglog_slope(sizes, plain),
+                "flash_slope": timing.loglog_slope(sizes, flash),
                 "standard_bytes": plain, "flash_bytes": flash,
                 "n": list(sizes)}
     ok = (1.8 <= measured["standard_slope"] <= 2.2

@@ -2,7 +2,9 @@
 essay B's timing sketch, raced on this device (chapter 1 measures both)."""
 from __future__ import annotations
 
-from .. import bench
+import functools
+
+from .. import timing
 from ._registry import claim, randn, verdict
 
 
@@ -28,21 +30,22 @@ def quadratic_vs_recurrence(d: int = 64):
     from .. import device, recurrence, torch_impl
 
     short, long = 64, (16_384 if device() == "cuda" else 4_096)
-    with bench.limit_threads(1):
-        clock = bench.clock_for(device())  # CPU time on one CPU thread
-
-        def seconds(fn, *args):
-            return bench.time_fn(fn, *args, clock=clock)
-
-        times, scan = {}, {}
-        for n in (short, long):
-            x = randn(n, d)  # (N, d)
-            a = torch.full_like(x, 0.9)  # the EMA as h_t = a_t·h_(t-1) + b_t
-            times[n] = (seconds(torch_impl.attention, x, x, x),
-                        seconds(ema_recurrence, x))
-            scan[n] = seconds(recurrence.linear_scan, a, 0.1 * x)
-        # at n = long
-        same = recurrence.linear_scan(a, 0.1 * x) - ema_recurrence(x)
+    calls, inputs = {}, {}
+    for n in (short, long):
+        x = randn(n, d)  # (N, d)
+        a = torch.full_like(x, 0.9)  # the EMA as h_t = a_t·h_(t-1) + b_t
+        inputs[n] = a, x
+        part = functools.partial
+        calls |= {("attention", n): part(torch_impl.attention, x, x, x),
+                  ("loop", n): part(ema_recurrence, x),
+                  ("scan", n): part(recurrence.linear_scan, a, 0.1 * x)}
+    with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
+        best = timing.best_of(calls, rounds=3, min_run_time=None)
+    times = {n: (best[("attention", n)], best[("loop", n)])
+             for n in (short, long)}
+    scan = {n: best[("scan", n)] for n in (short, long)}
+    a, x = inputs[long]
+    same = recurrence.linear_scan(a, 0.1 * x) - ema_recurrence(x)
     ratio = {n: tq / tl for n, (tq, tl) in times.items()}
     # where c₂·n² meets c₁·n, from the long point
     crossover = long * times[long][1] / times[long][0]
