@@ -40,7 +40,7 @@ def quadratic_vs_recurrence(d: int = 64):
                   ("loop", n): part(ema_recurrence, x),
                   ("scan", n): part(recurrence.linear_scan, a, 0.1 * x)}
     with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
-        best = timing.best_of(calls, rounds=3, min_run_time=None)
+        best = timing.best_of(calls, rounds=3)  # min over rounds of medians
     times = {n: (best[("attention", n)], best[("loop", n)])
              for n in (short, long)}
     scan = {n: best[("scan", n)] for n in (short, long)}
