@@ -47,6 +47,21 @@ def test_attention_flop_rows_follow_formula():
     assert "| 2,000 |" in flops.attention_flop_table(rows)
 
 
+def test_attention_flop_table_beside_the_essay():
+    from attn_lib import hardware
+    from attn_lib.claims import essays
+
+    rows = flops.attention_flop_rows()  # essay B's rows at the H100's dense fp16 peak
+    peak = hardware.get("H100 SXM").peak("fp16")
+    assert rows[-1]["seconds"] == rows[-1]["flops"] / peak
+    quoted = list(zip(essays.TABLE_TFLOP, essays.TABLE_H100_S, essays.TABLE_RELATIVE))
+    work, growth = flops.attention_flop_table(rows, quoted).split("\n\n")
+    assert "| 4,096 | 44.0 | 43.8 | 0.044 | 0.044 |" in work.splitlines()
+    assert "| 1,000,000 | 1,000,000× | 1,000,000× |" in growth.splitlines()
+    with pytest.raises(ValueError, match="quoted"):
+        flops.attention_flop_table(rows, quoted[:-1])
+
+
 def test_score_memory_table_and_unit_readings():
     table = flops.score_memory_table((4096,))
     assert "33.55 MB (32.00 MiB)" in table and "67.11 MB (64.00 MiB)" in table

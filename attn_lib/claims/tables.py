@@ -1,5 +1,5 @@
 """Claims 10-14, the ledger's "Essay B's FLOP table" and memory table
-(chapter 2 prints the same rows: attn_lib.viz.flops)."""
+(both tables are drawn by attn_lib.viz.flops, for chapter 2 and the ledger)."""
 from __future__ import annotations
 
 from .. import counting, hardware
@@ -70,23 +70,6 @@ def relative_column():
     values = {"relative": ours, "quoted": list(TABLE_RELATIVE)}
     note = "(n / 1,000)², rounded as printed."
     return verdict(ours == list(TABLE_RELATIVE)), note, values, {}
-
-
-def flop_table_markdown() -> str:
-    """Essay B's FLOP table beside our recomputation (d_model 8192, 80
-    layers, H100 dense FP16 peak)."""
-    peak = hardware.get("H100 SXM").peak("fp16")
-    # Two tables, so that each fits the page column: the work, then its growth
-    rows = ["| tokens | TFLOP, ours | essay | H100 s, ours | essay |",
-            "|---:|---:|---:|---:|---:|"]
-    growth = ["| tokens | relative to 1K, ours | essay |", "|---:|---:|---:|"]
-    flops = _table_flops()
-    for n, f, tq, sq, rq in zip(TABLE_N, flops, TABLE_TFLOP, TABLE_H100_S,
-                                TABLE_RELATIVE):
-        rows.append(f"| {n:,} | {f / 1e12:,.1f} | {tq:,.1f} | "
-                    f"{f / peak:,.3f} | {sq:,.3f} |")
-        growth.append(f"| {n:,} | {f / flops[0]:,.0f}× | {rq:,}× |")
-    return "\n".join(rows + [""] + growth)
 
 
 def unit_reading(n_bytes: float, quoted: float, unit: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import counting, models
+from .. import counting, hardware, models
 from ..claims.essays import TABLE_D_MODEL, TABLE_LAYERS, TABLE_N
 from ..claims.tables import unit_reading
 from ._common import DPI, format_bytes, markdown_table
@@ -23,22 +23,41 @@ _COLOURS = {"projections": "#4c72b0", "scores": "#dd8452", "scale": "#f2c14e", "
 
 def attention_flop_rows(contexts=TABLE_N, d_model: int = TABLE_D_MODEL,
                         n_layers: int = TABLE_LAYERS,
-                        peak_flops_per_s: float = 989.4e12) -> list[dict]:
-    """Per context: attention FLOPs (4·N²·d·L), TFLOP, seconds at the peak, ratio to the first."""
+                        peak_flops_per_s: float | None = None) -> list[dict]:
+    """Per context: attention FLOPs (4·N²·d·L), TFLOP, seconds at the peak (default: the
+    H100 SXM's dense fp16 peak, attn_lib.hardware, as essay B), ratio to the first."""
+    peak = peak_flops_per_s or hardware.get("H100 SXM").peak("fp16")
     rows, base = [], None
     for n in contexts:
         flops = counting.attention_flops(n, d_model, n_layers)
         base = base or flops
         rows.append({"n": n, "flops": flops, "tflop": flops / 1e12,
-                     "seconds": flops / peak_flops_per_s, "ratio": flops / base})
+                     "seconds": flops / peak, "ratio": flops / base})
     return rows
 
 
-def attention_flop_table(rows: list[dict]) -> str:
-    """Markdown for attention_flop_rows: context, TFLOP, seconds at peak, ratio to the first row."""
-    body = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{r['seconds']:,.3f}", f"{r['ratio']:,.0f}×"] for r in rows]
-    return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak", "× first row"], body,
-                          "rrrr")
+def attention_flop_table(rows: list[dict], quoted=None) -> str:
+    """Markdown for attention_flop_rows: context, TFLOP, seconds at peak, ratio to the first.
+
+    With `quoted` (essay B's (TFLOP, seconds, relative) per row, attn_lib.claims.essays):
+    ours beside the essay's, as two tables (the work, then its growth) that each fit the
+    page column.
+    """
+    if quoted is None:
+        body = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{r['seconds']:,.3f}",
+                 f"{r['ratio']:,.0f}×"] for r in rows]
+        return markdown_table(["context N (tokens)", "attention TFLOP", "seconds at peak",
+                               "× first row"], body, "rrrr")
+    if len(quoted) != len(rows):
+        raise ValueError(f"quoted needs one entry per row ({len(rows)}), got {len(quoted)}")
+    work = [[f"{r['n']:,}", f"{r['tflop']:,.1f}", f"{tq:,.1f}", f"{r['seconds']:,.3f}",
+             f"{sq:,.3f}"] for r, (tq, sq, _) in zip(rows, quoted)]
+    growth = [[f"{r['n']:,}", f"{r['ratio']:,.0f}×", f"{rq:,}×"]
+              for r, (_, _, rq) in zip(rows, quoted)]
+    return "\n\n".join([
+        markdown_table(["tokens", "TFLOP, ours", "essay", "H100 s, ours", "essay"], work,
+                       "rrrrr"),
+        markdown_table(["tokens", "relative to 1K, ours", "essay"], growth, "rrr")])
 
 
 def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
