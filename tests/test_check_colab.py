@@ -178,3 +178,46 @@ def test_slowest_cell_from_timing_metadata():
     assert check_colab.slowest_cell(nb) == (3, 7.25)
     untimed = v4.new_notebook(cells=[v4.new_code_cell("y")])
     assert check_colab.slowest_cell(untimed) is None
+
+
+# ------------------------------------------------------------- waits on kernel channels
+class _Channel:
+    """A fake async channel: its message becomes readable `ready_after` s from now, but
+    a wait only notices it if it was readable when the wait began (a missed wake-up)."""
+
+    def __init__(self, ready_after: float):
+        import time
+
+        self.ready_at, self.waits = time.monotonic() + ready_after, []
+
+    async def get_msg(self, timeout=None):
+        import asyncio
+        import queue
+        import time
+
+        self.waits.append(timeout)
+        if time.monotonic() >= self.ready_at:
+            return {"msg": "reply"}
+        await asyncio.sleep(timeout)
+        raise queue.Empty
+
+
+def test_sliced_waits_see_a_reply_whose_wake_up_was_missed():
+    import asyncio
+    import time
+
+    ch = _Channel(ready_after=0.05)
+    t0 = time.monotonic()
+    msg = asyncio.run(check_colab.sliced(ch.get_msg, slice_s=0.02)(timeout=30))
+    assert msg == {"msg": "reply"} and time.monotonic() - t0 < 1  # not the 30 s timeout
+    assert max(ch.waits) <= 0.02
+
+
+def test_sliced_waits_still_time_out():
+    import asyncio
+    import queue
+
+    ch = _Channel(ready_after=60)
+    with pytest.raises(queue.Empty):
+        asyncio.run(check_colab.sliced(ch.get_msg, slice_s=0.02)(timeout=0.1))
+    assert 4 <= len(ch.waits) <= 8  # 0.1 s in slices of 0.02 s

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -332,6 +333,33 @@ def kernel_spec_dir(venv: Path, into: Path) -> Path:
     return into
 
 
+#: Longest single wait on a kernel channel. A reply that lands while the driver's zmq
+#: wake-up is missed would otherwise sit unread until the whole cell timeout runs out
+#: (seen: ~300 s idle with kernel and driver both waiting); each new wait sees it.
+POLL_SLICE_S = 1.0
+
+
+def sliced(get_msg, slice_s: float = POLL_SLICE_S):
+    """An async get_msg(timeout) that waits in slices of at most `slice_s` seconds."""
+    async def get(timeout: float | None = None, **kw):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            step = slice_s if left is None else max(0.0, min(slice_s, left))
+            try:
+                return await get_msg(timeout=step, **kw)
+            except queue.Empty:
+                if left is not None and left <= slice_s:
+                    raise
+    return get
+
+
+def slice_channel_waits(client) -> None:
+    """Hook (on_notebook_start): every shell and IOPub wait of `client` goes in slices."""
+    for channel in (client.kc.shell_channel, client.kc.iopub_channel):
+        channel.get_msg = sliced(channel.get_msg)
+
+
 def execute(notebook: Path, workdir: Path) -> tuple[dict, str | None]:
     """Run `notebook` top to bottom in the stack's kernel: (executed nb, run error)."""
     import nbformat
@@ -345,6 +373,7 @@ def execute(notebook: Path, workdir: Path) -> tuple[dict, str | None]:
     client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=CELL_TIMEOUT_S,
                             log=logger, allow_errors=True,
                             resources={"metadata": {"path": str(workdir)}})
+    client.on_notebook_start = lambda **_: slice_channel_waits(client)
     try:
         client.execute()
     except Exception as exc:  # a dead kernel or a timeout: report it, go on
