@@ -144,24 +144,6 @@ def test_loglog_fit_is_closed_form_and_gives_the_intercept():
         timing.loglog_fit([2, 2], [1, 3])
 
 
-def test_glue_rounds_floats_to_the_rule():
-    from attn_lib import book
-
-    assert book.glue("x", np.float64(2.0000000000000004)) == 2.0
-    assert type(book.glue("x", np.float64(1.2345))) is float and book.glue("x", 1.2345) == 1.23
-    assert book.glue("x", 4.002002002002002, sig=4) == 4.002
-    assert book.glue("x", 16384.0) == 16384.0  # whole numbers are exact: kept
-    assert book.glue("x", np.int64(7)) == 7 and type(book.glue("x", np.int64(7))) is int
-    assert book.glue("x", "0.82") == "0.82" and book.glue("x", np.bool_(True)) is True
-    assert book.glue("x", [0.00021491400002560113, 3]) == [0.000215, 3]
-    assert book.glue_many({"a": 1.23456}, b=2) == {"a": 1.23, "b": 2}
-    assert book.glue_many(a=1.23456, sig=5) == {"a": 1.2346}
-    with pytest.raises(ValueError, match="sig"):
-        book.glue("x", 1.0, sig=book.MAX_SIG + 1)
-    with pytest.raises(ValueError, match="twice"):
-        book.glue_many({"a": 1}, a=2)
-
-
 def test_bench_keeps_the_contracted_loglog_slope_and_no_other_timer():
     import attn_lib.bench as bench
 
