@@ -2,7 +2,7 @@
 is linear, a prefill quadratic, counted and measured (chapter 3)."""
 from __future__ import annotations
 
-import functools
+from functools import partial
 
 from .. import counting, timing
 from ..flop_check import counted_flops
@@ -58,17 +58,17 @@ def _sizes_for_device():
        "Measured on this device: the time of one decoding step grows linearly "
        "with the cache, the time of a prefill quadratically with the prompt.")
 def decode_vs_prefill_measured(d: int = 64):
-    from .. import device, torch_impl
+    from .. import torch_impl
 
     sz = _sizes_for_device()
     h = sz["heads"]  # (H, N, d) inputs
     caches = {m: randn(h, m, d) for m in sz["decode"]}  # (H, N, d)
     prompts = {n: randn(h, n, d) for n in sz["prefill"]}
     q = randn(h, 1, d)
-    calls = {("decode", m): functools.partial(torch_impl.attention, q, kv, kv)
+    calls = {("decode", m): partial(torch_impl.attention, q, kv, kv)
              for m, kv in caches.items()}
-    calls |= {("prefill", n): functools.partial(torch_impl.attention, x, x, x,
-                                                causal=True)
+    calls |= {("prefill", n): partial(torch_impl.attention, x, x, x,
+                                      causal=True)
               for n, x in prompts.items()}
     with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
         best = timing.best_of(calls, rounds=5)  # min over rounds of medians

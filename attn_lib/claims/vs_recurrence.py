@@ -2,7 +2,7 @@
 essay B's timing sketch, raced on this device (chapter 1 measures both)."""
 from __future__ import annotations
 
-import functools
+from functools import partial
 
 from .. import timing
 from ._registry import claim, randn, verdict
@@ -30,21 +30,18 @@ def quadratic_vs_recurrence(d: int = 64):
     from .. import device, recurrence, torch_impl
 
     short, long = 64, (16_384 if device() == "cuda" else 4_096)
-    calls, inputs = {}, {}
-    for n in (short, long):
+    calls = {}
+    for n in (short, long):  # a, x stay the long inputs, compared below
         x = randn(n, d)  # (N, d)
         a = torch.full_like(x, 0.9)  # the EMA as h_t = a_t·h_(t-1) + b_t
-        inputs[n] = a, x
-        part = functools.partial
-        calls |= {("attention", n): part(torch_impl.attention, x, x, x),
-                  ("loop", n): part(ema_recurrence, x),
-                  ("scan", n): part(recurrence.linear_scan, a, 0.1 * x)}
+        calls |= {("attention", n): partial(torch_impl.attention, x, x, x),
+                  ("loop", n): partial(ema_recurrence, x),
+                  ("scan", n): partial(recurrence.linear_scan, a, 0.1 * x)}
     with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
         best = timing.best_of(calls, rounds=3)  # min over rounds of medians
     times = {n: (best[("attention", n)], best[("loop", n)])
              for n in (short, long)}
     scan = {n: best[("scan", n)] for n in (short, long)}
-    a, x = inputs[long]
     same = recurrence.linear_scan(a, 0.1 * x) - ema_recurrence(x)
     ratio = {n: tq / tl for n, (tq, tl) in times.items()}
     # where c₂·n² meets c₁·n, from the long point
