@@ -63,6 +63,24 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> t
     return out.to(q.dtype)
 
 
+def standard_attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
+    """Attention as frameworks' eager path runs it: the baseline every timing compares against.
+
+    QKᵀ and P·V run in the input dtype (tensor cores on a GPU for half inputs), the softmax
+    in float32, and the (..., Nq, Nk) scores are materialised. For accuracy use
+    :func:`attention`, which keeps scores and P·V in float32 for half inputs.
+    """
+    _check(q, k, v)
+    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale  # (..., Nq, Nk), input dtype
+    if causal:
+        s = s.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
+    p = torch.softmax(s, dim=-1, dtype=_stat_dtype(q.dtype))  # float32 statistics
+    if causal and q.shape[-2] > k.shape[-2]:
+        p = p.nan_to_num(0.0)  # the first Nq - Nk queries see no key: zeros, not NaN
+    return torch.matmul(p.to(v.dtype), v)  # (..., Nq, dv), input dtype
+
+
 def _block_mask(q0: int, rows: int, k0: int, cols: int, offset: int, device) -> torch.Tensor:
     """Bool (rows, cols) causal mask of one block: key j visible to query i iff j <= i + offset."""
     i = torch.arange(q0, q0 + rows, device=device)[:, None]
@@ -292,19 +310,50 @@ def split_kv_attention(q, k, v, *, n_splits: int, causal: bool = False,
     return parts[0][0].to(q.dtype)
 
 
+def _as_4d(x: torch.Tensor) -> torch.Tensor:
+    """(..., N, d) as (B, H, N, d): torch's fused kernels take only 4-D inputs."""
+    lead = x.shape[:-2]
+    heads = lead[-1] if lead else 1
+    return x.reshape(-1, heads, *x.shape[-2:])  # (B, H, N, d)
+
+
 def sdpa(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
     """torch's fused ``scaled_dot_product_attention`` behind this library's causal convention.
 
-    torch's ``is_causal`` is top-left aligned (query i sees j <= i); it equals ours only when
-    Nq == Nk. Otherwise we pass an explicit bottom-right boolean mask, and zero the rows
-    that see no key (which torch would leave as NaN).
+    Inputs of any rank >= 2 are viewed as 4-D (B, H, N, d) for the call: with 3-D inputs torch
+    silently falls back to its unfused math backend. torch's ``is_causal`` is top-left
+    aligned (query i sees j <= i); it equals ours only when Nq == Nk. Otherwise we pass an
+    explicit bottom-right boolean mask, and zero the rows that see no key (torch: NaN).
     """
     _check(q, k, v)
     causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
     nq, nk = q.shape[-2], k.shape[-2]
+    out_shape = (*q.shape[:-1], v.shape[-1])  # (..., Nq, dv)
+    q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)
     if not causal or nq == nk:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(nq, nk, q.device), scale=scale)
+        out = F.scaled_dot_product_attention(q4, k4, v4, is_causal=causal, scale=scale)
+        return out.reshape(out_shape)
+    out = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=causal_mask(nq, nk, q.device),
+                                         scale=scale)
     if nq > nk:
         out[..., : nq - nk, :] = 0  # these queries precede every key
-    return out
+    return out.reshape(out_shape)
+
+
+def sdpa_backend(q, k, v, *, causal: bool = False) -> str:
+    """Which of torch's SDPA backends :func:`sdpa` runs for these inputs, as torch reports it.
+
+    One of ``"cudnn"``, ``"flash"``, ``"efficient"``, ``"math"`` (the unfused fallback) or
+    ``"overrideable"``; honours an enclosing ``torch.nn.attention.sdpa_kernel`` choice.
+    """
+    from torch.nn.attention import SDPBackend
+
+    _check(q, k, v)
+    causal = check_bool("causal", causal)
+    nq, nk = q.shape[-2], k.shape[-2]
+    q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)
+    mask = causal_mask(nq, nk, q.device) if causal and nq != nk else None
+    choice = torch._fused_sdp_choice(q4, k4, v4, mask, 0.0, causal and nq == nk)
+    return {SDPBackend.CUDNN_ATTENTION: "cudnn", SDPBackend.FLASH_ATTENTION: "flash",
+            SDPBackend.EFFICIENT_ATTENTION: "efficient", SDPBackend.MATH: "math",
+            SDPBackend.OVERRIDEABLE: "overrideable"}[SDPBackend(choice)]

@@ -62,6 +62,70 @@ def test_sdpa_wrapper_uses_our_causal_convention(case):
     check_against_oracle(run, case)
 
 
+@settings(max_examples=200)
+@given(cases())
+def test_standard_attention_matches_oracle(case):
+    run = numpy_in_out(lambda q, k, v: torch_impl.standard_attention(q, k, v, **case.kwargs), case)
+    check_against_oracle(run, case)
+
+
+def _matmul_dtypes(fn, *args, **kwargs) -> list:
+    """The dtypes of the matmul operands (aten.bmm / mm / matmul) that fn runs, in order."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+    mm = {torch.ops.aten.bmm.default, torch.ops.aten.mm.default}
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in mm:
+                seen.append(args[0].dtype)
+            return func(*args, **(kwargs or {}))
+
+    with Spy():
+        fn(*args, **kwargs)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_standard_attention_runs_its_matmuls_in_the_input_dtype(dtype):
+    # The baseline frameworks run: both matmuls on half inputs (tensor cores on a GPU).
+    q, k, v = (torch.randn(2, 3, 16, 8, dtype=dtype) for _ in range(3))
+    assert _matmul_dtypes(torch_impl.standard_attention, q, k, v, causal=True) == [dtype, dtype]
+    # ... while the accurate path computes in float32.
+    assert set(_matmul_dtypes(torch_impl.attention, q, k, v)) == {torch.float32}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_standard_attention_half_error_is_that_of_half_matmuls(dtype):
+    # Its error against float64 is bounded by rounding the scores and P to the input dtype.
+    q, k, v = (torch.randn(2, 64, 32, dtype=dtype) for _ in range(3))
+    exact = torch_impl.attention(q.double(), k.double(), v.double(), causal=True)
+    out = torch_impl.standard_attention(q, k, v, causal=True)
+    eps = torch.finfo(dtype).eps
+    assert out.dtype == dtype
+    assert (out.double() - exact).abs().max() <= 8 * eps * v.double().abs().max()
+
+
+@pytest.mark.parametrize("shape", [(32, 16), (3, 32, 16), (2, 3, 32, 16), (2, 2, 2, 32, 16)])
+def test_sdpa_reaches_the_fused_kernel_at_every_rank(shape):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(*shape) for _ in range(3))
+    assert torch_impl.sdpa_backend(q, k, v) == "flash"  # torch's CPU flash kernel
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # raises if the math fallback were needed
+        out = torch_impl.sdpa(q, k, v, causal=True)
+    torch.testing.assert_close(out, torch_impl.attention(q, k, v, causal=True))
+
+
+def test_sdpa_backend_reports_the_math_fallback():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(2, 32, 16) for _ in range(3))
+    with sdpa_kernel(SDPBackend.MATH):
+        assert torch_impl.sdpa_backend(q, k, v) == "math"
+
+
 @pytest.mark.parametrize("name", IMPLEMENTATIONS)
 @settings(max_examples=100)
 @given(case=cases(blocks=True, logit_size=1e4))
@@ -111,7 +175,8 @@ def test_causal_mask_matches_reference():
         np.testing.assert_array_equal(torch_impl.causal_mask(nq, nk).numpy(), reference.causal_mask(nq, nk))
 
 
-@pytest.mark.parametrize("fn", [torch_impl.attention, torch_impl.flash_attention, torch_impl.sdpa])
+@pytest.mark.parametrize("fn", [torch_impl.attention, torch_impl.flash_attention, torch_impl.sdpa,
+                                torch_impl.standard_attention])
 def test_blind_rows_are_zero_not_nan(fn):
     q, k, v = (torch.from_numpy(x) for x in Case((2,), 7, 3, 4, 5, True, seed=1).arrays(np.float32))
     out = fn(q, k, v, causal=True)
