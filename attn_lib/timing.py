@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ._checks import (check_block, check_callable, check_positive, check_positive_int,
+from ._checks import (check_block, check_callable, check_positive, check_real, check_positive_int,
                       check_type)
 
 
@@ -140,6 +140,23 @@ def matmul_flops_per_s(n: int = 1024, dtype=None, device: str | None = None) -> 
 
 
 # ----------------------------------------------------------------------------- fits
+#: What the whole book calls "linear" and "quadratic" for a fitted log-log slope of a
+#: measured time. Bounds from the spread benchmarks/timing_spread.py measured on two CPUs
+#: (decode steps 0.94-1.20 and 1.05-1.11, prefills 1.93-2.34, alone and loaded): a working
+#: set that outgrows the CPU's caches bends a slope up, a fixed per-call cost bends it down
+#: (at 4K cached tokens that cost is most of a decode step on some CPUs: slope 0.5-0.8), so
+#: a chapter must choose sizes where the work dominates. 2^0.8 = 1.74: doubling N at least
+#: 1.7x's the time.
+LINEAR_SLOPE = (0.8, 1.4)
+QUADRATIC_SLOPE_FROM = 1.5
+
+
+def is_linear(slope: float) -> bool:
+    """Whether a fitted log-log slope counts as linear (:data:`LINEAR_SLOPE`)."""
+    lo, hi = LINEAR_SLOPE
+    return lo <= check_real("slope", slope) <= hi
+
+
 def loglog_fit(xs, ys) -> tuple[float, float]:
     """Least-squares (slope, intercept) of log y against log x: y ≈ exp(intercept)·x^slope.
 

@@ -446,6 +446,7 @@ ROWS: list[Row] = [
     row(VE, "ns", MM.theorem2_scaling, []),
     row(VE, "n", MM.crossover_slices, 0, 64),
     # timing (clock, timer, best-of, fits, memory, threads)
+    row(TE, "slope", timing.is_linear, "1.0"),
     row(TE, "device", timing.clock_for, 3),
     row(TE, "fn", timing.time_fn, 3),
     row(VE, "min_run_time", timing.time_fn, abs, 1.0, min_run_time=-1),

@@ -149,3 +149,10 @@ def test_bench_keeps_the_contracted_loglog_slope_and_no_other_timer():
 
     assert bench.loglog_slope is timing.loglog_slope
     assert not {"time_fn", "measure_fn", "clock_for", "best_of"} & set(vars(bench))
+
+
+def test_one_definition_of_linear():
+    lo, hi = timing.LINEAR_SLOPE
+    assert timing.is_linear(1.0) and timing.is_linear(lo) and timing.is_linear(hi)
+    assert not timing.is_linear(0.64)  # 2^0.64 = 1.56: doubling does not "roughly double"
+    assert not timing.is_linear(timing.QUADRATIC_SLOPE_FROM)
