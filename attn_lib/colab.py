@@ -73,6 +73,26 @@ def dtype_for(device_type: str, capability: tuple[int, int] | None = None) -> st
     return preferred_dtype(device_type, device_type == "cuda" and bf16_native(capability))
 
 
+#: The dtype names the library uses (the JSON runs, ENV["dtype"], the plans), as torch names them.
+DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
+
+
+def torch_dtype(dtype):
+    """The torch dtype of a name ('bfloat16' -> torch.bfloat16); a torch float dtype passes through.
+
+    The library's one name -> torch dtype converter (the suite's plans, tiny_gpt, the claims).
+    """
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a torch float dtype, got {dtype}")
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPE_NAMES:
+        return getattr(torch, dtype)
+    raise TypeError(f"dtype must be a torch float dtype or one of {list(DTYPE_NAMES)}, got {dtype!r}")
+
+
 def environment() -> dict:
     """Device, its name, the dtype the chapters use on it, and library versions."""
     import torch

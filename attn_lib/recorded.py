@@ -6,23 +6,29 @@ on a GPU writes one JSON file per run (schema below); the chapters load those fi
 :func:`attn_lib.viz.flash.plot_recorded` next to what the reader's own machine measures.
 No file, no curves: an empty list, not an error. This module is the schema's one home.
 
-Schema ``attn_lib.bench/1`` (every timing in seconds, memory in bytes, TFLOP/s = 1e12 FLOP/s):
+Schema ``attn_lib.bench/2`` (every timing in seconds, memory in bytes, TFLOP/s = 1e12 FLOP/s):
 
     schema, kind ("attention-suite"), quick (bool), created (ISO 8601 UTC), command, elapsed_s
     device    type ("cuda" | "cpu"), name, slug, capability ([major, minor] | null),
               memory_bytes, spec (attn_lib.hardware name | null), host_cpu, cpu_count, torch_threads
     versions  python, torch, triton, cuda, cudnn, numpy, attn_lib, platform
     config    the suite's Plan (sizes, dtypes, head dims, min_run_time, ...)
-    attention [{impl ("naive" | "torch_tiled" | "triton" | "sdpa"), n_q, n_k, head_dim, causal,
-               dtype, batch, heads, status ("ok" | "oom" | "skipped" | "error"), note, flops,
-               median_s, iqr_s, times_s (every timed block, s per call), calls_per_time,
-               tflops, peak_bytes}]   (median_s / tflops are null unless status is "ok")
-    naive_oom {n (first N that ran out of memory | null), dtype, head_dim, causal, batch, heads,
-               tried [{n, status, median_s, peak_bytes}], note}
+    attention [{impl (a key of IMPL_DESCRIPTIONS), n_q, n_k, head_dim, causal, dtype, batch,
+               heads, status ("ok" | "oom" | "skipped" | "error"), note, flops, median_s,
+               iqr_s, times_s (every timed block, s per call), calls_per_time, tflops,
+               peak_bytes, backend (sdpa: the kernel torch picked, torch_impl.sdpa_backend;
+               else null)}]   (median_s / tflops are null unless status is "ok")
+    naive_oom {impl (the unfused baseline searched), n (first N that ran out of memory | null),
+               dtype, head_dim, causal, batch, heads, tried [{n, status, median_s, peak_bytes}], note}
     kv_cache  {status ("ok" | "skipped"), note, model (TinyGPTConfig fields), dtype,
                prefill [{n, median_s}], decode [{n, median_s}]}
     matmul    [{n, dtype, tf32, flops, median_s, iqr_s, times_s, calls_per_time, tflops}]
     triton_configs (GPU only) [{key, BLOCK_M, BLOCK_N, num_warps, num_stages}]
+
+Schema ``attn_lib.bench/1`` (runs recorded before 2026-12-05, e.g. the first H200 run) is
+the same without `backend` and `naive_oom.impl`; its unfused rows are impl "naive", timed
+with torch_impl.attention in float32 whatever the dtype (see :data:`IMPL_DESCRIPTIONS`).
+Version 2 records "standard" instead. Both still load.
 """
 from __future__ import annotations
 
@@ -34,10 +40,38 @@ from pathlib import Path
 from ._checks import (check_bool, check_choice, check_optional_bool, check_optional_positive_int,
                       check_str, check_type)
 
-SCHEMA = "attn_lib.bench/1"
+SCHEMA = "attn_lib.bench/2"
+#: Every schema this module still loads, oldest first; each with the impls its runs may hold.
+SCHEMAS = {"attn_lib.bench/1": ("naive", "torch_tiled", "triton", "sdpa"),
+           SCHEMA: ("standard", "torch_tiled", "triton", "sdpa")}
 KIND = "attention-suite"
 STATUSES = ("ok", "oom", "skipped", "error")
-IMPLS = ("naive", "torch_tiled", "triton", "sdpa")
+
+#: What an impl's rows measured: the one place a recorded name is explained.
+IMPL_DESCRIPTIONS = {
+    "standard": "standard attention as frameworks' eager path runs it "
+                "(torch_impl.standard_attention): QK^T and PV in the run's dtype, "
+                "softmax in float32, the N x N scores materialised",
+    "naive": "the accurate float32 path (torch_impl.attention), not standard attention: "
+             "scores and softmax in float32 whatever the run's dtype, so no half-precision "
+             "tensor cores (schema attn_lib.bench/1 runs only)",
+    "torch_tiled": "the tiled algorithm as separate torch ops (torch_impl.flash_attention): "
+                   "never more than one block of scores, one launch per block",
+    "triton": "the fused Triton kernel (triton_flash.flash_attention)",
+    "sdpa": "torch's fused scaled_dot_product_attention (torch_impl.sdpa); "
+            "the record's backend says which kernel ran",
+}
+#: Every impl name a recorded run may hold (any schema), in table order.
+IMPLS = tuple(IMPL_DESCRIPTIONS)
+#: What the suite measures today (schema SCHEMA), in table order.
+MEASURED = SCHEMAS[SCHEMA]
+#: SDPA backends as torch_impl.sdpa_backend names them.
+BACKENDS = ("cudnn", "flash", "efficient", "math", "overrideable")
+
+
+def describe_impl(impl: str) -> str:
+    """What the rows of `impl` measured, e.g. describe_impl('naive') -> 'the accurate float32 ...'."""
+    return IMPL_DESCRIPTIONS[check_choice("impl", impl, IMPLS)]
 
 _NUM = (int, float)
 _TOP = {"schema": str, "kind": str, "quick": bool, "created": str, "device": dict, "versions": dict,
@@ -75,8 +109,9 @@ def validate_run(run, source: str = "run") -> dict:
     if not isinstance(run, dict):
         raise ValueError(f"{source}: a run must be a JSON object, got {type(run).__name__}")
     _require(run, _TOP, "", source)
-    if run["schema"] != SCHEMA:
-        raise ValueError(f"{source}: field 'schema' must be {SCHEMA!r}, got {run['schema']!r}")
+    if run["schema"] not in SCHEMAS:
+        raise ValueError(f"{source}: field 'schema' must be one of {list(SCHEMAS)}, got {run['schema']!r}")
+    impls = SCHEMAS[run["schema"]]
     if run["kind"] != KIND:
         raise ValueError(f"{source}: field 'kind' must be {KIND!r}, got {run['kind']!r}")
     _require(run["device"], _DEVICE, "device.", source)
@@ -88,15 +123,23 @@ def validate_run(run, source: str = "run") -> dict:
         if not isinstance(rec, dict):
             raise ValueError(f"{source}: field '{where[:-1]}' must be an object")
         _require(rec, _ATTENTION, where, source)
-        if rec["impl"] not in IMPLS:
-            raise ValueError(f"{source}: field '{where}impl' must be one of {IMPLS}, got {rec['impl']!r}")
+        if rec["impl"] not in impls:
+            raise ValueError(f"{source}: field '{where}impl' must be one of {impls} in schema "
+                             f"{run['schema']}, got {rec['impl']!r}")
         if rec["status"] not in STATUSES:
             raise ValueError(f"{source}: field '{where}status' must be one of {STATUSES}, got {rec['status']!r}")
         if rec["status"] == "ok":
             _require(rec, _TIMED, where, source)
             if rec["median_s"] <= 0:
                 raise ValueError(f"{source}: field '{where}median_s' must be > 0, got {rec['median_s']}")
-    _require(run["naive_oom"], {"tried": list}, "naive_oom.", source)
+        if run["schema"] != SCHEMA:
+            continue
+        backend = rec.get("backend", "missing")
+        if rec["impl"] == "sdpa" and rec["status"] == "ok" and backend not in BACKENDS:
+            raise ValueError(f"{source}: field '{where}backend' must be one of {BACKENDS} "
+                             f"for an sdpa timing, got {backend!r}")
+    _require(run["naive_oom"], {"tried": list} if run["schema"] != SCHEMA else {"tried": list, "impl": str},
+             "naive_oom.", source)
     kv = run["kv_cache"]
     _require(kv, {"status": str, "prefill": list, "decode": list}, "kv_cache.", source)
     for part in ("prefill", "decode"):

@@ -28,9 +28,7 @@ import torch.nn as nn
 from . import models, torch_impl
 from ._checks import (check_bool, check_int, check_int_in, check_nonneg_int,
                       check_positive_int, check_tensor, check_type)
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-           "bfloat16": torch.bfloat16}
+from .colab import torch_dtype
 
 
 # ----------------------------------------------------------------------------- config
@@ -110,7 +108,7 @@ class KVCache:
         batch, device = check_positive_int("batch", batch), _device(device)
         shape = (batch, config.n_kv_heads, config.context, config.head_dim)
         # torch.empty, not zeros: rows past `length` are never read.
-        new = lambda: [torch.empty(shape, device=device, dtype=_dtype(dtype)) for _ in range(config.n_layers)]
+        new = lambda: [torch.empty(shape, device=device, dtype=torch_dtype(dtype)) for _ in range(config.n_layers)]
         return cls(config, new(), new(), 0)
 
     @classmethod
@@ -182,16 +180,6 @@ def _device(device) -> torch.device:
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda'), "
                          f"got {device!r}") from err
-
-
-def _dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a torch float dtype, got {dtype}")
-        return dtype
-    if dtype in _DTYPES:
-        return _DTYPES[dtype]
-    raise TypeError(f"dtype must be a torch float dtype or one of {sorted(_DTYPES)}, got {dtype!r}")
 
 
 # ----------------------------------------------------------------------------- attention
@@ -298,7 +286,7 @@ class TinyGPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab, bias=False)
         self._init_weights()
-        self.to(device=_device(device or "cpu"), dtype=_dtype(dtype)).eval()
+        self.to(device=_device(device or "cpu"), dtype=torch_dtype(dtype)).eval()
 
     @torch.no_grad()
     def _init_weights(self):

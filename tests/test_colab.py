@@ -70,6 +70,39 @@ def test_preferred_dtype():
         colab.preferred_dtype("tpu", True)
 
 
+@pytest.mark.parametrize("name", colab.DTYPE_NAMES)
+def test_torch_dtype_is_the_one_name_converter(name):
+    torch = pytest.importorskip("torch")
+    assert colab.torch_dtype(name) is getattr(torch, name)
+    assert colab.torch_dtype(getattr(torch, name)) is getattr(torch, name)  # passes through
+
+
+@pytest.mark.parametrize("bad", ["float", "int8", "torch.float16", None, 16, "BFLOAT16"])
+def test_torch_dtype_refuses_other_names(bad):
+    pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="dtype must be a torch float dtype or one of"):
+        colab.torch_dtype(bad)
+
+
+def test_torch_dtype_refuses_integer_dtypes():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="dtype must be a torch float dtype"):
+        colab.torch_dtype(torch.int64)
+
+
+def test_the_library_has_one_dtype_converter_and_one_bf16_rule():
+    # No module converts names with getattr(torch, ...) or asks torch whether bf16 is supported
+    # (it says True on a T4); the suite's kv-cache section is the ch3 chapter's to change.
+    from pathlib import Path
+
+    root = Path(colab.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert path.name == "colab.py" or "getattr(torch, " not in text, path
+        if path.name not in ("colab.py", "measure.py"):
+            assert "is_bf16_supported()" not in text, path
+
+
 def test_bf16_native_rejects_malformed_capability():
     assert colab.bf16_native(None) is False
     with pytest.raises(ValueError, match="capability"):

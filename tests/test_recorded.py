@@ -58,6 +58,10 @@ def test_runs_load_newest_first_and_filter(data):
     (lambda r: r["attention"][0].update(causal="yes"), r"'attention\[0\]\.causal' must be bool"),
     (lambda r: r["kv_cache"]["decode"][0].pop("median_s"), r"'kv_cache\.decode\[0\]\.median_s'"),
     (lambda r: r["matmul"][0].update(tflops=None), r"'matmul\[0\]\.tflops' must be number"),
+    (lambda r: r["attention"][0].update(impl="naive"), r"'attention\[0\]\.impl' .* attn_lib.bench/2"),
+    (lambda r: next(a for a in r["attention"] if a["impl"] == "sdpa").update(backend=None),
+     r"'attention\[\d+\]\.backend' must be one of"),
+    (lambda r: r["naive_oom"].pop("impl"), r"missing field 'naive_oom\.impl'"),
 ])
 def test_schema_errors_name_file_and_field(tmp_path, real_run, breakage, field):
     broken = copy.deepcopy(real_run)
@@ -78,8 +82,8 @@ def test_invalid_json_is_a_clear_error(tmp_path):
 def test_series_per_impl_and_section(data):
     run = recorded.load_runs(directory=data)[0]
     tflops = recorded.series(run, "tflops")
-    assert set(tflops) == {"naive", "torch_tiled", "sdpa"}  # triton was skipped on the CPU
-    assert tflops["naive"][0] == [32, 64] and all(y > 0 for y in tflops["naive"][1])
+    assert set(tflops) == {"standard", "torch_tiled", "sdpa"}  # triton was skipped on the CPU
+    assert tflops["standard"][0] == [32, 64] and all(y > 0 for y in tflops["standard"][1])
     assert recorded.series(run, "seconds", impl="sdpa", causal=True)["sdpa"][0] == [32, 64]
     assert recorded.series(run, "peak_bytes") == {}  # no CUDA memory on a CPU run
     assert recorded.series(run, "decode")["decode"][0] == [32, 64]
@@ -90,7 +94,40 @@ def test_series_per_impl_and_section(data):
 
 def test_run_attention_filters(data):
     run = recorded.load_runs(directory=data)[0]
-    assert {r["impl"] for r in run.attention(status=None)} == set(recorded.IMPLS)
+    assert {r["impl"] for r in run.attention(status=None)} == set(recorded.MEASURED)
     assert {r["status"] for r in run.attention(status=None)} <= set(recorded.STATUSES)
-    assert [r["n_q"] for r in run.attention("naive", causal=False)] == [32, 64]
+    assert [r["n_q"] for r in run.attention("standard", causal=False)] == [32, 64]
     assert run.label.startswith("CPU") and "2999-01-01" in run.label
+
+
+def schema_1(run: dict) -> dict:
+    """The run as the first H200 file stores it: schema 1, 'naive' rows, no backend field."""
+    old = copy.deepcopy(run)
+    old["schema"] = "attn_lib.bench/1"
+    for rec in old["attention"]:
+        rec.pop("backend")
+        rec["impl"] = "naive" if rec["impl"] == "standard" else rec["impl"]
+    old["naive_oom"].pop("impl")
+    return old
+
+
+def test_schema_1_runs_with_naive_rows_still_load(tmp_path, real_run):
+    write_json(schema_1(real_run), tmp_path / "bench-old.json")
+    run = recorded.load_runs(directory=tmp_path)[0]
+    assert set(recorded.series(run, "tflops")) == {"naive", "torch_tiled", "sdpa"}
+    assert list(recorded.SCHEMAS)[-1] == recorded.SCHEMA and "naive" in recorded.SCHEMAS["attn_lib.bench/1"]
+    standard = schema_1(real_run)
+    standard["attention"][0]["impl"] = "standard"  # schema 1 never recorded standard rows
+    with pytest.raises(ValueError, match=r"impl' must be one of .* attn_lib.bench/1"):
+        recorded.validate_run(standard)
+
+
+def test_every_impl_says_what_its_rows_measured():
+    assert set(recorded.IMPL_DESCRIPTIONS) == set(recorded.IMPLS)
+    assert set(recorded.MEASURED) <= set(recorded.IMPLS) and "naive" not in recorded.MEASURED
+    naive = recorded.describe_impl("naive")
+    assert "float32" in naive and "torch_impl.attention" in naive and "not standard attention" in naive
+    assert "standard_attention" in recorded.describe_impl("standard")
+    assert "backend" in recorded.describe_impl("sdpa")
+    with pytest.raises(ValueError, match="impl"):
+        recorded.describe_impl("flash")

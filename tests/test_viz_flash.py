@@ -110,8 +110,8 @@ def test_plot_recorded_labels_lines_with_the_device(tiny_suite_run):
     assert len(lines) == 3 and all(run.device_name in ln.get_label() for ln in lines)
     assert all(ln.get_linestyle() == "--" for ln in lines)
     assert flash.plot_recorded(ax, run, "prefill", color="k")[0].get_label().startswith("prefill")
-    naive = flash.plot_recorded(ax, run, "tflops", impl="naive")[0].get_label()
-    assert naive.startswith(flash.IMPL_LABELS["naive"] + " (")
+    standard = flash.plot_recorded(ax, run, "tflops", impl="standard")[0].get_label()
+    assert standard.startswith(flash.IMPL_LABELS["standard"] + " (")
 
 
 def test_recorded_figure_and_summary(gpu_like_runs):

@@ -1,9 +1,11 @@
 """Measure one suite run on the current device (GPU evidence for chapters 3-4).
 
 One run measures:
-  attention   naive torch, torch_impl.flash_attention (tiled, separate ops), the fused Triton
-              kernel (GPU only) and torch SDPA: seconds, TFLOP/s, peak memory (CUDA)
-  naive_oom   the sequence length at which naive attention runs out of GPU memory
+  attention   standard attention (torch_impl.standard_attention, in the plan's dtype),
+              torch_impl.flash_attention (tiled, separate ops), the fused Triton kernel (GPU
+              only) and torch SDPA (with the backend torch picked): seconds, TFLOP/s, peak
+              memory (CUDA), each record with its dtype
+  naive_oom   the sequence length at which standard attention runs out of GPU memory
   kv_cache    prefill time vs prompt length and decode-step time vs cache length (tiny_gpt)
   matmul      a square matmul's TFLOP/s: the device's practical peak
 and returns it all, with device, versions and date, as one JSON-ready dict (schema and
@@ -23,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import timing
+from ..colab import torch_dtype
 from ..recorded import KIND, SCHEMA
 from .plan import Plan, plan
 
@@ -80,10 +83,8 @@ def versions() -> dict:
 
 
 # ----------------------------------------------------------------------------- attention
-def _dtype(name: str):
-    import torch
-
-    return getattr(torch, name)
+#: The unfused baseline: its rows, and the out-of-memory search (the run's `naive_oom` section).
+BASELINE = "standard"
 
 
 def _impl_fn(name: str):
@@ -93,7 +94,8 @@ def _impl_fn(name: str):
         from .. import triton_flash
 
         return triton_flash.flash_attention
-    return {"naive": torch_impl.attention, "torch_tiled": torch_impl.flash_attention, "sdpa": torch_impl.sdpa}[name]
+    return {"standard": torch_impl.standard_attention, "torch_tiled": torch_impl.flash_attention,
+            "sdpa": torch_impl.sdpa}[name]
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -121,7 +123,7 @@ def _record(impl: str, n: int, head_dim: int, causal: bool, dtype: str, batch: i
             "batch": batch, "heads": heads, "status": "ok", "note": None,
             "flops": attention_call_flops(batch, heads, n, n, head_dim, causal),
             "median_s": None, "iqr_s": None, "times_s": [], "calls_per_time": None,
-            "tflops": None, "peak_bytes": None}
+            "tflops": None, "peak_bytes": None, "backend": None}
 
 
 def _measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: str, *, batch: int, heads: int,
@@ -145,7 +147,12 @@ def _measure_attention(impl: str, n: int, head_dim: int, causal: bool, dtype: st
     gen = torch.Generator(device="cpu").manual_seed(0)
     q = k = v = None
     try:
-        q, k, v = (torch.randn(batch, heads, n, head_dim, generator=gen).to(device, _dtype(dtype)) for _ in range(3))
+        q, k, v = (torch.randn(batch, heads, n, head_dim, generator=gen).to(device, torch_dtype(dtype))
+                   for _ in range(3))
+        if impl == "sdpa":
+            from .. import torch_impl
+
+            record["backend"] = torch_impl.sdpa_backend(q, k, v, causal=causal)
         stats = timing.measure(fn, q, k, v, causal=causal, min_run_time=min_run_time)
         if device == "cuda":
             record["peak_bytes"] = int(timing.peak_cuda_bytes(fn, q, k, v, causal=causal))
@@ -174,7 +181,7 @@ def attention_cases(p: Plan) -> list[dict]:
 
 
 def run_attention(p: Plan, progress=None) -> list[dict]:
-    """The attention sweep; once naive runs out of memory at some N, larger N are not tried."""
+    """The attention sweep; once an impl runs out of memory at some N, larger N are not tried."""
     records, oom_from = [], {}
     for case in attention_cases(p):
         key = (case["impl"], case["head_dim"], case["causal"], case["dtype"])
@@ -195,18 +202,19 @@ def _skipped_after_oom(case: dict, n_oom: int) -> dict:
 
 
 def find_naive_oom(p: Plan, records: list[dict], progress=None) -> dict:
-    """Smallest N (doubling) at which naive attention runs out of GPU memory, batch 1, d = max(head_dims)."""
+    """Smallest N (doubling) at which standard attention runs out of GPU memory, batch 1, d = max(head_dims)."""
     d = max(p.head_dims)
-    base = {"dtype": p.dtypes[0], "head_dim": d, "causal": False, "batch": 1, "heads": max(1, p.model_dim // d)}
+    base = {"impl": BASELINE, "dtype": p.dtypes[0], "head_dim": d, "causal": False, "batch": 1,
+            "heads": max(1, p.model_dim // d)}
     if p.device != "cuda" or not p.oom_search_max:
         return {**base, "n": None, "tried": [], "note": "only searched on a GPU"}
-    in_sweep = [r["n_q"] for r in records if r["impl"] == "naive" and r["status"] == "oom"
+    in_sweep = [r["n_q"] for r in records if r["impl"] == BASELINE and r["status"] == "oom"
                 and r["head_dim"] == d and r["dtype"] == base["dtype"] and not r["causal"] and r["batch"] == 1]
     if in_sweep:
         return {**base, "n": min(in_sweep), "tried": [], "note": "found in the attention sweep"}
     tried, n = [], max(p.seq_lens) * 2
     while n <= p.oom_search_max:
-        rec = _measure_attention("naive", n, d, False, base["dtype"], batch=1, heads=base["heads"],
+        rec = _measure_attention(BASELINE, n, d, False, base["dtype"], batch=1, heads=base["heads"],
                                 device=p.device, min_run_time=min(p.min_run_time, 0.05))
         tried.append({"n": n, "status": rec["status"], "median_s": rec["median_s"], "peak_bytes": rec["peak_bytes"]})
         if progress is not None:
@@ -286,7 +294,7 @@ def _run_matmul(p: Plan, progress=None) -> list[dict]:
     out = []
     for dtype in p.matmul_dtypes:
         for n in p.matmul_sizes:
-            a, b = (torch.randn(n, n, device=p.device, dtype=_dtype(dtype)) for _ in range(2))
+            a, b = (torch.randn(n, n, device=p.device, dtype=torch_dtype(dtype)) for _ in range(2))
             stats = timing.measure(torch.mm, a, b, min_run_time=p.min_run_time)
             tf32 = dtype == "float32" and p.device == "cuda" and torch.backends.cuda.matmul.allow_tf32
             out.append({"n": n, "dtype": dtype, "tf32": tf32, "flops": 2 * n**3, **stats,
@@ -317,7 +325,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
     try:
         bar.set_description("attention")
         attention = run_attention(p, bar)
-        bar.set_description("naive OOM search")
+        bar.set_description("OOM search")
         naive_oom = find_naive_oom(p, attention)
         bar.set_description("prefill / decode")
         kv = run_kv_cache(p, bar)

@@ -1,24 +1,34 @@
 """Reports of a suite run: the attention table, the GPU targets, a plain-text summary."""
 from __future__ import annotations
 
-from ..recorded import IMPLS
+from ..recorded import IMPLS, describe_impl
+
+_BACKEND = "sdpa backend"
 
 
 def format_table(records: list[dict]) -> str:
-    """Plain-text table: one row per (dtype, d, causal, N), one TFLOP/s (peak GiB) column per impl."""
+    """Plain-text table: one row per (dtype, d, causal, N), one TFLOP/s (peak GiB) column per impl.
+
+    A last column names the SDPA backend torch ran ('unrecorded' in runs before schema 2); a
+    footnote says what each impl's rows measured.
+    """
     impls = [i for i in IMPLS if any(r["impl"] == i for r in records)]
-    rows, header = {}, ["dtype", "d", "causal", "N"] + impls
+    rows, header = {}, ["dtype", "d", "causal", "N"] + impls + ([_BACKEND] if "sdpa" in impls else [])
     for r in records:
         key = (r["dtype"], r["head_dim"], r["causal"], r["n_q"])
         cell = r["status"] if r["status"] != "ok" else f"{r['tflops']:.3g}"
         if r["status"] == "ok" and r["peak_bytes"] is not None:
             cell += f" ({r['peak_bytes'] / 2**30:.2g} GiB)"
         rows.setdefault(key, {})[r["impl"]] = cell
-    lines = [header] + [[k[0], str(k[1]), str(k[2]), str(k[3])] + [rows[k].get(i, "-") for i in impls]
+        if r["impl"] == "sdpa":
+            rows[key][_BACKEND] = r.get("backend") or "unrecorded"
+    lines = [header] + [[k[0], str(k[1]), str(k[2]), str(k[3])] + [rows[k].get(i, "-") for i in header[4:]]
                         for k in rows]
     widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
     text = ["  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
-    return "\n".join([text[0], "-" * len(text[0])] + text[1:] + ["(TFLOP/s; peak memory above the inputs)"])
+    notes = [f"  {i}: {describe_impl(i)}" for i in impls]
+    return "\n".join([text[0], "-" * len(text[0])] + text[1:]
+                      + ["(TFLOP/s in each row's dtype; peak memory above the inputs)"] + notes)
 
 
 def check_targets(result: dict, *, min_n: int = 4096, ratio: float = 1.0, peak_fraction: float = 0.5) -> list[dict]:
@@ -63,12 +73,14 @@ def summary(result: dict) -> str:
     lines = [f"{dev['name']} | torch {ver['torch']} | triton {ver['triton']} | CUDA {ver['cuda']} | "
              f"{result['created']} | {result['elapsed_s']:.0f} s", "", format_table(result["attention"]), ""]
     oom = result["naive_oom"]
-    lines.append(f"naive attention out of memory at N = {oom['n']}" if oom["n"] else
-                 f"naive attention OOM: none ({oom['note']})")
+    who = f"{oom.get('impl', 'naive')} attention ({oom.get('dtype')})"
+    lines.append(f"{who} out of memory at N = {oom['n']}" if oom["n"] else f"{who} OOM: none ({oom['note']})")
     kv = result["kv_cache"]
     if kv["status"] == "ok":
-        lines.append("prefill (s): " + ", ".join(f"N={r['n']}: {r['median_s']:.3g}" for r in kv["prefill"]))
-        lines.append("decode step (s): " + ", ".join(f"cache={r['n']}: {r['median_s']:.3g}" for r in kv["decode"]))
+        lines.append(f"prefill (s, {kv.get('dtype')}): "
+                     + ", ".join(f"N={r['n']}: {r['median_s']:.3g}" for r in kv["prefill"]))
+        lines.append(f"decode step (s, {kv.get('dtype')}): "
+                     + ", ".join(f"cache={r['n']}: {r['median_s']:.3g}" for r in kv["decode"]))
     else:
         lines.append(f"prefill/decode skipped: {kv['note']}")
     lines.append("matmul TFLOP/s: " + ", ".join(f"{r['dtype']} n={r['n']}: {r['tflops']:.3g}"

@@ -196,7 +196,7 @@ def randn(*shape, dtype=None):
     import torch
 
     from .. import device
-    from ..colab import environment
+    from ..colab import environment, torch_dtype
 
-    dtype = dtype or getattr(torch, environment()["dtype"])
+    dtype = dtype or torch_dtype(environment()["dtype"])
     return torch.randn(*shape, device=device(), dtype=dtype)

@@ -198,7 +198,7 @@ def note_figure(text: str, *, title: str = ""):
 
 # ----------------------------------------------------------------------------- recorded GPU runs
 IMPL_LABELS = {"naive": "naive torch", "torch_tiled": "tiled torch (unfused)", "triton": "Triton fused",
-               "sdpa": "torch SDPA"}
+               "sdpa": "torch SDPA", "standard": "standard torch"}
 
 
 def plot_recorded(ax, run, what: str = "tflops", *, impl: str | None = None, head_dim: int | None = None,
