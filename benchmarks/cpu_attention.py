@@ -5,7 +5,8 @@
 Prints torch.mm's GFLOP/s (the practical limit of this CPU), then at N=4096, d=64, one head
 (q, k, v of shape (1, 1, N, d), float32) the time and GFLOP/s (4·N²·d FLOPs) of NumPy naive
 (reference.attention), NumPy tiled (reference.flash_attention, Algorithm 1's default blocks),
-torch naive (torch_impl.attention), torch tiled (torch_impl.flash_attention) and torch SDPA;
+torch standard (torch_impl.standard_attention, the eager baseline every timing in the book
+compares against), torch tiled (torch_impl.flash_attention) and torch SDPA;
 then the peak extra memory of the NumPy tiled path at N=32768, where the naive score matrix
 alone is 4 GiB. Last, each target with the measured ratio and PASS or MISS.
 
@@ -72,7 +73,7 @@ def implementations(qkv_t, qkv_np, np_blocks):
         "numpy naive": lambda: reference.attention(*qkv_np),
         "numpy tiled": lambda: reference.flash_attention(*qkv_np, block_q=bq, block_k=bk),
         "numpy tiled, Algorithm 1 blocks": lambda: reference.flash_attention(*qkv_np),
-        "torch naive": lambda: torch_impl.attention(*qkv_t),
+        "torch standard": lambda: torch_impl.standard_attention(*qkv_t),
         "torch tiled": lambda: torch_impl.flash_attention(*qkv_t),
         "torch SDPA": lambda: torch_impl.sdpa(*qkv_t),
     }

@@ -81,7 +81,7 @@ def ch1(d=64):
         return tuple(torch.randn(1, n, d) for _ in range(3))
 
     sizes = tiny + big
-    fns = {"QKt": scores_only, "attention": torch_impl.attention, "recurrence": rnn}
+    fns = {"QKt": scores_only, "attention": torch_impl.standard_attention, "recurrence": rnn}
     t = best_of_sizes(fns, sizes, make_inputs)
     sl = lambda name, ns: timing.loglog_slope(ns, [t[name][sizes.index(n)] for n in ns])  # noqa: E731
     i0 = sizes.index(big[0])
@@ -106,7 +106,7 @@ def ch1_rnn(d=64):
            "one matmul": lambda x, a: torch.tanh(x @ w.T),
            "linear loop": lambda x, a: recurrence.linear_recurrence(a, x),
            "linear scan": lambda x, a: recurrence.linear_scan(a, x),
-           "attention": lambda x, a: torch_impl.attention(x, x, x)}
+           "attention": lambda x, a: torch_impl.standard_attention(x, x, x)}
     t = best_of_sizes(fns, sizes, inputs)
     return {"ch1 tanh loop / one matmul, N=2048": t["tanh loop"][-1] / t["one matmul"][-1],
             "ch1 linear scan / linear loop, N=2048": t["linear scan"][-1] / t["linear loop"][-1],
@@ -120,7 +120,7 @@ def ch2():
     q, k, v = (torch.randn(4, 1024, 64) for _ in range(3))
     flops = 4 * 1024**2 * 4 * 64
     peak = max(timing.matmul_flops_per_s(1024, torch.float32, "cpu") for _ in range(2))
-    att = max(flops / timing.time_fn(torch_impl.attention, q, k, v, min_run_time=0.1) for _ in range(2))
+    att = max(flops / timing.time_fn(torch_impl.standard_attention, q, k, v, min_run_time=0.1) for _ in range(2))
     return {"ch2 matmul rate / attention rate": peak / att}
 
 
@@ -178,7 +178,7 @@ def ch4(n=2048, d=64):
     rng = np.random.default_rng(0)
     qt, kt, vt = (torch.from_numpy(rng.standard_normal((n, d)).astype(np.float32))[None, None]
                   for _ in range(3))
-    fns = {"standard": lambda: torch_impl.attention(qt, kt, vt),
+    fns = {"standard": lambda: torch_impl.standard_attention(qt, kt, vt),
            "tiled": lambda: torch_impl.flash_attention(qt, kt, vt)}
     best = timing.best_of(fns, rounds=2, min_run_time=0.1)
     return {"ch4 torch standard / tiled time, N=2048": best["standard"] / best["tiled"]}
