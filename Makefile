@@ -84,3 +84,17 @@ width-report: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# make check-gpu [PY=python3] [WHEELS=.gpu-wheels]   on a CUDA GPU: every notebook under nbval
+# (strict), the GPU-only tests and the suite; writes book/data/notebooks-<device>-<date>.json
+# beside the suite's bench-<device>-<date>.json (tools/check_gpu.py). It needs no .venv: PY
+# may be any Python with a CUDA torch, Triton and the test stack; WHEELS installs that stack
+# offline first (pip --no-index --find-links). On a machine without a GPU it exits 2.
+# make gpu-wheels   (with network) the stack's cp312 manylinux wheels into .gpu-wheels/
+GPU_WHEELS ?= .gpu-wheels
+.PHONY: check-gpu gpu-wheels
+check-gpu:
+	$(PY) tools/check_gpu.py $(if $(WHEELS),--wheels $(WHEELS))
+
+gpu-wheels:
+	$(PYTHON) tools/check_gpu.py --download-wheels $(GPU_WHEELS)

@@ -202,8 +202,9 @@ def load_run(path: str | os.PathLike) -> Run:
 
 def load_runs(kind: str | None = None, *, directory: str | os.PathLike | None = None,
               include_quick: bool = True) -> list[Run]:
-    """Every recorded run in `directory` (default book/data), newest first.
+    """Every recorded run (bench-*.json) in `directory` (default book/data), newest first.
 
+    Other JSON files there (``make check-gpu``'s notebooks-*.json) are not suite runs.
     kind: None (all), 'gpu' / 'cuda' (GPU runs) or 'cpu'. A missing directory or no files
     gives []. A file that breaks the schema raises ValueError naming the file and field.
     """
@@ -215,7 +216,7 @@ def load_runs(kind: str | None = None, *, directory: str | os.PathLike | None = 
     directory = Path(directory) if directory is not None else data_dir()
     if not directory.is_dir():
         return []
-    runs = [load_run(p) for p in sorted(directory.glob("*.json"))]
+    runs = [load_run(p) for p in sorted(directory.glob("bench-*.json"))]
     if kind is not None:
         runs = [r for r in runs if r.device_type == ("cpu" if kind == "cpu" else "cuda")]
     if not include_quick:

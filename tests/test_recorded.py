@@ -74,9 +74,15 @@ def test_schema_errors_name_file_and_field(tmp_path, real_run, breakage, field):
 
 
 def test_invalid_json_is_a_clear_error(tmp_path):
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json: not valid JSON"):
+    (tmp_path / "bench-bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bench-bad.json: not valid JSON"):
         recorded.load_runs(directory=tmp_path)
+
+
+def test_only_bench_files_are_runs(data):
+    # make check-gpu writes notebooks-<device>-<date>.json beside the suite's run
+    (data / "notebooks-cpu-2026-12-05.json").write_text(json.dumps({"kind": "notebook-check"}))
+    assert len(recorded.load_runs(directory=data)) == 2
 
 
 def test_series_per_impl_and_section(data):

@@ -48,7 +48,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
 
 
-def _device_info(device: str) -> dict:
+def device_info(device: str) -> dict:
     """Name, compute capability, memory and the matching published spec of `device`."""
     import torch
 
@@ -338,7 +338,7 @@ def run_suite(p: Plan | None = None, *, progress: bool = True, command: str | No
     now = _dt.datetime.now(_dt.timezone.utc)
     result = {"schema": SCHEMA, "kind": KIND, "quick": p.quick,
               "created": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-              "device": {**_device_info(p.device), "torch_threads": threads}, "versions": versions(), "command": command,
+              "device": {**device_info(p.device), "torch_threads": threads}, "versions": versions(), "command": command,
               "config": asdict(p), "attention": attention, "naive_oom": naive_oom, "kv_cache": kv,
               "matmul": matmul, "elapsed_s": round(time.perf_counter() - start, 3)}
     if p.device == "cuda" and "triton" in p.impls:
