@@ -245,3 +245,34 @@ def test_makefile_targets_need_no_venv():
     target = [ln for ln in makefile.splitlines() if ln.startswith("check-gpu:")]
     assert target == ["check-gpu:"]  # no $(STAMP): `make check-gpu PY=python3` installs nothing
     assert "gpu-wheels:" in makefile and "/.gpu-wheels/" in (ROOT / ".gitignore").read_text()
+
+
+# ------------------------------------------------------------------ the whole run, on a fake GPU
+def test_a_run_writes_one_json_and_exits_by_its_totals(monkeypatch, tmp_path, capsys):
+    # Every step is faked (no GPU, no kernels): this checks the orchestration and the file.
+    torch = pytest.importorskip("torch")
+    from attn_lib.bench import measure
+
+    entry = check_gpu.summarise_notebook("book/x.ipynb", check_gpu.parse_junit(NBVAL_JUNIT), seconds=2.0,
+                                         peak_gpu_bytes=2**30, returncode=1)
+    monkeypatch.setattr(check_gpu, "cuda_status", lambda: (True, "Test GPU, torch 9"))
+    monkeypatch.setattr(check_gpu, "missing_modules", lambda: [])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Test GPU 80GB")
+    monkeypatch.setattr(measure, "device_info", lambda device: {"type": device, "name": "Test GPU 80GB"})
+    monkeypatch.setattr(check_gpu, "run_notebook", lambda python, nb, logs, timeout: {**entry, "notebook": nb})
+    monkeypatch.setattr(check_gpu, "run_gpu_tests", lambda python, logs: {
+        "seconds": 1.0, "returncode": 0, "passed": 3, "failed": 0, "error": 0, "skipped": 0, "failures": []})
+    suites = []
+    monkeypatch.setattr(check_gpu, "run_suite", lambda python, suite, out, logs: suites.append((suite, out)) or {
+        "plan": suite, "path": str(out), "returncode": 0, "seconds": 1.0, "peak_gpu_bytes": 0})
+    rc = check_gpu.main(["--notebooks", "book/a.ipynb", "book/b.ipynb", "--data-dir", str(tmp_path)])
+    assert rc == 1  # cells raised and lines differ
+    (written,) = tmp_path.glob("notebooks-test-gpu-80gb-*.json")
+    run = json.loads(written.read_text())
+    assert run["schema"] == check_gpu.SCHEMA and run["device"]["name"] == "Test GPU 80GB"
+    assert [n["notebook"] for n in run["notebooks"]] == ["book/a.ipynb", "book/b.ipynb"]
+    assert run["totals"]["cells_raised"] == 4 and run["totals"]["lines_differ"] == 10
+    assert suites == [("one-dtype", tmp_path / written.name.replace("notebooks-", "bench-"))]
+    out = capsys.readouterr().out
+    assert "[1/4] nbval book/a.ipynb" in out and "[4/4] suite (one-dtype)" in out
+    assert "4 cells raised, 10 compared lines differ" in out
