@@ -2,8 +2,9 @@
 
 Every notebook's first code cell is :func:`colab_cell` (stamped by ``tools/set_up_cells.py``
 from ``_config.yml``, checked by ``tests/test_notebook_conventions.py``). The decisions it
-depends on (install or not, which command, which dtype on which device) and the Colab
-launch URL live here so they are unit-tested offline. Used by every chapter and appendix;
+depends on (install or not, which command, which dtype on which device, and the library's
+one dtype-name converter, :func:`torch_dtype`) and the Colab launch URL live here so they
+are unit-tested offline. Used by every chapter and appendix;
 the book's config and table-of-contents readers are in :mod:`attn_lib.book`.
 """
 from __future__ import annotations
@@ -73,8 +74,8 @@ def dtype_for(device_type: str, capability: tuple[int, int] | None = None) -> st
     return preferred_dtype(device_type, device_type == "cuda" and bf16_native(capability))
 
 
-#: The dtype names the library uses (the JSON runs, ENV["dtype"], the plans), as torch names them.
-DTYPE_NAMES = ("float32", "float64", "float16", "bfloat16")
+#: The float dtype names the library uses (ENV["dtype"], the suite's plans and JSON), as torch spells them.
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def torch_dtype(dtype):
@@ -88,9 +89,9 @@ def torch_dtype(dtype):
         if not dtype.is_floating_point:
             raise TypeError(f"dtype must be a torch float dtype, got {dtype}")
         return dtype
-    if isinstance(dtype, str) and dtype in DTYPE_NAMES:
+    if isinstance(dtype, str) and dtype in FLOAT_DTYPES:
         return getattr(torch, dtype)
-    raise TypeError(f"dtype must be a torch float dtype or one of {list(DTYPE_NAMES)}, got {dtype!r}")
+    raise TypeError(f"dtype must be a torch float dtype or one of {list(FLOAT_DTYPES)}, got {dtype!r}")
 
 
 def environment() -> dict:

@@ -70,7 +70,7 @@ def test_preferred_dtype():
         colab.preferred_dtype("tpu", True)
 
 
-@pytest.mark.parametrize("name", colab.DTYPE_NAMES)
+@pytest.mark.parametrize("name", colab.FLOAT_DTYPES)
 def test_torch_dtype_is_the_one_name_converter(name):
     torch = pytest.importorskip("torch")
     assert colab.torch_dtype(name) is getattr(torch, name)

@@ -53,7 +53,7 @@ def check_targets(result: dict, *, min_n: int = 4096, ratio: float = 1.0, peak_f
     spec = hardware.lookup(result["device"]["name"])
     if triton_recs and spec is not None:
         best = max(triton_recs, key=lambda r: r["tflops"])
-        key = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[best["dtype"]]
+        key = hardware.DTYPE_NAMES[best["dtype"]]
         peak = spec.peak(key) / 1e12
         checks.append({"target": f"best Triton TFLOP/s vs {spec.name} dense {key} peak {peak:.0f} "
                                  f"({best['dtype']} d={best['head_dim']} causal={best['causal']} N={best['n_q']})",
