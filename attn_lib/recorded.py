@@ -73,6 +73,7 @@ def describe_impl(impl: str) -> str:
     """What the rows of `impl` measured, e.g. describe_impl('naive') -> 'the accurate float32 ...'."""
     return IMPL_DESCRIPTIONS[check_choice("impl", impl, IMPLS)]
 
+
 _NUM = (int, float)
 _TOP = {"schema": str, "kind": str, "quick": bool, "created": str, "device": dict, "versions": dict,
         "config": dict, "attention": list, "naive_oom": dict, "kv_cache": dict, "matmul": list,

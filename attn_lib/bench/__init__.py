@@ -1,7 +1,7 @@
 """The benchmark suite's CLI, ``python -m attn_lib.bench`` (GPU evidence for chapters 3-4).
 
   plan      what one run measures, sized to the device (:class:`plan.Plan`)
-  measure   the run itself: attention, naive OOM, prefill / decode, matmul -> one JSON dict
+  measure   the run itself: attention, the baseline's OOM, prefill / decode, matmul -> one JSON dict
   report    the attention table, the GPU targets and a plain-text summary
   __main__  the command line
 

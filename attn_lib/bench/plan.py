@@ -27,7 +27,7 @@ class Plan:
     model_dim: int = 256  # heads = model_dim // d
     impls: list = field(default_factory=lambda: list(MEASURED))
     min_run_time: float = 0.1
-    oom_search_max: int = 0  # double N for naive until it OOMs, up to this (0: no search)
+    oom_search_max: int = 0  # double N for the baseline (standard) until it OOMs, up to this (0: no search)
     prefill_lens: list = field(default_factory=lambda: [128, 256, 512])
     decode_lens: list = field(default_factory=lambda: [256, 1024, 4096])
     matmul_sizes: list = field(default_factory=lambda: [256, 512])
