@@ -140,11 +140,27 @@ def test_nbval_report_becomes_one_notebook_entry():
     assert diff["cell"] == 1 and diff["fields"] == ["mismatch 'stdout'"]
     assert diff["stored"] == ["slope in [1.5, 2.5]: True", "scan faster: True"]
     assert diff["computed"] == ["slope in [1.5, 2.5]: False", "scan faster: False"]
-    assert entry["lines_differ"] == 5
+    assert entry["lines_differ"] == 2  # two lines changed
     assert entry["slowest"] == [{"cell": 3, "seconds": 30.2}, {"cell": 5, "seconds": 5.25},
                                 {"cell": 2, "seconds": 3.5}]
     assert entry["peak_gpu_bytes"] == 3 * 2**30 and entry["seconds"] == 41.234
     json.dumps(entry)
+
+
+def test_a_different_number_of_outputs_lists_both_sides():
+    # nbval's report when a cell prints more (or fewer) outputs than the stored ones
+    detail = ('dissimilar number of outputs for key "text/plain"<<<<<<<<<<<< Reference outputs from '
+              "ipynb file:\n'N = 1,024'\n============ disagrees with newly computed (test) output:\n"
+              "'N = 16,384'\n'extra'\n>>>>>>>>>>>>")
+    diff = check_gpu.differing_lines(detail)
+    assert diff["stored"] == ["'N = 1,024'"] and diff["computed"] == ["'N = 16,384'", "'extra'"]
+    assert diff["fields"] == ['dissimilar number of outputs for key "text/plain"']
+
+
+def test_a_difference_without_a_line_diff_counts_once():
+    missing = {"stored": [], "computed": [], "fields": ["Missing output fields from running code: {'stdout'}"]}
+    assert check_gpu._lines_differ(missing) == 1
+    assert check_gpu._lines_differ({"stored": ["a", "b"], "computed": ["c"], "fields": []}) == 2
 
 
 def test_gpu_tests_report():
@@ -166,7 +182,7 @@ def test_totals_pass_only_a_clean_run():
     ok = check_gpu.totals([clean], tests, {"returncode": 0}, elapsed_s=300)
     assert ok["ok"] and ok["within_budget"] and ok["cells_raised"] == ok["lines_differ"] == 0
     bad = check_gpu.totals([clean, dirty], tests, {"returncode": 0}, elapsed_s=500)
-    assert not bad["ok"] and not bad["within_budget"] and (bad["cells_raised"], bad["lines_differ"]) == (2, 5)
+    assert not bad["ok"] and not bad["within_budget"] and (bad["cells_raised"], bad["lines_differ"]) == (2, 2)
     assert not check_gpu.totals([clean], {**tests, "failed": 1}, None, 1)["ok"]
     assert not check_gpu.totals([clean], None, {"returncode": 1}, 1)["ok"]
     hung = {**clean, "returncode": None}  # the notebook's own time limit: killed
@@ -271,8 +287,8 @@ def test_a_run_writes_one_json_and_exits_by_its_totals(monkeypatch, tmp_path, ca
     run = json.loads(written.read_text())
     assert run["schema"] == check_gpu.SCHEMA and run["device"]["name"] == "Test GPU 80GB"
     assert [n["notebook"] for n in run["notebooks"]] == ["book/a.ipynb", "book/b.ipynb"]
-    assert run["totals"]["cells_raised"] == 4 and run["totals"]["lines_differ"] == 10
+    assert run["totals"]["cells_raised"] == 4 and run["totals"]["lines_differ"] == 4
     assert suites == [("one-dtype", tmp_path / written.name.replace("notebooks-", "bench-"))]
     out = capsys.readouterr().out
     assert "[1/4] nbval book/a.ipynb" in out and "[4/4] suite (one-dtype)" in out
-    assert "4 cells raised, 10 compared lines differ" in out
+    assert "4 cells raised, 4 compared lines differ" in out

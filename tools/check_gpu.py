@@ -160,19 +160,34 @@ def differing_lines(detail: str) -> dict:
     """The stored and the computed lines of an nbval 'Cell outputs differ' failure.
 
     nbval hands pytest's comparison ``reference == test`` its diff: '+' lines are the stored
-    output, '-' lines the newly computed one ('?' hint lines are dropped). Fields nbval reports
-    without a diff (a missing or unexpected output) are kept in `fields`.
+    output, '-' lines the newly computed one ('?' hint lines are dropped). When the number of
+    outputs differs it prints both in full between '<<<<' / 'disagrees with' / '>>>>' markers.
+    What nbval says about whole outputs (a missing or extra field, which field) is in `fields`.
     """
-    stored, computed, fields = [], [], []
+    stored, computed, fields, block = [], [], [], None
     for line in detail.splitlines():
         body = line[2:] if line.startswith("  ") else line
-        if body.startswith("+ "):
+        if "<<<<<<<<<<<<" in line:
+            block = stored
+        elif "disagrees with newly computed" in line:
+            block = computed
+        elif ">>>>>>>>>>>>" in line:
+            block = None
+        elif block is not None:
+            block.extend(ln for ln in line.strip().splitlines() if ln)
+        elif body.startswith("+ "):
             stored.append(body[2:])
         elif body.startswith("- "):
             computed.append(body[2:])
-        elif "output fields" in line or line.strip().startswith("mismatch "):
-            fields.append(line.strip())
+        if "output fields" in line or "dissimilar number" in line or line.strip().startswith("mismatch "):
+            fields.append(line.split("<<<<")[0].strip())
     return {"stored": stored, "computed": computed, "fields": fields}
+
+
+def _lines_differ(diff: dict) -> int:
+    """Lines one differing cell changed: a changed line counts once (stored and computed), a
+    difference nbval reports without a line diff (an output missing or extra) once."""
+    return max(len(diff["stored"]), len(diff["computed"]), 1)
 
 
 def _error_line(detail: str) -> str:
@@ -202,7 +217,7 @@ def summarise_notebook(notebook: str, cases: list[dict], *, seconds: float, peak
             "passed": sum(c["outcome"] == "passed" for c in cases),
             "not_run": [cell_number(c["name"]) for c in cases if c["outcome"] == "skipped"],
             "raised": raised, "differs": differs,
-            "lines_differ": sum(len(d["stored"]) + len(d["computed"]) + len(d["fields"]) for d in differs),
+            "lines_differ": sum(_lines_differ(d) for d in differs),
             "slowest": [{"cell": cell_number(c["name"]), "seconds": round(c["seconds"], 3)} for c in ranked]}
 
 
