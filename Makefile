@@ -91,10 +91,14 @@ clean:
 # may be any Python with a CUDA torch, Triton and the test stack; WHEELS installs that stack
 # offline first (pip --no-index --find-links). On a machine without a GPU it exits 2.
 # make gpu-wheels   (with network) the stack's cp312 manylinux wheels into .gpu-wheels/
+# CHECK_GPU_ARGS passes options (e.g. "--suite quick"; tools/check_gpu.py --help lists them).
 GPU_WHEELS ?= .gpu-wheels
+CHECK_GPU_ARGS ?=
+# PY, unless it is the default .venv's Python and there is no .venv: then $(PYTHON).
+CHECK_GPU_PY = $(if $(filter $(VENV)/bin/python,$(PY)),$(if $(wildcard $(PY)),$(PY),$(PYTHON)),$(PY))
 .PHONY: check-gpu gpu-wheels
 check-gpu:
-	$(PY) tools/check_gpu.py $(if $(WHEELS),--wheels $(WHEELS))
+	$(CHECK_GPU_PY) tools/check_gpu.py $(if $(WHEELS),--wheels $(WHEELS)) $(CHECK_GPU_ARGS)
 
 gpu-wheels:
 	$(PYTHON) tools/check_gpu.py --download-wheels $(GPU_WHEELS)

@@ -181,6 +181,8 @@ def test_totals_pass_only_a_clean_run():
     tests = {"returncode": 0, "failed": 0, "error": 0}
     ok = check_gpu.totals([clean], tests, {"returncode": 0}, elapsed_s=300)
     assert ok["ok"] and ok["within_budget"] and ok["cells_raised"] == ok["lines_differ"] == 0
+    assert ok["notebooks_over_s"] == [] and check_gpu.totals(
+        [{**clean, "seconds": 61.0}], None, None, 61)["notebooks_over_s"] == ["a.ipynb"]
     bad = check_gpu.totals([clean, dirty], tests, {"returncode": 0}, elapsed_s=500)
     assert not bad["ok"] and not bad["within_budget"] and (bad["cells_raised"], bad["lines_differ"]) == (2, 2)
     assert not check_gpu.totals([clean], {**tests, "failed": 1}, None, 1)["ok"]
@@ -254,6 +256,17 @@ def test_wheels_are_pinned_as_requirements_pins_them():
     assert "manylinux2014_x86_64" in cmd and cmd[-len(reqs):] == reqs
     install = check_gpu.install_command("python3", "/tmp/w")
     assert install[:6] == ["python3", "-m", "pip", "install", "--no-index", "--find-links"]
+
+
+@pytest.mark.parametrize("args, python", [
+    (["PY=python3.12"], "python3.12"),                          # the chosen Python, never .venv's
+    (["VENV=/nonexistent-venv", "PYTHON=python3"], "python3"),  # no .venv: the system Python
+])
+def test_make_check_gpu_runs_the_chosen_python(args, python):
+    done = subprocess.run(["make", "-n", "check-gpu", "WHEELS=w", 'CHECK_GPU_ARGS=--suite quick', *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [python, "tools/check_gpu.py", "--wheels", "w", "--suite", "quick"]
 
 
 def test_makefile_targets_need_no_venv():

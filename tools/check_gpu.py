@@ -2,6 +2,7 @@
 
     make check-gpu                  # the .venv's Python
     make check-gpu PY=python3       # any Python with a CUDA torch, Triton and the test stack
+    make check-gpu CHECK_GPU_ARGS="--suite quick"   # options of this script
     python3 tools/check_gpu.py [--cell-timeout 120] [--suite one-dtype|quick|full|none]
                                [--wheels DIR] [--notebooks book/ch1_handshakes.ipynb ...]
 
@@ -47,6 +48,8 @@ SCHEMA = "attn_lib.check_gpu/1"
 BUDGET_S = 480
 #: A notebook cell that runs longer has hung (each cell is ~4 s of work on an H100).
 CELL_TIMEOUT_S = 120
+#: A notebook's own budget on an H100-class GPU (reported, not enforced).
+NOTEBOOK_S = 60
 #: The GPU tests and each notebook as a whole.
 STEP_TIMEOUT_S = 600
 SLOWEST = 5
@@ -238,7 +241,8 @@ def totals(notebooks: list[dict], tests: dict | None, suite: dict | None, elapse
     tests_ok = tests is None or (tests["returncode"] == 0 and not tests["failed"] and not tests["error"])
     suite_ok = suite is None or suite["returncode"] == 0
     return {"notebooks": len(notebooks), "cells_raised": cells_raised, "lines_differ": lines_differ,
-            "notebooks_broken": broken, "gpu_tests_ok": tests_ok, "suite_ok": suite_ok,
+            "notebooks_broken": broken,
+            "notebooks_over_s": [n["notebook"] for n in notebooks if n["seconds"] > NOTEBOOK_S], "gpu_tests_ok": tests_ok, "suite_ok": suite_ok,
             "elapsed_s": round(elapsed_s, 1), "budget_s": budget_s, "within_budget": elapsed_s <= budget_s,
             "ok": cells_raised == 0 and lines_differ == 0 and not broken and tests_ok and suite_ok}
 
