@@ -82,7 +82,7 @@ def test_report_prints_dtype_backend_and_what_each_row_measured(run):
     assert table.splitlines()[2].split()[0] == "float32" and table.splitlines()[2].split()[-1] == backend
     assert f"standard: {recorded.describe_impl('standard')}" in table
     text = report.summary(run)
-    assert "standard attention (float32) OOM: none" in text and "prefill (s, float32)" in text
+    assert "standard attention (float32 inputs) OOM: none" in text and "prefill (s, float32)" in text
 
 
 def test_report_reads_a_schema_1_run(run):
@@ -96,7 +96,7 @@ def test_report_reads_a_schema_1_run(run):
     recorded.validate_run(old)
     table = report.format_table(old["attention"])
     assert "unrecorded" in table and "naive: the accurate float32 path" in table
-    assert "naive attention (float32) OOM" in report.summary(old)
+    assert "naive attention (float32 inputs) OOM" in report.summary(old)
 
 
 def test_kv_cache_and_matmul_sections(run):

@@ -73,7 +73,7 @@ def summary(result: dict) -> str:
     lines = [f"{dev['name']} | torch {ver['torch']} | triton {ver['triton']} | CUDA {ver['cuda']} | "
              f"{result['created']} | {result['elapsed_s']:.0f} s", "", format_table(result["attention"]), ""]
     oom = result["naive_oom"]
-    who = f"{oom.get('impl', 'naive')} attention ({oom.get('dtype')})"
+    who = f"{oom.get('impl', 'naive')} attention ({oom.get('dtype')} inputs)"
     lines.append(f"{who} out of memory at N = {oom['n']}" if oom["n"] else f"{who} OOM: none ({oom['note']})")
     kv = result["kv_cache"]
     if kv["status"] == "ok":
