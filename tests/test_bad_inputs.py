@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 from attn_lib import (book, colab, counting, decode_cost, flop_check,  # noqa: E402
                       hardware, memory_model, models, recorded, reference, reported, ring,
                       timing, tiny_gpt, torch_impl, triton_flash, unfused, variants, viz)
+from attn_lib.bench import measure as bench_measure, plan as bench_plan  # noqa: E402
 from attn_lib.viz import flash as viz_flash  # noqa: E402
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
@@ -493,6 +494,12 @@ ROWS: list[Row] = [
     row(VE, "what", recorded.series, RUN, "flops"),
     row(TE, "head_dim", recorded.series, RUN, head_dim=64.0),
     row(VE, "impl", recorded.describe_impl, "flash"),
+    # bench (the suite's plan and provenance)
+    row(VE, "capability", bench_plan.gpu_dtypes, (9,)),
+    row(VE, "device", bench_plan.plan, "tpu"),
+    row(TE, "quick", bench_plan.plan, "cpu", quick="yes"),
+    row(TE, "one_dtype", bench_plan.plan, "cpu", one_dtype=1),
+    row(VE, "device", bench_measure.device_info, "tpu"),
     row(TE, "run", viz_flash.plot_recorded, _Axes(), None),
     row(TE, "ax", viz_flash.plot_recorded, None, RUN),
     row(VE, "what", viz_flash.plot_recorded, _Axes(), RUN, "flops"),

@@ -49,10 +49,13 @@ def slug(text: str) -> str:
 
 
 def device_info(device: str) -> dict:
-    """Name, compute capability, memory and the matching published spec of `device`."""
+    """Name, compute capability, memory and the matching published spec of `device` ('cpu', 'cuda')."""
     import torch
 
     from .. import hardware
+    from .._checks import check_choice
+
+    check_choice("device", device, ("cpu", "cuda"))
 
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)

@@ -53,8 +53,10 @@ def plan(device: str | None = None, quick: bool = False, one_dtype: bool = False
     import torch
 
     from .. import device as default_device
+    from .._checks import check_bool, check_choice
 
-    dev = device or default_device()
+    dev = check_choice("device", device or default_device(), ("cpu", "cuda"))
+    quick, one_dtype = check_bool("quick", quick), check_bool("one_dtype", one_dtype)
     if dev == "cuda":
         half = gpu_dtypes(tuple(torch.cuda.get_device_capability(0)))
         half = half[:1] if one_dtype else half
