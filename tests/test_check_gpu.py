@@ -303,5 +303,5 @@ def test_a_run_writes_one_json_and_exits_by_its_totals(monkeypatch, tmp_path, ca
     assert run["totals"]["cells_raised"] == 4 and run["totals"]["lines_differ"] == 4
     assert suites == [("one-dtype", tmp_path / written.name.replace("notebooks-", "bench-"))]
     out = capsys.readouterr().out
-    assert "[1/4] nbval book/a.ipynb" in out and "[4/4] suite (one-dtype)" in out
+    assert "[1/4] nbval book/a.ipynb" in out and "[4/4] suite (one-dtype), its progress bar" in out
     assert "4 cells raised, 4 compared lines differ" in out

@@ -289,13 +289,14 @@ def _env() -> dict:
     return env
 
 
-def _run(cmd: list[str], log: Path, timeout: float) -> tuple[int | None, float]:
-    """Run `cmd` in the checkout with its output in `log`; (returncode or None on timeout, s)."""
+def _run(cmd: list[str], log: Path, timeout: float, *, show_stderr: bool = False) -> tuple[int | None, float]:
+    """Run `cmd` in the checkout with its output in `log` (stderr on the terminal if
+    `show_stderr`: the suite's progress bar); (returncode or None on timeout, seconds)."""
     start = time.perf_counter()
     with open(log, "w") as out:
         try:
-            rc = subprocess.run(cmd, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-                                timeout=timeout).returncode
+            rc = subprocess.run(cmd, cwd=ROOT, env=_env(), stdout=out,
+                                stderr=None if show_stderr else subprocess.STDOUT, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             rc = None
     return rc, time.perf_counter() - start
@@ -347,9 +348,9 @@ def run_gpu_tests(python: str, logs: Path) -> dict:
 
 
 def run_suite(python: str, suite: str, out: Path, logs: Path) -> dict:
-    cmd = [python, "-m", "attn_lib.bench", *SUITES[suite], "--no-progress", "--out", str(out)]
+    cmd = [python, "-m", "attn_lib.bench", *SUITES[suite], "--out", str(out)]
     with PeakMemory() as mem:
-        rc, seconds = _run(cmd, logs / "suite.log", STEP_TIMEOUT_S)
+        rc, seconds = _run(cmd, logs / "suite.log", STEP_TIMEOUT_S, show_stderr=True)
     return {"plan": suite, "command": " ".join(["python -m attn_lib.bench", *SUITES[suite]]),
             "path": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
             "returncode": rc, "seconds": round(seconds, 3), "peak_gpu_bytes": mem.peak_bytes}
@@ -432,7 +433,7 @@ def check(args, python: str, what: str) -> int:
              f"{tests['skipped']} skipped")
     if SUITES[args.suite] is not None:
         step += 1
-        _say(f"[{step}/{steps}] suite ({args.suite}) ... ", end="")
+        _say(f"[{step}/{steps}] suite ({args.suite}), its progress bar below ...")
         suite = run_suite(python, args.suite, bench_path, logs)
         _say(f"{suite['seconds']:.0f} s, exit {suite['returncode']}, {suite['path']}")
     from attn_lib.bench.measure import device_info, versions  # the suite's own provenance
