@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import counting, decode_cost, hardware, models
-from ._checks import (check_choice, check_int, check_positive, check_positive_int,
+from ._checks import (check_choice, check_int, check_nonneg, check_positive, check_positive_int,
                       check_type)
 
 
@@ -34,6 +34,12 @@ class Request:
     arrival: float
     prompt_len: int
     output_len: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "rid", check_int("rid", self.rid))
+        object.__setattr__(self, "arrival", check_nonneg("arrival", self.arrival))
+        for f in ("prompt_len", "output_len"):
+            object.__setattr__(self, f, check_positive_int(f, getattr(self, f)))
 
     @property
     def total_len(self) -> int:
