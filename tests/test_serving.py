@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 torch = pytest.importorskip("torch")
 
-from attn_lib import counting, decode_cost, models, serving  # noqa: E402
+from attn_lib import counting, decode_cost, hardware, models, serving  # noqa: E402
 from attn_lib.tiny_gpt import TinyGPT, TinyGPTConfig  # noqa: E402
 
 
@@ -146,3 +146,19 @@ def test_mla_and_int8_bytes():
     assert counting.mla_kv_bytes_per_token(mla) == 2.25 * 2 * mla.head_dim * mla.n_layers * 2
     assert counting.int8_kv_bytes_per_token("llama-3-8b", 16) == (
         counting.kv_cache_bytes("llama-3-8b", 1, 1) + 2 * 32 * 8 * 2 / 16)
+
+
+def test_prefill_step_is_compute_bound_for_long_prompts():
+    flops = sum(counting.forward_flops("llama-3-8b", 4096, causal=True).values())
+    t = serving.prefill_seconds("llama-3-8b", [4096], "H100 SXM", "bf16")
+    assert t == pytest.approx(flops / hardware.get("H100 SXM").peak("bf16"), rel=1e-12)
+
+
+def test_request_and_mla_config():
+    r = serving.Request(3, 0.5, 10, 5)
+    assert r.total_len == 15
+    with pytest.raises(ValueError, match="output_len"):
+        serving.Request(3, 0.5, 10, 0)
+    half = models.MLAConfig("half", 1, 2, 4, 8, 2, "test")
+    assert counting.mla_kv_bytes_per_token(half, 1) == 10
+    assert counting.mha_equivalent_kv_bytes_per_token(half, 1) == 16
