@@ -7,6 +7,7 @@ Where each chapter's code lives (every closed form is in `counting`, every timer
   1 handshakes              counting, reference, torch_impl, recurrence, viz.scores
   2 FLOPs                   counting, models, hardware, flop_check, viz.flops
   3 KV cache                tiny_gpt, decode_cost, timing, viz.kv
+  3b serving                paged_kv, serving, counting, models, viz.serving
   4 FlashAttention          reference, torch_impl, triton_flash, unfused, memory_model,
                             variants, reported, recorded, viz.flash
   5 long context            ring (on _launch), counting, viz.ring
@@ -29,7 +30,7 @@ _SUBMODULES = {
     "decode_cost", "tiny_gpt", "triton_flash", "colab", "timing", "recorded", "flop_check",
     "claims", "variants", "viz", "ring",
     "unfused", "memory_model", "reported",
-    "recurrence",
+    "recurrence", "paged_kv", "serving",
 }
 
 

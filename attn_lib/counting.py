@@ -371,3 +371,105 @@ def ring_step_seconds(model: str | models.ModelConfig, n_tokens: int, world_size
         transfer = 0.0
     return {"compute": compute, "transfer": transfer, "step": max(compute, transfer)}
 
+
+
+# ------------------------------------------------------------------ serving (chapter 3b)
+# Paged caches, chunked prefill and compressed caches. Lengths are tokens per sequence.
+def blocks_for(n_tokens: int, block_size: int) -> int:
+    """Blocks of `block_size` tokens a paged cache reserves for n_tokens: ceil(N / B)."""
+    n, b = check_nonneg_int("n_tokens", n_tokens), check_positive_int("block_size", block_size)
+    return -(-n // b)
+
+
+def paged_waste_tokens(lengths, block_size: int) -> int:
+    """Reserved but empty token slots of a paged cache: Σ (ceil(L/B)·B − L) = Σ (−L mod B).
+
+    Only each sequence's last block can be partly empty (internal fragmentation).
+    """
+    b = check_positive_int("block_size", block_size)
+    return sum((-check_nonneg_int("lengths", n)) % b for n in lengths)
+
+
+def contiguous_waste_tokens(lengths, max_len: int) -> int:
+    """Empty slots when each sequence reserves `max_len` up front: Σ (max_len − L)."""
+    m = check_positive_int("max_len", max_len)
+    total = 0
+    for n in lengths:
+        n = check_nonneg_int("lengths", n)
+        if n > m:
+            raise ValueError(f"lengths: a sequence of {n} tokens exceeds max_len={m}")
+        total += m - n
+    return total
+
+
+def expected_last_block_waste(block_size: int) -> float:
+    """Expected empty slots in a sequence's last block, (B − 1)/2, when L mod B is uniform.
+
+    Exact for lengths uniform on a range whose size is a multiple of B (and for sums of
+    independent such lengths); close to it for any spread-out length distribution.
+    """
+    return (check_positive_int("block_size", block_size) - 1) / 2
+
+
+def expected_waste_share(mean_len: float, *, block_size: int | None = None,
+                         max_len: int | None = None) -> float:
+    """Expected share of reserved KV memory holding no token (a ratio of expectations).
+
+    Paged (block_size B): w / (E[L] + w) with w = (B − 1)/2. Contiguous preallocation at
+    max_len: 1 − E[L]/max_len. Give exactly one of block_size, max_len.
+    """
+    mean = check_positive("mean_len", mean_len)
+    if (block_size is None) == (max_len is None):
+        raise ValueError("block_size, max_len: give exactly one of them")
+    if block_size is not None:
+        w = expected_last_block_waste(block_size)
+        return w / (mean + w)
+    m = check_positive_int("max_len", max_len)
+    if mean > m:
+        raise ValueError(f"mean_len ({mean}) exceeds max_len ({m})")
+    return 1 - mean / m
+
+
+def chunked_prefill_activation_bytes(model: str | models.ModelConfig, n_tokens: int, chunk: int,
+                                     bytes_per_value: int = 2) -> float:
+    """One layer's live activations while prefilling n_tokens in chunks of `chunk` tokens.
+
+    Each chunk is a forward pass over min(chunk, N) tokens against the cache, so the peak is
+    chapter 5's :func:`activation_bytes_per_device` for that many tokens (one layer, one
+    device, no N² term with a fused attention kernel): it depends on the chunk, not on N.
+    """
+    n, c = check_positive_int("n_tokens", n_tokens), check_positive_int("chunk", chunk)
+    return activation_bytes_per_device(model, min(n, c), 1, bytes_per_value, n_layers=1)
+
+
+def int8_kv_bytes_per_token(model: str | models.ModelConfig, block_size: int,
+                            scale_bytes: int = 2) -> float:
+    """KV bytes per token of an 8-bit cache with one scale per block, kv head, K or V, layer.
+
+    1 byte per value + scale_bytes / block_size per (layer, kv head, K or V) for the scale.
+    """
+    cfg, b = models.get(model), check_positive_int("block_size", block_size)
+    s = check_bytes("scale_bytes", scale_bytes)
+    return kv_cache_bytes(cfg, 1, 1) + 2 * cfg.n_layers * cfg.n_kv_heads * s / b
+
+
+def mla_kv_bytes_per_token(mla: models.MLAConfig, bytes_per_value: int = 2) -> int:
+    """Cache bytes per token of multi-head latent attention: (d_c + d_rope) · layers · bytes.
+
+    MLA stores one compressed latent c_KV (d_c values) and one shared rotary key (d_rope)
+    per token and layer, instead of 2 · heads · head_dim keys and values.
+    """
+    from ._checks import check_type
+
+    cfg = check_type("mla", mla, models.MLAConfig)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return (cfg.kv_lora_rank + cfg.qk_rope_head_dim) * cfg.n_layers * b
+
+
+def mha_equivalent_kv_bytes_per_token(mla: models.MLAConfig, bytes_per_value: int = 2) -> int:
+    """What the same heads would cache per token with plain multi-head attention: 2·h·d_h·L·bytes."""
+    from ._checks import check_type
+
+    cfg = check_type("mla", mla, models.MLAConfig)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return 2 * cfg.n_heads * cfg.head_dim * cfg.n_layers * b

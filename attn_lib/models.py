@@ -101,3 +101,35 @@ def get(model) -> ModelConfig:
         return PRESETS[model]
     except KeyError:
         raise ValueError(f"unknown model {model!r}; presets: {', '.join(PRESETS)}") from None
+
+
+# ----------------------------------------------------------------------------- latent attention
+@dataclass(frozen=True)
+class MLAConfig:
+    """Cache shape of multi-head latent attention (MLA): what one token leaves per layer.
+
+    kv_lora_rank (d_c): the compressed key-value latent; qk_rope_head_dim (d_h^R): the one
+    decoupled rotary key shared by all heads; n_heads × head_dim: the heads it expands to.
+    """
+
+    name: str
+    n_layers: int
+    n_heads: int
+    head_dim: int
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    source: str
+
+    def __post_init__(self):
+        check_str("name", self.name), check_str("source", self.source)
+        for f in ("n_layers", "n_heads", "head_dim", "kv_lora_rank", "qk_rope_head_dim"):
+            object.__setattr__(self, f, check_positive_int(f, getattr(self, f)))
+
+
+#: DeepSeek-V2's attention, the one model here with MLA.
+DEEPSEEK_V2_MLA = MLAConfig(
+    "deepseek-v2", n_layers=60, n_heads=128, head_dim=128, kv_lora_rank=512, qk_rope_head_dim=64,
+    source="DeepSeek-AI 2024, 'DeepSeek-V2: A Strong, Economical, and Efficient Mixture-of-Experts "
+           "Language Model' (arXiv:2405.04434), §3.1.1: 60 layers, 128 heads of dimension 128, "
+           "KV compression dimension d_c = 512, decoupled key dimension d_h^R = 64 (config.json: "
+           "kv_lora_rank 512, qk_rope_head_dim 64); Table 1: (d_c + d_h^R)·l elements per token")

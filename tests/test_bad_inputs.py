@@ -27,11 +27,12 @@ from attn_lib.viz import flash as viz_flash  # noqa: E402
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
 from attn_lib import recurrence  # noqa: E402
+from attn_lib import paged_kv, serving  # noqa: E402
 from attn_lib.viz import kv as KVVIZ  # noqa: E402
 
 MODULES = [book, colab, counting, decode_cost, flop_check, hardware, memory_model, models,
            recorded, recurrence, reference, reported, ring, timing, tiny_gpt, torch_impl, triton_flash,
-           unfused, variants]
+           unfused, variants, paged_kv, serving]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -56,6 +57,14 @@ Q8 = torch.zeros(1, 2, 8, 4)  # (B, H, N, d): shardable over 2 ranks, both layou
 JOB = ring.prepare("ring", Q8, Q8, Q8, world_size=1)  # a valid job, never run here
 REPORTED = reported.load()  # the stored file of figures quoted from papers
 GPU_KW = dict(name="X", peak_flops={"bf16": 1e12}, bandwidth=1e9, memory=1e9, source="t")
+ALLOC = paged_kv.BlockAllocator(4)
+ALLOC.allocate()  # block 0 in use, blocks 1-3 free
+PAGED = paged_kv.PagedKVCache(4, 2, 1, 2)  # 4 blocks of 2 tokens, 1 kv head of dim 2
+PAGED.add_sequence(0)
+PAGED.append(0, torch.zeros(3, 1, 2), torch.zeros(3, 1, 2))  # blocks 0, 1; 2 and 3 free
+QP = torch.zeros(1, 1, 1, 2)  # (B, H, Nq, d) for PAGED
+TOK = torch.zeros(1, 4, dtype=torch.long)  # (B, T) token ids for MODEL
+REQ = serving.Request(0, 0.0, 4, 4)
 
 
 class _Axes:
@@ -280,6 +289,77 @@ ROWS: list[Row] = [
     row(TE, "nbytes", viz.format_bytes, "1024"),
     row(TE, "names", KVVIZ.kv_memory_rows, "gpt2-small"),
     row(VE, "bytes_per_value", KVVIZ.kv_memory_rows, bytes_per_value=0),
+    # paged_kv (chapter 3b)
+    row(VE, "num_blocks", paged_kv.BlockAllocator, 0),
+    row(VE, "block", ALLOC.refcount, 99),
+    row(VE, "block", ALLOC.incref, 2),  # a free block cannot be shared
+    row(VE, "block", ALLOC.free, 3),  # nor freed again
+    row(TE, "parent", paged_kv.block_hash, "x", [1]),
+    row(TE, "tokens", paged_kv.block_hash, b"", [1.5]),
+    row(VE, "block_size", paged_kv.PagedKVCache, 4, 0, 1, 1),
+    row(TE, "dtype", paged_kv.PagedKVCache, 4, 2, 1, 1, dtype=torch.int8),
+    row(VE, "seq_id", PAGED.length, "nope"),
+    row(VE, "seq_id", PAGED.block_table, "nope"),
+    row(VE, "seq_id", PAGED.add_sequence, 0),  # exists already
+    row(VE, "seq_id", PAGED.fork, "nope", 1),
+    row(VE, "seq_id", PAGED.free_sequence, "nope"),
+    row(VE, "k", PAGED.append, 0, torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)),
+    row(VE, "tokens", PAGED.append, 0, torch.zeros(1, 1, 2), torch.zeros(1, 1, 2), tokens=[1, 2]),
+    row(VE, "seq_id", PAGED.tables, ["nope"]),
+    row(VE, "seq_id", PAGED.gather, "nope"),
+    row(VE, "block_tables", paged_kv.paged_attention, QP, PAGED, [[2]], [1]),  # a free block
+    row(VE, "block_tables", paged_kv.paged_attention, QP, PAGED, [[9]], [1]),
+    row(VE, "lengths", paged_kv.paged_attention, QP, PAGED, [[0]], [3]),  # past the table
+    row(VE, "lengths", paged_kv.paged_attention, QP, PAGED, [[0]], [0]),  # causal: < Nq
+    row(TE, "cache", paged_kv.paged_attention, QP, None, [[0]], [1]),
+    row(VE, "q", paged_kv.paged_attention, torch.zeros(1, 1, 1, 3), PAGED, [[0]], [1]),
+    row(TE, "causal", paged_kv.paged_attention, QP, PAGED, [[0]], [1], causal="yes"),
+    row(VE, "pool", paged_kv.quantize_blocks, torch.zeros(2, 3)),
+    row(VE, "values", paged_kv.dequantize_blocks, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)),
+    row(VE, "scales", paged_kv.dequantize_blocks, torch.zeros(2, 1, 1, 1, dtype=torch.int8),
+        torch.ones(1, 1, 1, 1)),
+    # serving (chapter 3b)
+    row(VE, "prompt_len", serving.Request, 0, 0.0, 0, 1),
+    row(VE, "arrival", serving.Request, 0, -1.0, 1, 1),
+    row(VE, "n", serving.request_trace, 0),
+    row(VE, "prompt_range", serving.request_trace, 5, prompt_range=(9, 3)),
+    row(TE, "output_range", serving.request_trace, 5, output_range=7),
+    row(VE, "rate", serving.request_trace, 5, rate=0.0),
+    row(VE, "block_size", serving.measure_waste, [3], 0, 8),
+    row(VE, "lengths", serving.measure_waste, [9], 4, 8),
+    row(VE, "n_prompts", serving.system_prompt_trace, 3, n_prompts=0),
+    row(TE, "prompts", serving.prefix_sharing, [], 4),
+    row(VE, "block_size", serving.prefix_sharing, [[1]], 0),
+    row(VE, "block_size", serving.prefix_savings, "gpt2-small", [[1, 2]], 0),
+    row(VE, "chunk", serving.chunked_prefill, MODEL, TOK, 0),
+    row(TE, "model", serving.chunked_prefill, None, TOK, 2),
+    row(VE, "tokens", serving.chunked_prefill, MODEL, TOK[0], 2),
+    row(VE, "chunk", serving.activation_bytes_per_chunk, MODEL, TOK, 0),
+    row(TE, "model", serving.activation_bytes_per_chunk, None, TOK, 1),
+    row(VE, "contexts", serving.decode_step_seconds, "gpt2-small", [0]),
+    row(VE, "contexts", serving.decode_step_seconds, "gpt2-small", []),
+    row(VE, "prompt_lens", serving.prefill_seconds, "gpt2-small", [-1]),
+    row(VE, "batches", serving.throughput_curve, "gpt2-small", 128, [0]),
+    row(VE, "context", serving.throughput_curve, "gpt2-small", 0, [1]),
+    row(VE, "policy", serving.simulate_batching, [REQ], "gpt2-small", policy="fifo", max_batch=2),
+    row(TE, "requests", serving.simulate_batching, [], "gpt2-small", policy="static", max_batch=1),
+    row(VE, "max_batch", serving.simulate_batching, [REQ], "gpt2-small", policy="static",
+        max_batch=0),
+    # counting and models for chapter 3b
+    row(VE, "block_size", C.blocks_for, 10, 0),
+    row(VE, "n_tokens", C.blocks_for, -1, 4),
+    row(VE, "block_size", C.paged_waste_tokens, [3], 0),
+    row(VE, "lengths", C.paged_waste_tokens, [-1], 4),
+    row(VE, "lengths", C.contiguous_waste_tokens, [9], 8),
+    row(VE, "max_len", C.contiguous_waste_tokens, [1], 0),
+    row(VE, "block_size", C.expected_last_block_waste, 0),
+    row(VE, "block_size", C.expected_waste_share, 10.0),
+    row(VE, "mean_len", C.expected_waste_share, -1, block_size=4),
+    row(VE, "chunk", C.chunked_prefill_activation_bytes, "llama-3-8b", 100, 0),
+    row(VE, "block_size", C.int8_kv_bytes_per_token, "llama-3-8b", 0),
+    row(TE, "mla", C.mla_kv_bytes_per_token, "deepseek-v2"),
+    row(TE, "mla", C.mha_equivalent_kv_bytes_per_token, None),
+    row(VE, "kv_lora_rank", models.MLAConfig, "x", 1, 1, 1, 0, 1, "s"),
     # variants
     row(VE, "window", V.sliding_window_mask, 4, 4, 0),
     row(VE, "nq", V.sliding_window_mask, -4, 4, 2),
