@@ -523,6 +523,17 @@ ROWS: list[Row] = [
     row(VE, "trials", recall.recall_curve, 8, [16], trials=0),
     row(VE, "reader", recall.accuracy, {}, "cosine"),
     row(TE, "curve", recall.accuracy, [], "linear"),
+    # counting, chapter 5: the ring's backward pass and USP
+    row(VE, "world_size", C.ring_backward_bytes_total, 8, 0, 64),
+    row(VE, "grad_bytes_per_value", C.ring_backward_bytes_total, 8, 2, 64, 2, 0),
+    row(VE, "kv_width", C.ring_backward_bytes_total, 8, 1, 0),
+    row(VE, "link_bandwidth", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 0),
+    row(TE, "causal", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 1e9, causal=1),
+    row(VE, "grad_bytes_per_value", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 1e9,
+        2, -4),
+    row(VE, "ulysses_size", C.usp_bytes_total, 8, 0, 2, 64, 128),
+    row(TE, "ring_size", C.usp_bytes_total, 8, 2, 2.0, 64, 128),
+    row(VE, "width", C.usp_bytes_total, 8, 2, 2, 64, 0),
 ]
 
 
