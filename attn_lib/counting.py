@@ -435,3 +435,14 @@ def usp_bytes_total(n_tokens: int, ulysses_size: int, ring_size: int, kv_width: 
     a2a = (pu - 1) / (pu * p) * n * width * b
     ring = (pr - 1) / p * n * kv_width * b
     return {"all_to_all": a2a, "ring": ring, "total": a2a + ring}
+
+
+def linear_state_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
+    """Bytes of a linear-attention state in place of the KV cache, for any N.
+
+    One head_dim × head_dim matrix Σ v_i k_iᵀ per KV head per layer (identity features):
+    layers · kv_heads · head_dim² · b. The KV cache it replaces grows as N (chapter 5).
+    """
+    cfg = models.get(model)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return int(cfg.n_layers * cfg.n_kv_heads * cfg.head_dim ** 2 * b)

@@ -534,6 +534,7 @@ ROWS: list[Row] = [
     row(VE, "ulysses_size", C.usp_bytes_total, 8, 0, 2, 64, 128),
     row(TE, "ring_size", C.usp_bytes_total, 8, 2, 2.0, 64, 128),
     row(VE, "width", C.usp_bytes_total, 8, 2, 2, 64, 0),
+    row(VE, "bytes_per_value", C.linear_state_bytes, "llama-3-8b", 0),
 ]
 
 

@@ -55,3 +55,13 @@ def test_backward_overlap_threshold():
     # 2.5x the compute, (2 + 4)/2 = 3x the bytes per step: 3/2.5 = 1.2x the tokens
     assert bwd == pytest.approx(1.2 * fwd)
     assert C.ring_backward_min_tokens("llama-3-8b", f, bw, causal=True) == pytest.approx(2 * bwd)
+
+
+def test_linear_state_is_a_head_dim_square_per_kv_head_and_layer():
+    from attn_lib import models
+    cfg = models.get("llama-3-8b")
+    got = C.linear_state_bytes(cfg)
+    assert got == cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * cfg.head_dim * 2
+    # the KV cache of N tokens holds 2N head_dim-vectors per KV head per layer
+    n = cfg.head_dim // 2
+    assert C.kv_cache_bytes(cfg, n) == got
