@@ -11,6 +11,7 @@ Where each chapter's code lives (every closed form is in `counting`, every timer
                             variants, reported, recorded, viz.flash
   5 long context            ring (on _launch), counting, recall, viz.ring,
                             viz.recall
+  appendix: GPU primer      hardware, counting, viz.gpu
   appendix: claims ledger   claims (registry; essays: the seed essays' figures, once)
   appendix: tour            all of the above
   every chapter             colab (the set-up cell), book (glue, config readers),

@@ -446,3 +446,15 @@ def linear_state_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2
     cfg = models.get(model)
     b = check_bytes("bytes_per_value", bytes_per_value)
     return int(cfg.n_layers * cfg.n_kv_heads * cfg.head_dim ** 2 * b)
+
+
+def matmul_intensity(m: int, n: int, k: int, bytes_per_value: int = 2) -> float:
+    """Arithmetic intensity (FLOP per byte) of an (m, k) @ (k, n) matmul that reads both
+    inputs and writes its output once: 2·m·n·k / ((m·k + k·n + m·n) · b).
+
+    n³ matmuls reach n/3 FLOP per bf16 byte; a matrix-vector product (n = 1) about 1
+    (the GPU primer's roofline).
+    """
+    m, n, k = (check_positive_int(a, v) for a, v in (("m", m), ("n", n), ("k", k)))
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return 2 * m * n * k / ((m * k + k * n + m * n) * b)

@@ -535,6 +535,9 @@ ROWS: list[Row] = [
     row(TE, "ring_size", C.usp_bytes_total, 8, 2, 2.0, 64, 128),
     row(VE, "width", C.usp_bytes_total, 8, 2, 2, 64, 0),
     row(VE, "bytes_per_value", C.linear_state_bytes, "llama-3-8b", 0),
+    row(VE, "k", C.matmul_intensity, 4, 4, 0),
+    row(TE, "m", C.matmul_intensity, 4.0, 4, 4),
+    row(VE, "name", hardware.cuda_fact, "cores"),
 ]
 
 
