@@ -27,7 +27,7 @@ def recall_figure(curve: dict):
         label, color, marker = _STYLE[name]
         ax.plot(ns, recall.accuracy(curve, name), marker=marker, color=color, label=label)
     ax.axvline(d, color="0.6", lw=1, ls=":")
-    ax.text(d * 1.08, 0.05, "N = d", fontsize=FONT, color="0.4")
+    ax.text(d * 1.08, 0.55, "N = d", fontsize=FONT, color="0.4")
     ax.set(xscale="log", ylim=(-0.03, 1.05))
     ax.set_xlabel("stored pairs N", fontsize=FONT)
     ax.set_ylabel("values recalled (share)", fontsize=FONT)

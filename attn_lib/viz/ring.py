@@ -63,7 +63,9 @@ def _draw_ring_schedule(ax, world_size: int, layout: str = "contiguous", *,
     for t in range(world_size):
         for r in range(world_size):
             label = "K/V " + ",".join(str(c) for c in held[t][r])
-            ax.text(t, r, label, ha="center", va="center", fontsize=FONT)
+            dark = grid[r, t] > 0.6  # white text on the darkest shades
+            ax.text(t, r, label, ha="center", va="center", fontsize=FONT,
+                    color="white" if dark else "black")
     totals = grid.sum(axis=1)
     share = totals / totals.max()  # each rank's work against the busiest rank's
     ax.set_yticks(range(world_size),
