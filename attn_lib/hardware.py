@@ -205,8 +205,9 @@ CUDA_MODEL: dict[str, tuple[int, str]] = {
     "max_threads_per_block": (1024, "CUDA C++ Programming Guide, 'Thread Hierarchy': on "
                                     "current GPUs a thread block may contain up to 1024 "
                                     "threads"),
-    "registers_per_sm": (65536, "NVIDIA Hopper Tuning Guide and Ampere Tuning Guide: the "
-                                "register file is 64K 32-bit registers per SM"),
+    "registers_per_sm": (65536, "CUDA C++ Programming Guide, 'Compute Capabilities' "
+                                "table: 64K 32-bit registers per multiprocessor for "
+                                "compute capability 7.5 (T4) to 9.0 (H100)"),
     "tensor_cores_per_sm": (4, "NVIDIA H100 Tensor Core GPU Architecture whitepaper: four "
                                "fourth-generation Tensor Cores per SM (528 on H100 SXM5's "
                                "132 SMs); the A100 whitepaper: four third-generation per SM"),
