@@ -10,7 +10,9 @@ Where each chapter's code lives (every closed form is in `counting`, every timer
   3b serving                paged_kv, serving, counting, models, viz.serving
   4 FlashAttention          reference, torch_impl, triton_flash, unfused, memory_model,
                             variants, reported, recorded, viz.flash
-  5 long context            ring (on _launch), counting, viz.ring
+  5 long context            ring (on _launch), counting, recall, viz.ring,
+                            viz.recall
+  appendix: GPU primer      hardware, counting, viz.gpu
   appendix: claims ledger   claims (registry; essays: the seed essays' figures, once)
   appendix: tour            all of the above
   every chapter             colab (the set-up cell), book (glue, config readers),
@@ -30,7 +32,7 @@ _SUBMODULES = {
     "decode_cost", "tiny_gpt", "triton_flash", "colab", "timing", "recorded", "flop_check",
     "claims", "variants", "viz", "ring",
     "unfused", "memory_model", "reported",
-    "recurrence", "paged_kv", "serving",
+    "recurrence", "paged_kv", "serving", "recall",
 }
 
 

@@ -473,3 +473,88 @@ def mha_equivalent_kv_bytes_per_token(mla: models.MLAConfig, bytes_per_value: in
     cfg = check_type("mla", mla, models.MLAConfig)
     b = check_bytes("bytes_per_value", bytes_per_value)
     return 2 * cfg.n_heads * cfg.head_dim * cfg.n_layers * b
+# ---------------------------------------- context parallelism: the backward pass, USP
+# Chapter 5, continued: what training adds to the ring, and the hybrid of both schemes.
+def ring_backward_bytes_total(n_tokens: int, world_size: int, kv_width: int,
+                              bytes_per_value: int = 2,
+                              grad_bytes_per_value: int = 4) -> float:
+    """Bytes each rank sends in the ring's backward pass, per layer (0 for P = 1).
+
+    Each rank keeps its queries, output, dO and log-sum-exp, and adds its share of dQ
+    locally. The K/V shards travel the ring again, P − 1 hops of N/P · kv_width · b; each
+    shard's dK/dV accumulator travels with it, picks up every rank's contribution and
+    takes one hop more, home: P hops of N/P · kv_width · b_grad (float32 accumulators,
+    b_grad = 4, as ring-flash-attention keeps them). Total
+    (P − 1)/P · N · kv_width · b + N · kv_width · b_grad.
+    """
+    p = check_positive_int("world_size", world_size)
+    b_grad = check_bytes("grad_bytes_per_value", grad_bytes_per_value)
+    if p == 1:
+        check_nonneg_int("n_tokens", n_tokens), check_positive_int("kv_width", kv_width)
+        check_bytes("bytes_per_value", bytes_per_value)
+        return 0.0
+    kv = ring_bytes_total(n_tokens, p, kv_width, bytes_per_value)
+    return kv + p * ring_bytes_per_step(n_tokens, p, kv_width, b_grad)
+
+
+def ring_backward_min_tokens(model: str | models.ModelConfig, flop_rate: float,
+                             link_bandwidth: float, bytes_per_value: int = 2,
+                             grad_bytes_per_value: int = 4, *,
+                             causal: bool = False) -> float:
+    """Fewest tokens per device for which a backward ring step hides its transfer.
+
+    A backward step does 2.5× the forward's matmuls (recompute S, then dV, dP, dQ, dK:
+    10·C²·d_attn FLOPs) and moves K/V and dK/dV: C·2·d_kv·(b + b_grad) bytes. Compute ≥
+    transfer ⇔ C ≥ d_kv·(b + b_grad)·F / (5·d_attn·B) (twice that causal).
+    """
+    cfg = models.get(model)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    b_grad = check_bytes("grad_bytes_per_value", grad_bytes_per_value)
+    f = check_positive("flop_rate", flop_rate)
+    bw = check_positive("link_bandwidth", link_bandwidth)
+    c = cfg.d_kv * (b + b_grad) * f / (5 * cfg.d_attn * bw)
+    return 2 * c if check_bool("causal", causal) else c
+
+
+def usp_bytes_total(n_tokens: int, ulysses_size: int, ring_size: int, kv_width: int,
+                    width: int, bytes_per_value: int = 2) -> dict[str, float]:
+    """Bytes each rank sends per layer in USP (Fang and Zhao 2024): Ulysses inside, ring across.
+
+    P = ulysses_size · ring_size ranks on a 2-D grid. An all-to-all among ulysses_size
+    ranks trades sequence for heads ((P_u − 1)/(P_u · P) · N · width · b, width as for
+    :func:`ulysses_bytes_total`); then a ring of ring_size ranks passes K/V shards of
+    N/P_r tokens and H/P_u heads ((P_r − 1)/P · N · kv_width · b). With P_u = 1 it is the
+    ring, with P_r = 1 Ulysses. Returns {"all_to_all", "ring", "total"}.
+    """
+    pu = check_positive_int("ulysses_size", ulysses_size)
+    pr = check_positive_int("ring_size", ring_size)
+    n = check_nonneg_int("n_tokens", n_tokens)
+    width, kv_width = check_positive_int("width", width), check_positive_int("kv_width", kv_width)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    p = pu * pr
+    a2a = (pu - 1) / (pu * p) * n * width * b
+    ring = (pr - 1) / p * n * kv_width * b
+    return {"all_to_all": a2a, "ring": ring, "total": a2a + ring}
+
+
+def linear_state_bytes(model: str | models.ModelConfig, bytes_per_value: int = 2) -> int:
+    """Bytes of a linear-attention state in place of the KV cache, for any N.
+
+    One head_dim × head_dim matrix Σ v_i k_iᵀ per KV head per layer (identity features):
+    layers · kv_heads · head_dim² · b. The KV cache it replaces grows as N (chapter 5).
+    """
+    cfg = models.get(model)
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return int(cfg.n_layers * cfg.n_kv_heads * cfg.head_dim ** 2 * b)
+
+
+def matmul_intensity(m: int, n: int, k: int, bytes_per_value: int = 2) -> float:
+    """Arithmetic intensity (FLOP per byte) of an (m, k) @ (k, n) matmul that reads both
+    inputs and writes its output once: 2·m·n·k / ((m·k + k·n + m·n) · b).
+
+    n³ matmuls reach n/3 FLOP per bf16 byte; a matrix-vector product (n = 1) about 1
+    (the GPU primer's roofline).
+    """
+    m, n, k = (check_positive_int(a, v) for a, v in (("m", m), ("n", n), ("k", k)))
+    b = check_bytes("bytes_per_value", bytes_per_value)
+    return 2 * m * n * k / ((m * k + k * n + m * n) * b)

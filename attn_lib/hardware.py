@@ -194,3 +194,26 @@ def link(name: str | Link) -> Link:
         return name
     check_type("name", name, str, "a link name (str) or a Link")
     return LINKS[check_choice("name", name, LINKS)]
+
+
+# ------------------------------------------------------- the programming model (primer)
+#: Facts of NVIDIA's CUDA programming model that the GPU primer (appendix) states, each
+#: with its source: (value, source). Per-device sizes and peaks live in GPUS above.
+CUDA_MODEL: dict[str, tuple[int, str]] = {
+    "warp_size": (32, "CUDA C++ Programming Guide, 'SIMT Architecture': the multiprocessor "
+                      "creates, schedules and executes threads in groups of 32 called warps"),
+    "max_threads_per_block": (1024, "CUDA C++ Programming Guide, 'Thread Hierarchy': on "
+                                    "current GPUs a thread block may contain up to 1024 "
+                                    "threads"),
+    "registers_per_sm": (65536, "CUDA C++ Programming Guide, 'Compute Capabilities' "
+                                "table: 64K 32-bit registers per multiprocessor for "
+                                "compute capability 7.5 (T4) to 9.0 (H100)"),
+    "tensor_cores_per_sm": (4, "NVIDIA H100 Tensor Core GPU Architecture whitepaper: four "
+                               "fourth-generation Tensor Cores per SM (528 on H100 SXM5's "
+                               "132 SMs); the A100 whitepaper: four third-generation per SM"),
+}
+
+
+def cuda_fact(name: str) -> int:
+    """A value of :data:`CUDA_MODEL` by name ('warp_size', ...)."""
+    return CUDA_MODEL[check_choice("name", name, CUDA_MODEL)][0]

@@ -19,6 +19,13 @@ The sequence is cut into shards, one per rank; each rank is a process
 
 :func:`run` batches several such jobs into one launch (one process group), which is how
 the tests and the chapter keep the number of process start-ups small.
+
+Both are forward passes. Training runs the ring again backwards: each rank keeps its q,
+output, dO and log-sum-exp and adds up its dQ at home, while the K/V shards travel the
+ring once more, each with a dK/dV accumulator that takes one hop more to get home. Its
+traffic and overlap condition are closed forms in :mod:`attn_lib.counting`
+(``ring_backward_bytes_total``, ``ring_backward_min_tokens``), as is the hybrid of both
+schemes, USP (``usp_bytes_total``).
 """
 from __future__ import annotations
 

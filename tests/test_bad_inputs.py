@@ -26,13 +26,13 @@ from attn_lib.bench import measure as bench_measure, plan as bench_plan  # noqa:
 from attn_lib.viz import flash as viz_flash  # noqa: E402
 from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT,  # noqa: E402
                                TinyGPTConfig)
-from attn_lib import recurrence  # noqa: E402
+from attn_lib import recall, recurrence  # noqa: E402
 from attn_lib import paged_kv, serving  # noqa: E402
 from attn_lib.viz import kv as KVVIZ  # noqa: E402
 
 MODULES = [book, colab, counting, decode_cost, flop_check, hardware, memory_model, models,
-           recorded, recurrence, reference, reported, ring, timing, tiny_gpt, torch_impl, triton_flash,
-           unfused, variants, paged_kv, serving]
+           recall, recorded, recurrence, reference, reported, ring, timing, tiny_gpt, torch_impl,
+           triton_flash, unfused, variants, paged_kv, serving]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
@@ -594,6 +594,40 @@ ROWS: list[Row] = [
     row(TE, "h0", recurrence.linear_scan, QT, QT, torch.zeros(2, 4, dtype=torch.float64)),
     row(VE, "n", recurrence.scan_steps, 0),
     row(TE, "n", recurrence.scan_steps, 2.0),
+    # recall (chapter 5)
+    row(VE, "n_pairs", recall.recall_task, 0, 4),
+    row(TE, "d", recall.recall_task, 4, 4.0),
+    row(VE, "dv", recall.recall_task, 4, 4, 0),
+    row(TE, "rng", recall.recall_task, 4, 4, rng=0),
+    row(VE, "seed", recall.recall_task, 4, 4, seed=-1),
+    row(TE, "keys", recall.softmax_read, KT[0], VN[0], KN[0]),
+    row(ValueError, "keys", recall.softmax_read, KN, VN, KN),  # 3-D, not (N, d)
+    row(VE, "values", recall.linear_read, KN[0], VN[0, :5], KN[0]),
+    row(VE, "queries", recall.best_state_read, KN[0], VN[0], VN[0]),  # d differs
+    row(TE, "queries", recall.linear_read, KN[0], VN[0], KN[0].astype(int)),
+    row(TE, "reads", recall.correct_reads, [[1.0]], VN[0]),
+    row(VE, "reads", recall.correct_reads, VN[0, :2], VN[0]),
+    row(TE, "n_pairs", recall.recall_curve, 8, 16),
+    row(VE, "n_pairs", recall.recall_curve, 8, [16, 0]),
+    row(VE, "d", recall.recall_curve, 0, [16]),
+    row(VE, "trials", recall.recall_curve, 8, [16], trials=0),
+    row(VE, "reader", recall.accuracy, {}, "cosine"),
+    row(TE, "curve", recall.accuracy, [], "linear"),
+    # counting, chapter 5: the ring's backward pass and USP
+    row(VE, "world_size", C.ring_backward_bytes_total, 8, 0, 64),
+    row(VE, "grad_bytes_per_value", C.ring_backward_bytes_total, 8, 2, 64, 2, 0),
+    row(VE, "kv_width", C.ring_backward_bytes_total, 8, 1, 0),
+    row(VE, "link_bandwidth", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 0),
+    row(TE, "causal", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 1e9, causal=1),
+    row(VE, "grad_bytes_per_value", C.ring_backward_min_tokens, "llama-3-8b", 1e15, 1e9,
+        2, -4),
+    row(VE, "ulysses_size", C.usp_bytes_total, 8, 0, 2, 64, 128),
+    row(TE, "ring_size", C.usp_bytes_total, 8, 2, 2.0, 64, 128),
+    row(VE, "width", C.usp_bytes_total, 8, 2, 2, 64, 0),
+    row(VE, "bytes_per_value", C.linear_state_bytes, "llama-3-8b", 0),
+    row(VE, "k", C.matmul_intensity, 4, 4, 0),
+    row(TE, "m", C.matmul_intensity, 4.0, 4, 4),
+    row(VE, "name", hardware.cuda_fact, "cores"),
 ]
 
 
