@@ -398,6 +398,10 @@ ROWS: list[Row] = [
     row(TE, "ax", reported.plot_reported, None, REPORTED),
     row(VE, "pass_", reported.max_reported_tflops, pass_="both"),
     row(VE, "gpu", reported.max_reported_tflops, "Voodoo 3"),
+    row(VE, "key", reported.hardware_figure, "h100_warp_drive"),
+    row(TE, "data", reported.hardware_figure, "h100_exp_tflops", [1]),
+    row(VE, "key", reported.hardware_citation, "h100_warp_drive"),
+    row(TE, "named_gpu", reported.plot_reported, _Axes(), REPORTED, named_gpu="yes"),
     # unfused (chapter 4: traffic of plain attention)
     row(VE, "phase", unfused.OpTraffic, "aten.bmm", "QKᵀ", "sideways", 0, 0),
     row(VE, "read_bytes", unfused.OpTraffic, "aten.bmm", "QKᵀ", "forward", -1, 0),
