@@ -19,13 +19,24 @@ import json
 import os
 import platform
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from attn_lib import colab, device, timing, torch_impl  # noqa: E402
+from attn_lib import colab, device, timing, unfused  # noqa: E402
 from attn_lib.viz.flash import compile_fusion_path  # noqa: E402
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> dict:
@@ -39,40 +50,21 @@ def main(argv=None) -> dict:
         timing.use_threads(1)
     cap = torch.cuda.get_device_capability() if dev == "cuda" else None
     dtype_name = colab.dtype_for(dev, cap)
-    dtype = getattr(torch, dtype_name)
     ns = args.n or ([512, 1024, 2048] if dev == "cpu" else [2048, 4096, 8192])
     heads = 1 if dev == "cpu" else 16
-    rows = []
-    for n in ns:
-        x = [torch.randn(1, heads, n, args.head_dim, device=dev, dtype=dtype) for _ in range(3)]
-        compiled = torch.compile(torch_impl.flash_attention, dynamic=False)
-        t0 = time.perf_counter()
-        compiled(*x)
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        compile_s = time.perf_counter() - t0
-        times = timing.best_of({
-            "eager tiled loop": lambda: torch_impl.flash_attention(*x),
-            "compiled tiled loop": lambda: compiled(*x),
-            "SDPA": lambda: torch_impl.sdpa(*x),
-            "standard attention": lambda: torch_impl.standard_attention(*x),
-        }, rounds=3, min_run_time=0.1)
-        err = (compiled(*x).float() - torch_impl.attention(*x).float()).abs().max().item()
-        rows.append({"n": n, "heads": heads, "head_dim": args.head_dim, "compile_s": compile_s,
-                     "seconds": times, "max_abs_error_vs_attention": err})
-        print(f"N = {n}: compile {compile_s:.1f} s, "
-              + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items()), flush=True)
-    x = [torch.randn(1, heads, ns[0], args.head_dim, device=dev, dtype=dtype) for _ in range(3)]
-    name = torch.cuda.get_device_name() if dev == "cuda" else (platform.processor() or platform.machine())
+    part = unfused.compile_fusion_run(ns, head_dim=args.head_dim, heads=heads, device=dev,
+                                      dtype=dtype_name)
+    for r in part["rows"]:
+        print(f"N = {r['n']}: compile {r['compile_s']:.1f} s, "
+              + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in r["seconds"].items()), flush=True)
+    name = torch.cuda.get_device_name() if dev == "cuda" else _cpu_name()
     result = {
         "schema": "attn_lib.compile_fusion/1",
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python benchmarks/compile_fusion.py",
         "device": {"type": dev, "name": name, "threads": torch.get_num_threads()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "dtype": dtype_name, "sdpa_backend": torch_impl.sdpa_backend(*x),
-        "inductor_backend": "C++ (OpenMP) loops" if dev == "cpu" else "Triton kernels",
-        "rows": rows,
+        **part,
     }
     out = args.out or compile_fusion_path(dev, result["created"][:10])
     with open(out, "w") as f:

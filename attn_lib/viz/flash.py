@@ -115,6 +115,7 @@ class Curve:
     measured: bool = True
     color: str | None = None
     dashed: bool = False
+    linestyle: str | None = None  # a formula line's style ("--", ":", "-."); overrides dashed
 
     def __post_init__(self):
         self.x, self.y = np.asarray(self.x, float), np.asarray(self.y, float)
@@ -123,21 +124,26 @@ class Curve:
                              f"got {self.x.shape} and {self.y.shape}")
 
 
-def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str) -> Curve:
-    """A dashed guide line y = anchor_y·(x/anchor_x)^slope, e.g. "∝ N²" through a measured point."""
+def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str, *,
+              linestyle: str = "--", color: str = "0.5") -> Curve:
+    """A guide line y = anchor_y·(x/anchor_x)^slope, e.g. "∝ N²" through a measured point
+    (dashed grey unless told; give two guides on one panel different styles)."""
     x = np.asarray(x, float)
-    return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color="0.5", dashed=True)
+    return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color=color,
+                 dashed=True, linestyle=linestyle)
 
 
 def _draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title: str = "",
-                span: tuple[float, float] | None = None, base: int = 2):
-    """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x."""
+                span: tuple[float, float] | None = None, base: int = 2, legend: dict | None = None):
+    """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x;
+    `legend` holds keyword arguments for ``ax.legend`` (e.g. a location)."""
     for c in curves:
         style = dict(color=c.color, label=c.label)
         if c.measured:
             ax.plot(c.x, c.y, "o", ms=5, **style)
         else:
-            ax.plot(c.x, c.y, "--" if c.dashed else "-", lw=1.4, alpha=0.9, **style)
+            ls = c.linestyle or ("--" if c.dashed else "-")
+            ax.plot(c.x, c.y, ls, lw=1.4, alpha=0.9, **style)
     if span is not None:
         ax.axvspan(*span, color="gold", alpha=0.15, lw=0)
     ax.set_xscale("log", base=base), ax.set_yscale("log")
@@ -145,7 +151,7 @@ def _draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(**{"fontsize": 8, **(legend or {})})
 
 
 def loglog_figure(panels: Sequence[dict], *, width: float = 4.6, height: float = 3.6):
@@ -739,3 +745,17 @@ def compile_fusion_figure(run: dict, *, title: str = ""):
                  f"{run['created'][:10]}", fontsize=FONT)
     fig.tight_layout()
     return fig
+
+
+def peak_or_none(fn, *args) -> int | None:
+    """Peak CUDA bytes of fn(*args, *args, *args) above the inputs (one tensor given as q, k
+    and v), or None where the GPU runs out of memory (chapter 4's GPU memory panel)."""
+    import torch
+
+    from ..timing import peak_cuda_bytes
+
+    try:
+        return peak_cuda_bytes(fn, *(args * 3 if len(args) == 1 else args))
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
