@@ -651,6 +651,61 @@ def three_level_table(cases: Sequence[dict]) -> str:
 
 
 # ----------------------------------------------------------------------------- source excerpts
+def _wrap_code_line(line: str, width: int) -> list[str]:
+    """Break a long code line after a ", " (or before " + ", " & ") at the shallowest
+    bracket depth that fits, right of any assignment's " = ", continuing aligned with the
+    open bracket (or 8 spaces in)."""
+    out, cont = [], None  # cont: the column continuation lines align to
+    while len(line) > width:
+        eq = line.find(" = ")
+        depth, opens, best = 0, [], None  # best: (depth, cut, keep_sep_left, align)
+        for i, ch in enumerate(line[:width]):
+            cand = None
+            if ch in "([{":
+                depth, opens = depth + 1, opens + [i]
+            elif ch in ")]}":
+                depth, opens = depth - 1, opens[:-1]
+            elif line.startswith(", ", i) and i + 1 < width:
+                cand = (depth, i + 1, opens[-1] + 1 if opens else None)
+            elif line.startswith((" + ", " & ", " * "), i):
+                cand = (depth, i, opens[-1] + 1 if opens else None)
+            if cand is not None and cand[1] > eq and (best is None or cand[0] <= best[0]):
+                best = cand
+        if best is None:
+            break
+        _, cut, align = best
+        lead = len(line) - len(line.lstrip())
+        if align is None or align > width // 2:
+            align = cont if cont is not None else lead + 8
+        out.append(line[:cut].rstrip())
+        line, cont = " " * align + line[cut:].lstrip(), align
+    return out + [line]
+
+
+def _logical_lines(lines: list[str]) -> list[str]:
+    """Join the physical lines of each bracketed statement into one (comments inside
+    the brackets are dropped), so it can be re-wrapped to a new width."""
+    out, buf, depth = [], None, 0
+    for ln in lines:
+        if ln.lstrip().startswith("#"):
+            if buf is None:
+                out.append(ln)
+            continue
+        code = ln.split("  # ")[0]
+        delta = sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
+        if buf is None and delta <= 0:  # a one-line statement keeps its comment
+            out.append(ln)
+            continue
+        buf = code.rstrip() if buf is None else buf + " " + code.strip()
+        depth += delta
+        if depth <= 0:
+            out.append(buf.replace("( ", "("))
+            buf, depth = None, 0
+    if buf is not None:
+        out.append(buf)
+    return out
+
+
 def source_excerpt(obj, start: str | None = None, stop: str | None = None, *, width: int = 80,
                    docstring: bool = False) -> str:
     """The source of a function (a Triton kernel too), from the first line containing `start`
@@ -680,23 +735,26 @@ def source_excerpt(obj, start: str | None = None, stop: str | None = None, *, wi
         (i for i, ln in enumerate(lines) if i >= first and stop in ln), None)
     if last is None:
         raise ValueError(f"stop {stop!r} is not in the source after {start!r}")
-    out = []
-    for ln in textwrap.dedent("\n".join(lines[first:last + 1])).splitlines():
+    out, comment = [], None  # comment: (indent, words) of a run of comment lines
+    body = textwrap.dedent("\n".join(lines[first:last + 1])).splitlines()
+    for ln in _logical_lines(body) + [""]:
         indent = len(ln) - len(ln.lstrip())
-        if len(ln) > width and ln.lstrip().startswith("#"):  # a comment line: rewrap it
-            out += textwrap.wrap(ln.lstrip()[1:].strip(), width, initial_indent=" " * indent + "# ",
-                                 subsequent_indent=" " * indent + "# ")
+        if ln.lstrip().startswith("#") and (comment is None or comment[0] == indent):
+            comment = (indent, (comment[1] if comment else []) + ln.lstrip()[1:].split())
             continue
+        if comment is not None:  # a run of comment lines: one paragraph, rewrapped
+            pad = " " * comment[0] + "# "
+            out += textwrap.wrap(" ".join(comment[1]), width, initial_indent=pad,
+                                 subsequent_indent=pad)
+            comment = None
+            if ln.lstrip().startswith("#"):  # a new run at another indent
+                comment = (indent, ln.lstrip()[1:].split())
+                continue
         if len(ln) > width and "  # " in ln:
             ln = ln.split("  # ")[0].rstrip()
-        while len(ln) > width:  # break at the last ", " that fits, continue indented
-            cut = ln.rfind(", ", 0, width - 1)
-            if cut <= 0:
-                break
-            indent = len(ln) - len(ln.lstrip()) + 4
-            out.append(ln[:cut + 1])
-            ln = " " * indent + ln[cut + 2:]
-        out.append(ln)
+        out += _wrap_code_line(ln, width)
+    while out and not out[-1].strip():
+        out.pop()
     return "\n".join(out)
 
 
