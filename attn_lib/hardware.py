@@ -56,8 +56,8 @@ class GPU:
 
 
 T = 1e12
-KIB = 2**10
-MB = 10**6  # the whitepapers' "MB" of L2
+_KIB = 2**10
+_MB = 10**6  # the whitepapers' "MB" of L2
 _HOPPER_SMEM = ("NVIDIA Hopper Tuning Guide, 'Shared Memory': shared memory capacities of 0, 8, 16, 32, "
                 "64, 100, 132, 164, 196 and 228 KB per SM (227 KB addressable by one thread block)")
 _AMPERE_SMEM = ("NVIDIA Ampere Tuning Guide, 'Shared Memory': up to 164 KB of shared memory per SM on "
@@ -68,10 +68,10 @@ def _hopper(name, dense, tf32, fp32, bandwidth, memory, aliases, sm_count, sourc
     """A Hopper GPU: one dense bf16/fp16 peak, 228 KiB of shared memory per SM, 50 MB of L2."""
     peaks = {"bf16": dense, "fp16": dense, "tf32": tf32, "fp32": fp32}
     return GPU(name, peaks, bandwidth, memory, source, aliases, sm_count=sm_count,
-               smem_per_sm=228 * KIB, l2_bytes=50 * MB, memory_source=f"{_HOPPER_SMEM}; {chip}")
+               smem_per_sm=228 * _KIB, l2_bytes=50 * _MB, memory_source=f"{_HOPPER_SMEM}; {chip}")
 
 
-_A100 = dict(sm_count=108, smem_per_sm=164 * KIB, l2_bytes=40 * MB,
+_A100 = dict(sm_count=108, smem_per_sm=164 * _KIB, l2_bytes=40 * _MB,
              memory_source=_AMPERE_SMEM + "; NVIDIA A100 Tensor Core GPU Architecture whitepaper: "
              "108 SMs, 40 MB L2 cache")
 GPUS: dict[str, GPU] = {

@@ -379,7 +379,7 @@ def unfused_over_algorithm0(
 
 
 # ----------------------------------------------------------------------------- fusion by a compiler
-FUSION_IMPLS = ("eager tiled loop", "compiled tiled loop", "SDPA", "standard attention")
+_FUSION_IMPLS = ("eager tiled loop", "compiled tiled loop", "SDPA", "standard attention")
 
 
 def compile_fusion_run(ns, *, head_dim: int = 64, heads: int = 1, device: str = "cpu",
@@ -415,7 +415,7 @@ def compile_fusion_run(ns, *, head_dim: int = 64, heads: int = 1, device: str = 
         if device == "cuda":
             torch.cuda.synchronize()
         compile_s = time.perf_counter() - t0
-        fns = dict(zip(FUSION_IMPLS, (lambda: torch_impl.flash_attention(*x), lambda: compiled(*x),
+        fns = dict(zip(_FUSION_IMPLS, (lambda: torch_impl.flash_attention(*x), lambda: compiled(*x),
                                       lambda: torch_impl.sdpa(*x),
                                       lambda: torch_impl.standard_attention(*x))))
         seconds = best_of(fns, rounds=rounds, min_run_time=min_run_time)

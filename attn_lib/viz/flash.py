@@ -463,7 +463,7 @@ def reported_left_out(data=None) -> list[str]:
 #: What each recorded implementation is, for the chapter's recorded-run figure. The suite's
 #: early "naive" rows timed torch_impl.attention: float32 scores and products even for bf16
 #: inputs (the accurate path), so they are not standard attention as frameworks run it.
-RECORDED_LABELS = {"triton": "Triton kernel (this book)", "sdpa": "torch SDPA (torch's default backend)",
+_RECORDED_LABELS = {"triton": "Triton kernel (this book)", "sdpa": "torch SDPA (torch's default backend)",
                    "standard": "standard attention (torch_impl.standard_attention)",
                    "naive": "float32, accurate path (not standard attention)",
                    "torch_tiled": "tiled torch loop (unfused)"}
@@ -517,7 +517,7 @@ def recorded_gpu_figure(run, *, head_dim: int = 128, causal: bool = False,
             color, marker = _RECORDED_STYLE.get(impl, ("0.3", "o"))
             ys = [r["tflops"] if what == "tflops" else r["peak_bytes"] / 2**30 for r in recs]
             ax.plot([r["n_q"] for r in recs], ys, marker=marker, color=color, lw=1.3, ms=5,
-                    label=RECORDED_LABELS.get(impl, impl))
+                    label=_RECORDED_LABELS.get(impl, impl))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sequence length N", fontsize=FONT)
         ax.grid(True, alpha=0.3)
