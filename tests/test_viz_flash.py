@@ -240,3 +240,16 @@ def test_long_call_is_rewrapped_aligned_to_its_bracket():
     lines = flash._wrap_code_line("x, y = f(" + ", ".join(f"arg{i}" for i in range(30)) + ")", 40)
     assert all(len(line) <= 40 for line in lines) and lines[0].startswith("x, y = f(")
     assert all(line.startswith(" " * 9) for line in lines[1:])
+
+
+def test_compile_fusion_run_is_recorded_and_plots():
+    runs = flash.load_compile_fusion()
+    if not runs:
+        pytest.skip("no compile_fusion run in book/data")
+    run = runs[0]
+    assert run["schema"] == "attn_lib.compile_fusion/1" and run["rows"]
+    assert {"eager tiled loop", "compiled tiled loop", "SDPA", "standard attention"} <= set(
+        run["rows"][0]["seconds"])
+    assert all(r["max_abs_error_vs_attention"] < 1e-4 for r in run["rows"])  # float32 on a CPU
+    fig = flash.compile_fusion_figure(run)
+    assert run["created"][:10] in fig.axes[0].get_title()
