@@ -253,3 +253,21 @@ def test_compile_fusion_run_is_recorded_and_plots():
     assert all(r["max_abs_error_vs_attention"] < 1e-4 for r in run["rows"])  # float32 on a CPU
     fig = flash.compile_fusion_figure(run)
     assert run["created"][:10] in fig.axes[0].get_title()
+
+
+def test_kernel_excerpts_the_chapter_prints_parse_and_fit():
+    import ast
+
+    import torch
+
+    from attn_lib import triton_flash
+
+    if triton_flash.why_unavailable():
+        pytest.skip(triton_flash.why_unavailable())
+    triton_flash.flash_attention(*(torch.randn(1, 1, 8, 16) for _ in range(3)))  # builds the kernels
+    for fn, start, stop in ((triton_flash._attn_fwd, "pid_m = tl.program_id(0)", "acc = tl.full"),
+                            (triton_flash._attn_fwd_inner, "for start_n", "return acc"),
+                            (triton_flash._attn_fwd, "out = acc /", "tl.store(Lse")):
+        text = flash.source_excerpt(fn, start, stop)
+        ast.parse(text)
+        assert all(len(line) <= 80 for line in text.splitlines())

@@ -665,19 +665,19 @@ def _wrap_code_line(line: str, width: int) -> list[str]:
                 depth, opens = depth + 1, opens + [i]
             elif ch in ")]}":
                 depth, opens = depth - 1, opens[:-1]
-            elif line.startswith(", ", i) and i + 1 < width:
+            elif line.startswith(", ", i) and i + 1 < width - (0 if depth else 2):
                 cand = (depth, i + 1, opens[-1] + 1 if opens else None)
-            elif line.startswith((" + ", " & ", " * "), i):
+            elif line.startswith((" + ", " & ", " * "), i) and (depth or i < width - 2):
                 cand = (depth, i, opens[-1] + 1 if opens else None)
             if cand is not None and cand[1] > eq and (best is None or cand[0] <= best[0]):
                 best = cand
         if best is None:
             break
-        _, cut, align = best
+        depth0, cut, align = best
         lead = len(line) - len(line.lstrip())
         if align is None or align > width // 2:
             align = cont if cont is not None else lead + 8
-        out.append(line[:cut].rstrip())
+        out.append(line[:cut].rstrip() + (" \\" if depth0 == 0 else ""))  # valid Python
         line, cont = " " * align + line[cut:].lstrip(), align
     return out + [line]
 
