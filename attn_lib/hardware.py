@@ -1,9 +1,10 @@
 """Published accelerator peaks (dense, no sparsity) and the roofline model.
 
 Chapters 2-4 turn FLOP and byte counts into time with these. Units: FLOP/s and bytes/s
-(decimal: 1 TFLOP/s = 1e12 FLOP/s, 1 TB/s = 1e12 B/s), memory in bytes. On-chip sizes
-(shared memory per SM, L2) are binary, as NVIDIA's "KB" and "MB" for them are: 228 KB of
-shared memory = 228 KiB. One bandwidth per device: every time estimate uses `bandwidth`.
+(decimal: 1 TFLOP/s = 1e12 FLOP/s, 1 TB/s = 1e12 B/s), memory in bytes. Shared memory per
+SM is binary (the tuning guides' "228 KB" are the 233,472 bytes a kernel can configure);
+the L2 sizes are taken as written, in decimal: the whitepapers' "50 MB" is 50e6 bytes, not
+50 MiB. One bandwidth per device: every time estimate uses `bandwidth`.
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class GPU:
 
 
 T = 1e12
-KIB, MIB = 2**10, 2**20
+_KIB = 2**10
+_MB = 10**6  # the whitepapers' "MB" of L2
 _HOPPER_SMEM = ("NVIDIA Hopper Tuning Guide, 'Shared Memory': shared memory capacities of 0, 8, 16, 32, "
                 "64, 100, 132, 164, 196 and 228 KB per SM (227 KB addressable by one thread block)")
 _AMPERE_SMEM = ("NVIDIA Ampere Tuning Guide, 'Shared Memory': up to 164 KB of shared memory per SM on "
@@ -66,10 +68,10 @@ def _hopper(name, dense, tf32, fp32, bandwidth, memory, aliases, sm_count, sourc
     """A Hopper GPU: one dense bf16/fp16 peak, 228 KiB of shared memory per SM, 50 MB of L2."""
     peaks = {"bf16": dense, "fp16": dense, "tf32": tf32, "fp32": fp32}
     return GPU(name, peaks, bandwidth, memory, source, aliases, sm_count=sm_count,
-               smem_per_sm=228 * KIB, l2_bytes=50 * MIB, memory_source=f"{_HOPPER_SMEM}; {chip}")
+               smem_per_sm=228 * _KIB, l2_bytes=50 * _MB, memory_source=f"{_HOPPER_SMEM}; {chip}")
 
 
-_A100 = dict(sm_count=108, smem_per_sm=164 * KIB, l2_bytes=40 * MIB,
+_A100 = dict(sm_count=108, smem_per_sm=164 * _KIB, l2_bytes=40 * _MB,
              memory_source=_AMPERE_SMEM + "; NVIDIA A100 Tensor Core GPU Architecture whitepaper: "
              "108 SMs, 40 MB L2 cache")
 GPUS: dict[str, GPU] = {
@@ -120,6 +122,17 @@ FLASH_PAPER_A100 = {
     "hbm_bandwidth": 1.5e12, "hbm_bytes": 40e9,
     "source": "Dao et al. 2022, 'FlashAttention', Figure 1 (left): SRAM 19 TB/s (20 MB), HBM 1.5 TB/s (40 GB)",
 }
+
+
+def sram_over_hbm_bandwidth() -> float:
+    """How many times faster on-chip SRAM is than HBM: the book's one figure for it.
+
+    Both bandwidths come from the same figure, the FlashAttention paper's Figure 1 for an
+    A100 (19 TB/s against 1.5 TB/s, about 12.7), so chapter 4 and the claims appendix quote
+    one ratio. Times are still estimated with the datasheet bandwidth (``GPU.bandwidth``).
+    """
+    f = FLASH_PAPER_A100
+    return f["sram_bandwidth"] / f["hbm_bandwidth"]
 
 
 def lookup(name: str) -> GPU | None:

@@ -15,7 +15,9 @@ Schema ``attn_lib.reported/1``: schema, note, sources {key: {short, title, autho
 year, id}}, rows [{source, where, impl, gpu (attn_lib.hardware name | null: not stated),
 dtype, pass ("forward" | "backward" | "forward+backward"), head_dim, causal, seq_len,
 batch, heads, tflops, time_ms, up_to (a maximum over a sweep: configuration fields may
-be null), quote}].
+be null), quote}], and optionally hardware {key: {source, where, gpu, value, unit, quote}}:
+single figures a source reports about a GPU (FlashAttention-3's matmul and exponential
+throughput on an H100), read with :func:`hardware_figure`.
 """
 
 from __future__ import annotations
@@ -165,6 +167,15 @@ def validate(data, source: str = "reported") -> dict:
         _fail(source, "rows", "must be a non-empty list")
     for i, row in enumerate(rows):
         validate_row(row, f"rows[{i}]", sources, source)
+    for key, h in data.get("hardware", {}).items():
+        where = f"hardware.{key}"
+        if not isinstance(h, dict) or h.get("source") not in sources:
+            _fail(source, f"{where}.source", f"must name one of {sorted(sources)}")
+        if not _typed(h.get("value"), (int, float)) or h["value"] <= 0:
+            _fail(source, f"{where}.value", "must be a positive number")
+        for name in ("where", "unit", "quote"):
+            if not isinstance(h.get(name), str) or not h[name]:
+                _fail(source, f"{where}.{name}", "must be a non-empty string")
     return data
 
 
@@ -207,18 +218,20 @@ def label(row: dict, data: dict) -> str:
 
 
 def plot_reported(
-    ax, data: dict | None = None, *, pass_: str = "forward", **filters
+    ax, data: dict | None = None, *, pass_: str = "forward", named_gpu: bool = False, **filters
 ) -> list:
     """Draw reported TFLOP/s against N on `ax`: open markers for swept rows (a line per
     impl, GPU, head dim and mask), a dotted horizontal line for each 'up to' maximum.
-    Every label says "reported elsewhere". Returns the Line2D objects."""
+    Every label says "reported elsewhere". named_gpu: leave out rows whose source names no
+    GPU. Returns the Line2D objects."""
     check_choice("pass_", pass_, _PASSES)
+    check_type("named_gpu", named_gpu, bool, "a bool")
     if not hasattr(ax, "plot"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     data = load() if data is None else check_type("data", data, dict, "a dict")
     lines, groups = [], {}
     for r in rows(data, **filters):
-        if r["pass"] != pass_:
+        if r["pass"] != pass_ or (named_gpu and r.get("gpu") is None):
             continue
         if r["up_to"]:
             lines.append(
@@ -260,3 +273,20 @@ def max_reported_tflops(
     if not found:
         raise ValueError(f"no reported {pass_} figure for gpu={gpu!r}, impl={impl!r}")
     return float(max(found))
+
+
+def hardware_figure(key: str, data: dict | None = None) -> float:
+    """A reported hardware figure (the file's ``hardware`` section), e.g.
+    ``"h100_exp_tflops"``: FlashAttention-3's 3.9 TFLOP/s of exponentials on an H100."""
+    data = load() if data is None else check_type("data", data, dict, "a dict from load()")
+    known = tuple(data.get("hardware", {}))
+    return float(data["hardware"][check_choice("key", key, known)]["value"])
+
+
+def hardware_citation(key: str, data: dict | None = None) -> str:
+    """Where a reported hardware figure comes from: 'FA3 paper, Section 3.2: "..."'."""
+    data = load() if data is None else check_type("data", data, dict, "a dict from load()")
+    known = tuple(data.get("hardware", {}))
+    h = data["hardware"][check_choice("key", key, known)]
+    short = data["sources"][h["source"]].get("short", h["source"])
+    return f"{short}, {h['where']}: \"{h['quote']}\""

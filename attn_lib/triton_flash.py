@@ -56,7 +56,8 @@ _RUNTIME: dict = {}
 
 #: The kernel functions, wrapped on first use. They call each other by these module-global
 #: names, which Triton resolves in this module's namespace.
-_KERNEL_NAMES = ("_load_tile", "_attn_fwd_inner", "_attn_fwd")
+_KERNEL_NAMES = ("_load_tile", "_attn_fwd_inner", "_attn_fwd", "_attn_bwd_preprocess", "_load_row_stats",
+                 "_attn_bwd_dkdv_inner", "_attn_bwd_dkdv", "_attn_bwd_dq_inner", "_attn_bwd_dq")
 
 
 def interpreting() -> bool:
@@ -196,7 +197,7 @@ if AVAILABLE:
             v_ptrs += BLOCK_N * stride_vn
         return acc, l_i, m_i
 
-    def _attn_fwd(Q, K, V, Out,
+    def _attn_fwd(Q, K, V, Out, Lse,
                   stride_qb, stride_qh, stride_qn, stride_qd,
                   stride_kb, stride_kh, stride_kn, stride_kd,
                   stride_vb, stride_vh, stride_vn, stride_vd,
@@ -259,6 +260,189 @@ if AVAILABLE:
         o_ptrs = Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_dv[None, :] * stride_od
         o_mask = (offs_m[:, None] < N_Q) & (offs_dv[None, :] < HEAD_DIM_V)
         tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=o_mask)
+        # The backward recomputes P = exp2(s - lse) from this log-sum-exp (log2 domain, fp32,
+        # (B·H, Nq)); a row that saw no key gets +inf, so its recomputed P is 0, not inf.
+        lse = tl.where(l_i > 0, m_i + tl.math.log2(tl.where(l_i > 0, l_i, 1.0)), float("inf"))
+        tl.store(Lse + pid_bh.to(tl.int64) * N_Q + offs_m, lse, mask=offs_m < N_Q)
+
+    # ------------------------------------------------------------------------- the backward
+    # FlashAttention-2's backward (Dao 2023, Algorithm 2), in three kernels over contiguous
+    # (B·H, N, d) tensors. With P = softmax(scale·QKᵀ) (masked), O = PV and dO given:
+    #   dV = Pᵀ dO,   dP = dO Vᵀ,   dS = P ∘ (dP − D) with D = rowsum(dO ∘ O),
+    #   dQ = scale · dS K,   dK = scale · dSᵀ Q.
+    # P is never stored: each tile is recomputed from the scores and the forward's saved
+    # log-sum-exp, P = exp2(s − lse). dK, dV are summed over queries and dQ over keys, so
+    # one kernel owns a key block (dK, dV) and another a query block (dQ): no atomics.
+
+    def _attn_bwd_preprocess(O, DO, Delta, N_Q,
+                             HEAD_DIM_V: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr):
+        """D = rowsum(dO ∘ O) for BLOCK_M rows of one (batch, head): (B·H, Nq) fp32."""
+        pid_m = tl.program_id(0)
+        pid_bh = tl.program_id(1).to(tl.int64)
+        rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        tile = pid_bh * N_Q * HEAD_DIM_V + rows[:, None] * HEAD_DIM_V + offs_dv[None, :]
+        o = _load_tile(O + tile, rows, N_Q, offs_dv, HEAD_DIM_V, BLOCK_DV, True).to(tl.float32)
+        do = _load_tile(DO + tile, rows, N_Q, offs_dv, HEAD_DIM_V, BLOCK_DV, True).to(tl.float32)
+        delta = tl.reduce(o * do, 1, tl.standard._sum_combine)  # (BLOCK_M,)
+        tl.store(Delta + pid_bh * N_Q + rows, delta, mask=rows < N_Q)
+
+    def _load_row_stats(Lse, Delta, rows, N_Q, MASKED: tl.constexpr):
+        """lse and D of these query rows; rows >= N_Q read lse = +inf (so P = 0) and D = 0."""
+        if MASKED:
+            lse = tl.load(Lse + rows, mask=rows < N_Q, other=float("inf"))
+            delta = tl.load(Delta + rows, mask=rows < N_Q, other=0.0)
+        else:
+            lse = tl.load(Lse + rows)
+            delta = tl.load(Delta + rows)
+        return lse, delta
+
+    def _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, lo, hi, keys, N_Q, diag, qk_scale,
+                             HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                             BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_M: tl.constexpr,
+                             CAUSAL: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+        """Add query blocks [lo, hi) to one key block's dK, dV. Tiles are transposed: (keys, queries).
+
+        MASKED: query rows >= N_Q read as zero (they then add nothing) and the causal mask is
+        applied; False for interior blocks that every key of the block is visible to.
+        """
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        for start_m in range(lo, hi, BLOCK_M):
+            rows = start_m + tl.arange(0, BLOCK_M)  # (BLOCK_M,) query indices
+            q = _load_tile(Q + rows[:, None] * HEAD_DIM + offs_d[None, :], rows, N_Q, offs_d,
+                           HEAD_DIM, BLOCK_D, MASKED)  # (BLOCK_M, BLOCK_D)
+            do = _load_tile(DO + rows[:, None] * HEAD_DIM_V + offs_dv[None, :], rows, N_Q, offs_dv,
+                            HEAD_DIM_V, BLOCK_DV, MASKED)  # (BLOCK_M, BLOCK_DV)
+            lse, delta = _load_row_stats(Lse, Delta, rows, N_Q, MASKED)  # (BLOCK_M,) each
+            s_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_N, BLOCK_M)
+            if MASKED and CAUSAL:
+                s_t = tl.where(keys[:, None] <= rows[None, :] + diag, s_t, float("-inf"))
+            p_t = tl.math.exp2(s_t - lse[None, :])  # Pᵀ recomputed, already normalised
+            dv = tl.dot(p_t.to(do.dtype), do, dv, input_precision=DOT_PRECISION)  # dV += Pᵀ dO
+            dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)  # (dO Vᵀ)ᵀ
+            ds_t = p_t * (dp_t - delta[None, :])  # dSᵀ (scale applied once, at the end)
+            dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision=DOT_PRECISION)  # dK += dSᵀ Q
+        return dk, dv
+
+    def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, Lse, Delta, N_Q, N_K, sm_scale, qk_scale,
+                       HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                       BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+                       CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        """One program: dK, dV of BLOCK_N keys of one (batch, head), looping over the queries that see them."""
+        pid_n = tl.program_id(0)  # which key block
+        pid_bh = tl.program_id(1).to(tl.int64)  # which (batch, head)
+        Q += pid_bh * N_Q * HEAD_DIM
+        DO += pid_bh * N_Q * HEAD_DIM_V
+        Lse += pid_bh * N_Q
+        Delta += pid_bh * N_Q
+        start_n = pid_n * BLOCK_N
+        keys = start_n + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        k_tile = pid_bh * N_K * HEAD_DIM + keys[:, None] * HEAD_DIM + offs_d[None, :]
+        v_tile = pid_bh * N_K * HEAD_DIM_V + keys[:, None] * HEAD_DIM_V + offs_dv[None, :]
+        # The key block stays on chip. Keys >= N_K read as 0; their rows are never stored.
+        k = _load_tile(K + k_tile, keys, N_K, offs_d, HEAD_DIM, BLOCK_D, True)  # (BLOCK_N, BLOCK_D)
+        v = _load_tile(V + v_tile, keys, N_K, offs_dv, HEAD_DIM_V, BLOCK_DV, True)  # (BLOCK_N, BLOCK_DV)
+        dk = tl.full([BLOCK_N, BLOCK_D], 0.0, dtype=tl.float32)
+        dv = tl.full([BLOCK_N, BLOCK_DV], 0.0, dtype=tl.float32)
+
+        # Which query blocks to visit. Query i sees key j iff j <= i + diag (bottom-right causal).
+        diag = N_K - N_Q
+        full_end = N_Q // BLOCK_M * BLOCK_M  # query blocks before this need no ragged-end mask
+        rows_end = (N_Q + BLOCK_M - 1) // BLOCK_M * BLOCK_M
+        if CAUSAL:
+            # Queries before start_n - diag see none of these keys: skip their blocks. Queries
+            # from start_n + BLOCK_N - 1 - diag on see all of them: no causal mask there.
+            lo = tl.maximum(start_n - diag, 0) // BLOCK_M * BLOCK_M
+            diag_end = tl.minimum((tl.maximum(start_n + BLOCK_N - 1 - diag, 0) + BLOCK_M - 1) // BLOCK_M * BLOCK_M,
+                                  rows_end)
+        else:
+            lo = 0
+            diag_end = 0
+        # Stage 1: diagonal blocks (masked). Stage 2: interior blocks (no masks).
+        # Stage 3: the ragged last query block, if stage 1 did not cover it (masked).
+        dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, lo, diag_end, keys, N_Q, diag,
+                                      qk_scale, HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_M,
+                                      CAUSAL, True, DOT_PRECISION)
+        dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, diag_end, full_end, keys, N_Q, diag,
+                                      qk_scale, HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_M,
+                                      CAUSAL, False, DOT_PRECISION)
+        dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, tl.maximum(diag_end, full_end),
+                                      rows_end, keys, N_Q, diag, qk_scale, HEAD_DIM, HEAD_DIM_V,
+                                      BLOCK_D, BLOCK_DV, BLOCK_M, CAUSAL, True, DOT_PRECISION)
+
+        k_mask = (keys[:, None] < N_K) & (offs_d[None, :] < HEAD_DIM)
+        v_mask = (keys[:, None] < N_K) & (offs_dv[None, :] < HEAD_DIM_V)
+        tl.store(DK + k_tile, (dk * sm_scale).to(DK.dtype.element_ty), mask=k_mask)
+        tl.store(DV + v_tile, dv.to(DV.dtype.element_ty), mask=v_mask)
+
+    def _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, lo, hi, rows, N_K, diag, qk_scale,
+                           HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                           BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr,
+                           CAUSAL: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+        """Add key blocks [lo, hi) to one query block's dQ (the forward's loop, with dS for P·V).
+
+        MASKED: apply the ragged-end (key >= N_K) and causal masks; False for interior blocks.
+        """
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        for start_n in range(lo, hi, BLOCK_N):
+            keys = start_n + tl.arange(0, BLOCK_N)  # (BLOCK_N,) key indices
+            k = _load_tile(K + keys[:, None] * HEAD_DIM + offs_d[None, :], keys, N_K, offs_d,
+                           HEAD_DIM, BLOCK_D, MASKED)  # (BLOCK_N, BLOCK_D)
+            v = _load_tile(V + keys[:, None] * HEAD_DIM_V + offs_dv[None, :], keys, N_K, offs_dv,
+                           HEAD_DIM_V, BLOCK_DV, MASKED)  # (BLOCK_N, BLOCK_DV)
+            s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
+            if MASKED:
+                visible = keys[None, :] < N_K
+                if CAUSAL:
+                    visible = visible & (keys[None, :] <= rows[:, None] + diag)
+                s = tl.where(visible, s, float("-inf"))
+            p = tl.math.exp2(s - lse[:, None])  # P recomputed from the saved log-sum-exp
+            dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)  # dO Vᵀ (BLOCK_M, BLOCK_N)
+            ds = p * (dp - delta[:, None])
+            dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)  # dQ += dS K
+        return dq
+
+    def _attn_bwd_dq(Q, K, V, DO, DQ, Lse, Delta, N_Q, N_K, sm_scale, qk_scale,
+                     HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
+                     BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
+                     CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        """One program: dQ of BLOCK_M queries of one (batch, head), looping over the keys they see."""
+        pid_m = tl.program_id(0)  # which query block
+        pid_bh = tl.program_id(1).to(tl.int64)  # which (batch, head)
+        K += pid_bh * N_K * HEAD_DIM
+        V += pid_bh * N_K * HEAD_DIM_V
+        start_m = pid_m * BLOCK_M
+        rows = start_m + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_dv = tl.arange(0, BLOCK_DV)
+        q_tile = pid_bh * N_Q * HEAD_DIM + rows[:, None] * HEAD_DIM + offs_d[None, :]
+        do_tile = pid_bh * N_Q * HEAD_DIM_V + rows[:, None] * HEAD_DIM_V + offs_dv[None, :]
+        q = _load_tile(Q + q_tile, rows, N_Q, offs_d, HEAD_DIM, BLOCK_D, True)  # (BLOCK_M, BLOCK_D)
+        do = _load_tile(DO + do_tile, rows, N_Q, offs_dv, HEAD_DIM_V, BLOCK_DV, True)  # (BLOCK_M, BLOCK_DV)
+        lse, delta = _load_row_stats(Lse + pid_bh * N_Q, Delta + pid_bh * N_Q, rows, N_Q, True)
+        dq = tl.full([BLOCK_M, BLOCK_D], 0.0, dtype=tl.float32)
+
+        # The forward's two stages over the same key blocks.
+        diag = N_K - N_Q
+        full_blocks_end = N_K // BLOCK_N * BLOCK_N
+        if CAUSAL:
+            hi = tl.minimum(N_K, tl.maximum(start_m + BLOCK_M + diag, 0))
+            unmasked_end = tl.minimum(tl.maximum(start_m + diag + 1, 0) // BLOCK_N * BLOCK_N, full_blocks_end)
+        else:
+            hi = N_K
+            unmasked_end = full_blocks_end
+        dq = _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, 0, unmasked_end, rows, N_K, diag, qk_scale,
+                                HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N, CAUSAL, False, DOT_PRECISION)
+        dq = _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, unmasked_end, hi, rows, N_K, diag, qk_scale,
+                                HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N, CAUSAL, True, DOT_PRECISION)
+        q_mask = (rows[:, None] < N_Q) & (offs_d[None, :] < HEAD_DIM)
+        tl.store(DQ + q_tile, (dq * sm_scale).to(DQ.dtype.element_ty), mask=q_mask)
 
     #: (BLOCK_M, BLOCK_N, num_stages, num_warps, largest padded head dim it suits). The last
     #: column is measured with compile_report() for sm_90: beyond it the config spills registers.
@@ -332,12 +516,14 @@ def _dot_precision(dtype) -> str:
 
 def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None,
                     _blocks: tuple[int, int] | None = None):
-    """Fused FlashAttention forward: q (B, H, Nq, d), k (B, H, Nk, d), v (B, H, Nk, dv) -> (B, H, Nq, dv).
+    """Fused FlashAttention: q (B, H, Nq, d), k (B, H, Nk, d), v (B, H, Nk, dv) -> (B, H, Nq, dv).
 
     fp16 / bf16 / fp32 in, same dtype out, fp32 softmax statistics and accumulator.
     causal=True is bottom-right aligned (query i sees key j iff j <= i + Nk - Nq); rows that
-    see no key are 0. Needs a CUDA device, or runs in Triton's interpreter on the CPU.
-    ``_blocks=(BLOCK_M, BLOCK_N)`` fixes the block shape (tests; skips autotuning on a GPU).
+    see no key are 0. Differentiable: ``torch.autograd`` runs the Triton backward kernels
+    (FlashAttention-2's, from the saved log-sum-exp). Needs a CUDA device, or runs in
+    Triton's interpreter on the CPU. ``_blocks=(BLOCK_M, BLOCK_N)`` fixes the block shape of
+    every kernel (tests; skips autotuning on a GPU).
     """
     if not AVAILABLE:
         raise RuntimeError("attn_lib.triton_flash needs torch and triton (pip install triton; "
@@ -348,30 +534,116 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if _blocks is not None and not (len(_blocks) == 2 and all(
             isinstance(b, int) and b >= 16 and b & (b - 1) == 0 for b in _blocks)):
         raise ValueError(f"_blocks must be two powers of two >= 16 (BLOCK_M, BLOCK_N), got {_blocks!r}")
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+        return _FlashAttention.apply(q, k, v, causal, scale, _blocks)
+    return _forward(q, k, v, causal, scale, _blocks)[0]
+
+
+def _meta(q, v, causal: bool) -> dict:
+    """The constexpr arguments every kernel shares."""
+    d, dv = q.shape[-1], v.shape[-1]
+    return dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
+                CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
+
+
+def _forward(q, k, v, causal: bool, scale: float, blocks):
+    """Run ``_attn_fwd``: the output (B, H, Nq, dv) and the log-sum-exp (B, H, Nq) fp32, log2 domain."""
     if interpreting() and q.dtype == torch.bfloat16:
         # The interpreter's tl.dot mishandles bf16: compute in fp32 (bf16 -> fp32 is exact).
-        out = flash_attention(q.float(), k.float(), v.float(), causal=causal, scale=scale, _blocks=_blocks)
-        return out.to(torch.bfloat16)
-
-    batch, heads, n_q, d = q.shape
+        out, lse = _forward(q.float(), k.float(), v.float(), causal, scale, blocks)
+        return out.to(torch.bfloat16), lse
+    batch, heads, n_q, _ = q.shape
     n_k, dv = k.shape[-2], v.shape[-1]
     out = torch.empty((batch, heads, n_q, dv), dtype=q.dtype, device=q.device)
+    lse = torch.empty((batch, heads, n_q), dtype=torch.float32, device=q.device)
     if out.numel() == 0:
-        return out
-    args = [q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+        return out, lse
+    args = [q, k, v, out, lse, *q.stride(), *k.stride(), *v.stride(), *out.stride(),
             heads, n_q, n_k, scale * _LOG2E, _pow2(n_q), _pow2(n_k)]
-    meta = dict(HEAD_DIM=d, HEAD_DIM_V=dv, BLOCK_D=_pow2(d, 16), BLOCK_DV=_pow2(dv, 16),
-                CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
+    meta = _meta(q, v, causal)
     _build_kernels()  # first call: wrap the kernels for this process (interpreted or compiled)
-    if interpreting() or _blocks is not None:
-        block_m, block_n = _blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
+    if interpreting() or blocks is not None:
+        block_m, block_n = blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         grid = (triton.cdiv(n_q, block_m), batch * heads)
         _attn_fwd[grid](*args, **meta, BLOCK_M=block_m, BLOCK_N=block_n)
     else:
         grid = lambda cfg: (triton.cdiv(n_q, cfg["BLOCK_M"]), batch * heads)  # noqa: E731
         with torch.cuda.device(q.device):
             _tuned_kernel()[grid](*args, **meta)
-    return out
+    return out, lse
+
+
+def _backward(q, k, v, out, lse, do, causal: bool, scale: float, blocks):
+    """dQ, dK, dV (shapes and dtypes of q, k, v) from the saved output and log-sum-exp."""
+    if interpreting() and q.dtype == torch.bfloat16:
+        grads = _backward(*(x.float() for x in (q, k, v, out)), lse, do.float(), causal, scale, blocks)
+        return tuple(g.to(torch.bfloat16) for g in grads)
+    q, k, v, out, do = (x.contiguous() for x in (q, k, v, out, do.to(q.dtype)))  # (B, H, N, ·)
+    batch, heads, n_q, _ = q.shape
+    n_k = k.shape[-2]
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    if n_q == 0 or n_k == 0 or dq.numel() + dk.numel() + dv.numel() == 0:
+        return dq, dk, dv
+    delta = torch.empty_like(lse)  # (B, H, Nq) fp32: D = rowsum(dO ∘ O)
+    meta = _meta(q, v, causal)
+    _build_kernels()
+    (bm_kv, bn_kv, stages_kv, warps_kv), (bm_q, bn_q, stages_q, warps_q) = _bwd_configs(meta["BLOCK_D"], blocks)
+    gpu = {} if interpreting() else {"num_warps": 4}
+    bh = batch * heads
+    with torch.cuda.device(q.device) if not interpreting() else _nullcontext():
+        _attn_bwd_preprocess[(triton.cdiv(n_q, 64), bh)](out, do, delta, n_q, HEAD_DIM_V=meta["HEAD_DIM_V"],
+                                                        BLOCK_DV=meta["BLOCK_DV"], BLOCK_M=64, **gpu)
+        args = (n_q, n_k, scale, scale * _LOG2E)
+        gpu_kv = {} if interpreting() else {"num_warps": warps_kv, "num_stages": stages_kv}
+        _attn_bwd_dkdv[(triton.cdiv(n_k, bn_kv), bh)](q, k, v, do, dk, dv, lse, delta, *args, **meta,
+                                                      BLOCK_M=bm_kv, BLOCK_N=bn_kv, **gpu_kv)
+        gpu_q = {} if interpreting() else {"num_warps": warps_q, "num_stages": stages_q}
+        _attn_bwd_dq[(triton.cdiv(n_q, bm_q), bh)](q, k, v, do, dq, lse, delta, *args, **meta,
+                                                   BLOCK_M=bm_q, BLOCK_N=bn_q, **gpu_q)
+    return dq, dk, dv
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+#: Backward blocks on a GPU by padded head dim: ((BLOCK_M, BLOCK_N, num_stages, num_warps) of
+#: _attn_bwd_dkdv, the same of _attn_bwd_dq). dK, dV keep a key block in registers while
+#: queries stream past (so BLOCK_N is the wide side); dQ the other way round. Checked free of
+#: register spills on sm_90 by compile_report (tests/test_triton_flash.py).
+_BWD_GPU_CONFIGS = {
+    64: ((64, 128, 2, 8), (128, 64, 2, 8)),
+    128: ((64, 64, 2, 8), (64, 64, 2, 8)),
+    256: ((32, 32, 2, 4), (32, 32, 2, 4)),
+}
+
+
+def _bwd_configs(block_d: int, blocks):
+    """(dkdv config, dq config): fixed blocks (tests, interpreter) or the GPU table."""
+    if interpreting() or blocks is not None:
+        block_m, block_n = blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
+        return (block_m, block_n, 2, 4), (block_m, block_n, 2, 4)
+    return _BWD_GPU_CONFIGS[max(64, block_d)]
+
+
+if torch is not None:
+
+    class _FlashAttention(torch.autograd.Function):
+        """The Triton forward, saving (q, k, v, out, lse); the Triton backward from them: O(N) memory."""
+
+        @staticmethod
+        def forward(ctx, q, k, v, causal, scale, blocks):
+            out, lse = _forward(q, k, v, causal, scale, blocks)
+            ctx.save_for_backward(q, k, v, out, lse)
+            ctx.causal, ctx.scale, ctx.blocks = causal, scale, blocks
+            return out
+
+        @staticmethod
+        def backward(ctx, do):
+            q, k, v, out, lse = ctx.saved_tensors
+            dq, dk, dv = _backward(q, k, v, out, lse, do, ctx.causal, ctx.scale, ctx.blocks)
+            return dq, dk, dv, None, None, None
 
 
 def tuned_configs() -> list[tuple[tuple, dict]]:
@@ -383,8 +655,13 @@ def tuned_configs() -> list[tuple[tuple, dict]]:
             for key, cfg in _RUNTIME["tuned"].cache.items()]
 
 
+#: The kernels compile_report can compile, by the name its ``kernel`` argument takes.
+_REPORTED_KERNELS = ("fwd", "bwd_dkdv", "bwd_dq")
+
+
 def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
-                        num_warps, dot_precision) -> None:
+                        num_warps, dot_precision, kernel) -> None:
+    check_choice("kernel", kernel, _REPORTED_KERNELS)
     check_positive_int("capability", capability)
     check_choice("dtype", dtype, ("fp16", "bf16", "fp32"))
     if check_positive_int("head_dim", head_dim) > _MAX_HEAD_DIM:
@@ -399,17 +676,19 @@ def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, n
 
 def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int = 64, causal: bool = True,
                    block_m: int = 128, block_n: int = 64, num_stages: int = 4, num_warps: int = 8,
-                   dot_precision: str = "tf32") -> dict:
-    """Compile the kernel ahead of time for a GPU this machine need not have; report its resources.
+                   dot_precision: str = "tf32", kernel: str = "fwd") -> dict:
+    """Compile a kernel ahead of time for a GPU this machine need not have; report its resources.
 
-    Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only machine, but only in a
-    process where the kernel is not interpreted (start Python with TRITON_INTERPRET=0).
-    Mimics the JIT's specialisation for contiguous inputs (unit head-dim strides, 16-aligned
-    pointers and strides). Returns shared memory bytes, registers per thread, stack bytes
-    (spills), and whether the loads are pipelined (cp.async) and the dots use Hopper's wgmma.
+    ``kernel``: "fwd" (``_attn_fwd``), "bwd_dkdv" (``_attn_bwd_dkdv``) or "bwd_dq"
+    (``_attn_bwd_dq``). Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only
+    machine, but only in a process where the kernel is not interpreted (start Python with
+    TRITON_INTERPRET=0). Mimics the JIT's specialisation for contiguous inputs (unit head-dim
+    strides, 16-aligned pointers, strides and lengths). Returns shared memory bytes, registers
+    per thread, stack bytes (spills), and whether the loads are pipelined (cp.async), the dots
+    use Hopper's wgmma and the tiles move by TMA (cp.async.bulk.tensor).
     """
     _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
-                        num_warps, dot_precision)
+                        num_warps, dot_precision, kernel)
     if not AVAILABLE:
         raise RuntimeError("compile_report needs torch and triton")
     if interpreting():
@@ -424,29 +703,33 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
 
     meta = dict(HEAD_DIM=head_dim, HEAD_DIM_V=head_dim, BLOCK_D=_pow2(head_dim, 16), BLOCK_DV=_pow2(head_dim, 16),
                 CAUSAL=causal, DOT_PRECISION=dot_precision, BLOCK_M=block_m, BLOCK_N=block_n)
+    fn = {"fwd": _attn_fwd, "bwd_dkdv": _attn_bwd_dkdv, "bwd_dq": _attn_bwd_dq}[kernel]
     signature, constants, attrs = {}, dict(meta), {}
-    for i, name in enumerate(_attn_fwd.arg_names):
+    for i, name in enumerate(fn.arg_names):
         if name in meta:
             signature[name] = "constexpr"
-        elif name in ("Q", "K", "V", "Out"):
+        elif name in ("Q", "K", "V", "Out", "DO", "DQ", "DK", "DV"):
             signature[name], attrs[(i,)] = "*" + dtype, [["tt.divisibility", 16]]
+        elif name in ("Lse", "Delta"):
+            signature[name], attrs[(i,)] = "*fp32", [["tt.divisibility", 16]]
         elif name.startswith("stride_") and name.endswith("d"):
             signature[name], constants[name] = "constexpr", 1  # contiguous head dim
-        elif name == "qk_scale":
+        elif name in ("qk_scale", "sm_scale"):
             signature[name] = "fp32"
-        else:
+        else:  # strides, lengths (multiples of 16 for long sequences), heads
             signature[name] = "i32"
-            if name.startswith("stride_"):
+            if name.startswith("stride_") or name in ("N_Q", "N_K"):
                 attrs[(i,)] = [["tt.divisibility", 16]]
-    kernel = triton.compile(ASTSource(_attn_fwd, signature, constants, attrs),
-                            target=GPUTarget("cuda", capability, 32),
-                            options={"num_warps": num_warps, "num_stages": num_stages})
+    compiled = triton.compile(ASTSource(fn, signature, constants, attrs),
+                              target=GPUTarget("cuda", capability, 32),
+                              options={"num_warps": num_warps, "num_stages": num_stages})
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(kernel.asm["cubin"])
+        f.write(compiled.asm["cubin"])
         f.flush()
         cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
         usage = subprocess.run([cuobjdump, "-res-usage", f.name], capture_output=True, text=True).stdout
     regs, stack = re.search(r"REG:(\d+)\s+STACK:(\d+)", usage).groups()
-    ptx = kernel.asm["ptx"]
-    return {"capability": capability, "shared_bytes": kernel.metadata.shared, "registers": int(regs),
-            "stack_bytes": int(stack), "pipelined_loads": "cp.async" in ptx, "wgmma": "wgmma.mma_async" in ptx}
+    ptx = compiled.asm["ptx"]
+    return {"kernel": kernel, "capability": capability, "shared_bytes": compiled.metadata.shared,
+            "registers": int(regs), "stack_bytes": int(stack), "pipelined_loads": "cp.async" in ptx,
+            "wgmma": "wgmma.mma_async" in ptx, "tma": "cp.async.bulk.tensor" in ptx}

@@ -376,3 +376,52 @@ def unfused_over_algorithm0(
         ).values()
     )
     return float(counted / (reference.naive_io_elements(n, n, d) * bytes_per_value))
+
+
+# ----------------------------------------------------------------------------- fusion by a compiler
+_FUSION_IMPLS = ("eager tiled loop", "compiled tiled loop", "SDPA", "standard attention")
+
+
+def compile_fusion_run(ns, *, head_dim: int = 64, heads: int = 1, device: str = "cpu",
+                       dtype: str = "float32", rounds: int = 3, min_run_time: float = 0.1) -> dict:
+    """Time the tiled torch loop eager and under ``torch.compile`` beside SDPA and standard
+    attention, per length in `ns`; a dict in the shape benchmarks/compile_fusion.py records.
+
+    ``torch_impl.flash_attention`` runs each tile as separate torch ops; ``torch.compile``
+    (inductor: C++ loops on a CPU, Triton kernels on a GPU) fuses the element-wise ops of a
+    tile into the kernels around them. Inputs (1, heads, N, head_dim) in `dtype`; seconds
+    per call from interleaved best-of rounds (attn_lib.timing.best_of); compile_s is the
+    first call's wall time (tracing and compiling, with any cache the process finds).
+    """
+    import time
+
+    import torch
+
+    from . import torch_impl
+    from .timing import best_of
+
+    ns = [check_positive_int("ns[]", n) for n in ns]
+    head_dim, heads = check_positive_int("head_dim", head_dim), check_positive_int("heads", heads)
+    check_str("device", device), check_str("dtype", dtype)
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"dtype must name a torch dtype, got {dtype!r}")
+    rows = []
+    for n in ns:
+        x = [torch.randn(1, heads, n, head_dim, device=device, dtype=getattr(torch, dtype))
+             for _ in range(3)]  # (B, H, N, d)
+        compiled = torch.compile(torch_impl.flash_attention, dynamic=False)
+        t0 = time.perf_counter()
+        compiled(*x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        compile_s = time.perf_counter() - t0
+        fns = dict(zip(_FUSION_IMPLS, (lambda: torch_impl.flash_attention(*x), lambda: compiled(*x),
+                                      lambda: torch_impl.sdpa(*x),
+                                      lambda: torch_impl.standard_attention(*x))))
+        seconds = best_of(fns, rounds=rounds, min_run_time=min_run_time)
+        err = (compiled(*x).float() - torch_impl.attention(*x).float()).abs().max().item()
+        rows.append({"n": n, "heads": heads, "head_dim": head_dim, "compile_s": compile_s,
+                     "seconds": seconds, "max_abs_error_vs_attention": err})
+    return {"dtype": dtype, "sdpa_backend": torch_impl.sdpa_backend(*x),
+            "inductor_backend": "C++ loops" if device == "cpu" else "Triton kernels",
+            "rows": rows}

@@ -87,7 +87,7 @@ def test_l2_traffic_follows_theorem2():
 def test_regime_switches_where_kv_leaves_l2():
     n_fit = mm.l2_fit_length(128, "H100 SXM")
     # 50 MiB / (K and V, 128 fp16 values each)
-    assert n_fit == 50 * 2**20 // (2 * 128 * 2)
+    assert n_fit == 50 * 10**6 // (2 * 128 * 2) == 97_656
     assert (
         mm.regime(n_fit, 128) == "L2-resident"
         and mm.regime(n_fit + 1, 128) == "Theorem 2"

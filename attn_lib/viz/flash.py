@@ -115,6 +115,7 @@ class Curve:
     measured: bool = True
     color: str | None = None
     dashed: bool = False
+    linestyle: str | None = None  # a formula line's style ("--", ":", "-."); overrides dashed
 
     def __post_init__(self):
         self.x, self.y = np.asarray(self.x, float), np.asarray(self.y, float)
@@ -123,21 +124,26 @@ class Curve:
                              f"got {self.x.shape} and {self.y.shape}")
 
 
-def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str) -> Curve:
-    """A dashed guide line y = anchor_y·(x/anchor_x)^slope, e.g. "∝ N²" through a measured point."""
+def power_law(x, anchor_x: float, anchor_y: float, slope: float, label: str, *,
+              linestyle: str = "--", color: str = "0.5") -> Curve:
+    """A guide line y = anchor_y·(x/anchor_x)^slope, e.g. "∝ N²" through a measured point
+    (dashed grey unless told; give two guides on one panel different styles)."""
     x = np.asarray(x, float)
-    return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color="0.5", dashed=True)
+    return Curve(x, anchor_y * (x / anchor_x) ** slope, label, measured=False, color=color,
+                 dashed=True, linestyle=linestyle)
 
 
 def _draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title: str = "",
-                span: tuple[float, float] | None = None, base: int = 2):
-    """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x."""
+                span: tuple[float, float] | None = None, base: int = 2, legend: dict | None = None):
+    """Draw curves on log-log axes (base-2 x by default); `span` shades a range of x;
+    `legend` holds keyword arguments for ``ax.legend`` (e.g. a location)."""
     for c in curves:
         style = dict(color=c.color, label=c.label)
         if c.measured:
             ax.plot(c.x, c.y, "o", ms=5, **style)
         else:
-            ax.plot(c.x, c.y, "--" if c.dashed else "-", lw=1.4, alpha=0.9, **style)
+            ls = c.linestyle or ("--" if c.dashed else "-")
+            ax.plot(c.x, c.y, ls, lw=1.4, alpha=0.9, **style)
     if span is not None:
         ax.axvspan(*span, color="gold", alpha=0.15, lw=0)
     ax.set_xscale("log", base=base), ax.set_yscale("log")
@@ -145,7 +151,7 @@ def _draw_loglog(ax, curves: Sequence[Curve], *, xlabel: str, ylabel: str, title
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(**{"fontsize": 8, **(legend or {})})
 
 
 def loglog_figure(panels: Sequence[dict], *, width: float = 4.6, height: float = 3.6):
@@ -403,24 +409,411 @@ def dataflow_explorer(n_keys: int = 16, block_k: int = 4):
 
 # ----------------------------------------------------------------------------- reported elsewhere
 def reported_figure(data=None, runs=(), *, causal: bool = False, head_dim: int | None = None):
-    """TFLOP/s against N: figures reported elsewhere (open markers, dotted maxima) and, when
-    book/data holds one, the book's own newest recorded GPU run beside them (dashed)."""
+    """Forward TFLOP/s against N: figures reported elsewhere for a named GPU (open markers,
+    dotted maxima) and, when book/data holds one, the Triton kernel and SDPA of the book's
+    newest recorded GPU run beside them (dashed). Rows for another pass (FlashAttention-2's
+    forward+backward maximum) or with no GPU named (Triton's documentation) are left out:
+    the chapter states them in words (:func:`reported_left_out`)."""
     from .. import reported
 
     data = reported.load() if data is None else data
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=DPI)
     filters = {} if head_dim is None else {"head_dim": head_dim}
-    reported.plot_reported(ax, data, **filters)
+    reported.plot_reported(ax, data, named_gpu=True, **filters)
     for run in list(runs)[:1]:
-        plot_recorded(ax, run, "tflops", causal=causal)
+        for impl in ("triton", "sdpa"):
+            plot_recorded(ax, run, "tflops", impl=impl, causal=causal,
+                          head_dim=head_dim or 128)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length N", fontsize=FONT)
     ax.set_ylabel("forward TFLOP/s", fontsize=FONT)
+    ax.set_ylim(0, None)
     ax.tick_params(labelsize=FONT)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(0, -0.16), frameon=False)
-    own = "with this book's recorded run (dashed)" if runs else "no recorded run of this book yet"
-    ax.set_title(f"Reported elsewhere (open markers, dotted maxima); {own}", fontsize=FONT)
+    own = (f"this book's recorded run dashed (d = {head_dim or 128}, "
+           f"{'causal' if causal else 'no mask'})" if runs else "no recorded run of this book yet")
+    ax.set_title(f"Forward pass on named GPUs: reported elsewhere (open markers, dotted\n"
+                 f"maxima); {own}", fontsize=FONT)
     fig.tight_layout()
     return fig
+
+
+def reported_left_out(data=None) -> list[str]:
+    """One line per reported row :func:`reported_figure` does not draw, and why."""
+    from .. import reported
+
+    data = reported.load() if data is None else data
+    out = []
+    for r in data["rows"]:
+        if r["pass"] != "forward":
+            out.append(f"{r['impl']}: {r['tflops']:g} TFLOP/s, {r['pass']} "
+                       f"({reported.label(r, data)}): not a forward figure")
+    no_gpu = [r for r in data["rows"] if r.get("gpu") is None and r["pass"] == "forward"]
+    if no_gpu:
+        lo, hi = min(r["tflops"] for r in no_gpu), max(r["tflops"] for r in no_gpu)
+        impls = sorted({r["impl"] for r in no_gpu})
+        out.append(f"{', '.join(impls)}: {lo:g}–{hi:g} TFLOP/s on a GPU the source "
+                   "does not name: not comparable")
+    return out
+
+
+# ----------------------------------------------------------------------------- the recorded GPU run
+#: What each recorded implementation is, for the chapter's recorded-run figure. The suite's
+#: early "naive" rows timed torch_impl.attention: float32 scores and products even for bf16
+#: inputs (the accurate path), so they are not standard attention as frameworks run it.
+_RECORDED_LABELS = {"triton": "Triton kernel (this book)", "sdpa": "torch SDPA (torch's default backend)",
+                   "standard": "standard attention (torch_impl.standard_attention)",
+                   "naive": "float32, accurate path (not standard attention)",
+                   "torch_tiled": "tiled torch loop (unfused)"}
+_RECORDED_STYLE = {"triton": ("tab:blue", "o"), "sdpa": ("tab:green", "s"),
+                   "standard": ("tab:red", "^"), "naive": ("tab:red", "v"),
+                   "torch_tiled": ("0.5", "x")}
+
+
+def run_caption(run) -> str:
+    """'NVIDIA H200, torch 2.11.0+cu130, Triton 3.6.0, cuDNN 9.19, recorded 2026-12-04':
+    the device, versions and date a recorded run's figure is labelled with."""
+    from .. import recorded
+
+    check_type("run", run, recorded.Run, "a recorded.Run")
+    v = run.data["versions"]
+    parts = [run.device_name, f"torch {v['torch']}"]
+    if v.get("triton"):
+        parts.append(f"Triton {v['triton']}")
+    cudnn = v.get("cudnn")
+    if isinstance(cudnn, int) and cudnn > 0:  # torch reports 91900 for 9.19.0
+        parts.append(f"cuDNN {cudnn // 10000}.{cudnn // 100 % 100}")
+    return ", ".join(parts) + f", recorded {run.created[:10]}"
+
+
+def _run_gpu(run):
+    from .. import hardware
+
+    spec = run.data["device"].get("spec")
+    return hardware.lookup(spec) if spec else hardware.lookup(run.device_name)
+
+
+def recorded_gpu_figure(run, *, head_dim: int = 128, causal: bool = False,
+                        impls=("triton", "sdpa", "standard", "naive"), memory_head_dim: int = 64):
+    """Chapter 4's recorded GPU run: TFLOP/s against N (right axis: share of the device's
+    dense peak from attn_lib.hardware) and the peak memory above the inputs against N,
+    with the length at which materialised attention ran out of memory. Titled with the
+    device, versions, date and dtype, all read from the run."""
+    from .. import recorded
+
+    check_type("run", run, recorded.Run, "a recorded.Run")
+    plt = _plt()
+    fig, (tput, mem) = plt.subplots(1, 2, figsize=(10.4, 5.0), dpi=DPI)
+    dtype = None
+    for ax, what, d in ((tput, "tflops", head_dim), (mem, "peak_bytes", memory_head_dim)):
+        for impl in [i for i in impls if i in recorded.IMPLS]:  # impls this schema knows
+            recs = [r for r in run.attention(impl, head_dim=d, causal=causal)
+                    if r["tflops" if what == "tflops" else "peak_bytes"] is not None]
+            if not recs:
+                continue
+            dtype = dtype or recs[0]["dtype"]
+            color, marker = _RECORDED_STYLE.get(impl, ("0.3", "o"))
+            ys = [r["tflops"] if what == "tflops" else r["peak_bytes"] / 2**30 for r in recs]
+            ax.plot([r["n_q"] for r in recs], ys, marker=marker, color=color, lw=1.3, ms=5,
+                    label=_RECORDED_LABELS.get(impl, impl))
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length N", fontsize=FONT)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=FONT)
+    gpu = _run_gpu(run)
+    tput.set_ylabel("TFLOP/s (higher is better)", fontsize=FONT)
+    tput.set_ylim(0, None)
+    if gpu is not None and dtype is not None:
+        peak = gpu.peak(dtype) / 1e12
+        tput.axhline(peak, color="0.4", ls=":", lw=1.2, label=f"dense {dtype} peak ({gpu.name} datasheet)")
+        tput.set_ylim(0, peak * 1.08)
+        share = tput.secondary_yaxis("right", functions=(lambda t: t / peak, lambda s: s * peak))
+        share.set_ylabel("share of the dense peak", fontsize=FONT)
+        share.yaxis.set_major_formatter(_plt().matplotlib.ticker.PercentFormatter(1.0))
+        share.tick_params(labelsize=FONT)
+    mask = "causal" if causal else "no mask"
+    tput.set_title(f"forward throughput, d = {head_dim}, {mask}", fontsize=FONT)
+    tput.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1,
+                frameon=False)
+    mem.set_yscale("log")
+    mem.set_ylabel("peak GPU memory above the inputs (GiB)", fontsize=FONT)
+    mem.set_title(f"memory, d = {memory_head_dim}, {mask}", fontsize=FONT)
+    oom = run.data.get("naive_oom", {})
+    if oom.get("n"):
+        mem.axvline(oom["n"], color="tab:red", ls="--", lw=1.0,
+                    label=f"float32 path out of memory at N = {oom['n']:,} "
+                          f"(d = {oom.get('head_dim')}, {oom.get('heads')} heads, batch {oom.get('batch')})")
+    mem.legend(fontsize=FONT - 1, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1,
+               frameon=False)
+    fig.suptitle(f"Recorded: {run_caption(run)}, {dtype}, batch·N = "
+                 f"{run.data['config'].get('tokens', 0):,} tokens", fontsize=FONT)
+    fig.tight_layout()
+    return fig
+
+
+def recorded_highlights(run, *, n: int | None = None) -> dict:
+    """Numbers the chapter quotes from a recorded GPU run, all read from the file.
+
+    At the largest N recorded: the best TFLOP/s of the Triton kernel and of SDPA (any head
+    dim, no mask) and their shares of the device's dense peak; Triton / SDPA for N >= 4096
+    (min, max over head dims and masks); the peak memory of the float32 accurate path and
+    of the Triton kernel at N (d = 64); the first N that ran out of memory.
+    """
+    from .. import recorded
+
+    check_type("run", run, recorded.Run, "a recorded.Run")
+    recs = run.attention()
+    n = max(r["n_q"] for r in recs) if n is None else n
+    gpu, dtype = _run_gpu(run), recs[0]["dtype"]
+    peak = gpu.peak(dtype) / 1e12 if gpu is not None else float("nan")
+    best = {impl: max(r["tflops"] for r in run.attention(impl, causal=False)) for impl in ("triton", "sdpa")}
+    ratios = []
+    for r in run.attention("triton"):
+        same = [s for s in run.attention("sdpa", head_dim=r["head_dim"], causal=r["causal"])
+                if s["n_q"] == r["n_q"]]
+        if same and r["n_q"] >= 4096:
+            ratios.append(r["tflops"] / same[0]["tflops"])
+
+    def peak_gib(impl):
+        got = [r["peak_bytes"] for r in run.attention(impl, head_dim=64, causal=False) if r["n_q"] == n]
+        return got[0] / 2**30 if got and got[0] is not None else None
+
+    return {"device": run.device_name, "date": run.created[:10], "dtype": dtype,
+            "peak_tflops": peak, "n": n,
+            "triton_best": best["triton"], "sdpa_best": best["sdpa"],
+            "triton_share": best["triton"] / peak, "sdpa_share": best["sdpa"] / peak,
+            "ratio_lo": min(ratios), "ratio_hi": max(ratios),
+            "naive_gib": peak_gib("naive"), "triton_gib": peak_gib("triton"),
+            "oom_n": run.data.get("naive_oom", {}).get("n")}
+
+
+# ----------------------------------------------------------------------------- tables (Markdown)
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A Markdown table from a header and rows of already formatted cells."""
+    if not header or any(len(r) != len(header) for r in rows):
+        raise ValueError("every row must have one cell per header column")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def memory_levels_table(paper: dict, hbm_datasheet: float) -> str:
+    """The FlashAttention paper's Figure 1 (A100): SRAM and HBM bandwidth and capacity, the
+    ratio row from :func:`attn_lib.hardware.sram_over_hbm_bandwidth`; the datasheet HBM
+    bandwidth the chapter's times use in the last column."""
+    from .. import hardware
+
+    ratio = hardware.sram_over_hbm_bandwidth()
+    return markdown_table(
+        ("memory", "bandwidth (paper's Figure 1)", "capacity", "bandwidth used for times"),
+        [("SRAM (on chip, all SMs)", f"{paper['sram_bandwidth'] / 1e12:.0f} TB/s",
+          f"{paper['sram_bytes'] / 1e6:.0f} MB", "–"),
+         ("HBM", f"{paper['hbm_bandwidth'] / 1e12:.1f} TB/s", f"{paper['hbm_bytes'] / 1e9:.0f} GB",
+          f"{hbm_datasheet / 1e12:.3f} TB/s (datasheet)"),
+         ("ratio", f"SRAM {ratio:.0f}× faster",
+          f"HBM {paper['hbm_bytes'] / paper['sram_bytes']:,.0f}× larger", "")])
+
+
+def traffic_time_table(traffic: dict, bandwidth: float, t_math: float) -> str:
+    """Bytes moved to/from HBM by each algorithm, the time to move them at `bandwidth`
+    (bytes/s) and the time of the arithmetic at peak (`t_math` seconds)."""
+    return markdown_table(
+        ("algorithm", "HBM traffic", f"time to move it at {bandwidth / 1e12:.3f} TB/s",
+         "time for the FLOPs at peak"),
+        [(name, f"{b / 1e6:.1f} MB", f"{b / bandwidth * 1e6:.1f} µs", f"{t_math * 1e6:.1f} µs")
+         for name, b in traffic.items()])
+
+
+def figure2_table(reported_fig2: dict, counted_gflops: dict, comparison: dict) -> str:
+    """The FlashAttention paper's Figure 2 (left) beside the book's counts."""
+    std, fl = reported_fig2["standard"], reported_fig2["flash"]
+    return markdown_table(
+        ("", "GFLOPs reported", "GFLOPs counted", "HBM GB reported", "HBM GB counted",
+         "runtime reported"),
+        [("standard", std["gflops"], f"{counted_gflops['standard']:.0f}", std["hbm_gb"],
+          f"{comparison['standard_hbm_gb']:.1f}", f"{std['runtime_ms']} ms"),
+         ("FlashAttention", fl["gflops"], f"{counted_gflops['flash']:.0f}", fl["hbm_gb"],
+          f"{comparison['flash_forward_hbm_gb']:.1f} (forward)", f"{fl['runtime_ms']} ms")])
+
+
+def three_level_table(cases: Sequence[dict]) -> str:
+    """Chapter 4's two- and three-level traffic rows (attn_lib.memory_model.chapter_cases),
+    with headers that say what each column is."""
+    header = ("d", "Algorithm 1: traffic cut vs standard (M ≈ 100 KB)",
+              "FlashAttention-2 tile (B_r × B_c)", "three-level model: HBM traffic cut vs standard",
+              "HBM traffic / compulsory (Q, K, V, O once)", "bytes L2 ↔ SRAM per byte HBM ↔ L2",
+              "longest N whose K and V fit in L2 (one head)")
+    return markdown_table(header, [
+        (c["d"], f"{c['algorithm1_ratio']:.2f}×", f"{c['block_q']}×{c['block_k']}",
+         f"{c['three_level_ratio']:.0f}×", f"{c['hbm_over_compulsory']:.3f}",
+         f"{c['l2_over_hbm']:.1f}", f"{c['l2_fit_length']:,}") for c in cases])
+
+
+# ----------------------------------------------------------------------------- source excerpts
+def _wrap_code_line(line: str, width: int) -> list[str]:
+    """Break a long code line after a ", " (or before " + ", " & ") at the shallowest
+    bracket depth that fits, right of any assignment's " = ", continuing aligned with the
+    open bracket (or 8 spaces in)."""
+    out, cont = [], None  # cont: the column continuation lines align to
+    while len(line) > width:
+        eq = line.find(" = ")
+        depth, opens, best = 0, [], None  # best: (depth, cut, keep_sep_left, align)
+        for i, ch in enumerate(line[:width]):
+            cand = None
+            if ch in "([{":
+                depth, opens = depth + 1, opens + [i]
+            elif ch in ")]}":
+                depth, opens = depth - 1, opens[:-1]
+            elif line.startswith(", ", i) and i + 1 < width - (0 if depth else 2):
+                cand = (depth, i + 1, opens[-1] + 1 if opens else None)
+            elif line.startswith((" + ", " & ", " * "), i) and (depth or i < width - 2):
+                cand = (depth, i, opens[-1] + 1 if opens else None)
+            if cand is not None and cand[1] > eq and (best is None or cand[0] <= best[0]):
+                best = cand
+        if best is None:
+            break
+        depth0, cut, align = best
+        lead = len(line) - len(line.lstrip())
+        if align is None or align > width // 2:
+            align = cont if cont is not None else lead + 8
+        out.append(line[:cut].rstrip() + (" \\" if depth0 == 0 else ""))  # valid Python
+        line, cont = " " * align + line[cut:].lstrip(), align
+    return out + [line]
+
+
+def _logical_lines(lines: list[str]) -> list[str]:
+    """Join the physical lines of each bracketed statement into one (comments inside
+    the brackets are dropped), so it can be re-wrapped to a new width."""
+    out, buf, depth = [], None, 0
+    for ln in lines:
+        if ln.lstrip().startswith("#"):
+            if buf is None:
+                out.append(ln)
+            continue
+        code = ln.split("  # ")[0]
+        delta = sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
+        if buf is None and delta <= 0:  # a one-line statement keeps its comment
+            out.append(ln)
+            continue
+        buf = code.rstrip() if buf is None else buf + " " + code.strip()
+        depth += delta
+        if depth <= 0:
+            out.append(buf.replace("( ", "("))
+            buf, depth = None, 0
+    if buf is not None:
+        out.append(buf)
+    return out
+
+
+def source_excerpt(obj, start: str | None = None, stop: str | None = None, *, width: int = 80,
+                   docstring: bool = False) -> str:
+    """The source of a function (a Triton kernel too), from the first line containing `start`
+    to the first later line containing `stop` (both kept), docstring dropped, each line at
+    most `width` characters (a long trailing comment is cut, then the line is broken)."""
+    import ast
+    import inspect
+    import textwrap
+
+    fn = getattr(obj, "fn", obj)  # a triton JITFunction wraps the Python function
+    try:
+        src = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        raise TypeError(f"obj must be a function whose source is available, got {obj!r}") from err
+    lines = src.splitlines()
+    if not docstring:
+        node = ast.parse(src).body[0]
+        body = getattr(node, "body", [])
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None),
+                                                                   ast.Constant):
+            doc = body[0]
+            lines = lines[:doc.lineno - 1] + lines[doc.end_lineno:]
+    first = 0 if start is None else next((i for i, ln in enumerate(lines) if start in ln), None)
+    if first is None:
+        raise ValueError(f"start {start!r} is not in the source of {getattr(fn, '__name__', fn)}")
+    last = len(lines) - 1 if stop is None else next(
+        (i for i, ln in enumerate(lines) if i >= first and stop in ln), None)
+    if last is None:
+        raise ValueError(f"stop {stop!r} is not in the source after {start!r}")
+    out, comment = [], None  # comment: (indent, words) of a run of comment lines
+    body = textwrap.dedent("\n".join(lines[first:last + 1])).splitlines()
+    for ln in _logical_lines(body) + [""]:
+        indent = len(ln) - len(ln.lstrip())
+        if ln.lstrip().startswith("#") and (comment is None or comment[0] == indent):
+            comment = (indent, (comment[1] if comment else []) + ln.lstrip()[1:].split())
+            continue
+        if comment is not None:  # a run of comment lines: one paragraph, rewrapped
+            pad = " " * comment[0] + "# "
+            out += textwrap.wrap(" ".join(comment[1]), width, initial_indent=pad,
+                                 subsequent_indent=pad)
+            comment = None
+            if ln.lstrip().startswith("#"):  # a new run at another indent
+                comment = (indent, ln.lstrip()[1:].split())
+                continue
+        if len(ln) > width and "  # " in ln:
+            ln = ln.split("  # ")[0].rstrip()
+        out += _wrap_code_line(ln, width)
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- torch.compile's fusion
+def compile_fusion_path(device_type: str, date: str):
+    """Where benchmarks/compile_fusion.py writes its run: book/data/compile_fusion/<device>-<date>.json
+    (a sub-folder: book/data/*.json are the suite's runs, attn_lib.recorded's schema)."""
+    from .. import recorded
+
+    folder = recorded.data_dir() / "compile_fusion"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{device_type}-{date}.json"
+
+
+def load_compile_fusion() -> list[dict]:
+    """The recorded torch.compile runs (newest first); [] when none is stored."""
+    import json
+
+    from .. import recorded
+
+    folder = recorded.data_dir() / "compile_fusion"
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(runs, key=lambda r: r["created"], reverse=True)
+
+
+def compile_fusion_figure(run: dict, *, title: str = ""):
+    """Seconds per call against N for the eager tiled loop, the compiled loop, SDPA and
+    standard attention, from one compile-fusion run (live or recorded)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=DPI)
+    ns = [r["n"] for r in run["rows"]]
+    styles = {"eager tiled loop": ("tab:orange", "o"), "compiled tiled loop": ("tab:purple", "D"),
+              "SDPA": ("tab:green", "s"), "standard attention": ("tab:red", "^")}
+    for name, (color, marker) in styles.items():
+        label = f"SDPA ({run.get('sdpa_backend', '?')} backend)" if name == "SDPA" else name
+        ax.plot(ns, [r["seconds"][name] * 1e3 for r in run["rows"]], marker=marker, color=color,
+                label=label)
+    ax.set_xscale("log", base=2), ax.set_yscale("log")
+    ax.set_xlabel("sequence length N", fontsize=FONT)
+    ax.set_ylabel("ms per call (lower is better)", fontsize=FONT)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=FONT - 1)
+    dev = run["device"]
+    where = f"{dev['name']}, {dev['threads']} thread(s)" if dev["type"] == "cpu" else dev["name"]
+    ax.set_title(title or f"{where}, {run['dtype']}, torch {run['versions']['torch']}, "
+                 f"{run['created'][:10]}", fontsize=FONT)
+    fig.tight_layout()
+    return fig
+
+
+def peak_or_none(fn, *args) -> int | None:
+    """Peak CUDA bytes of fn(*args, *args, *args) above the inputs (one tensor given as q, k
+    and v), or None where the GPU runs out of memory (chapter 4's GPU memory panel)."""
+    import torch
+
+    from ..timing import peak_cuda_bytes
+
+    try:
+        return peak_cuda_bytes(fn, *(args * 3 if len(args) == 1 else args))
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
