@@ -81,6 +81,57 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     return axes
 
 
+def matching_kv_runs(runs, config) -> list:
+    """The recorded runs (attn_lib.recorded.Run) whose kv-cache section timed `config`'s model.
+
+    A run recorded with another model (the suite's small model before the Llama-sized
+    layers, launch-bound on a GPU) is left out rather than drawn beside this chapter's.
+    """
+    from dataclasses import asdict
+
+    want = asdict(config)
+    return [r for r in runs if (r.data.get("kv_cache") or {}).get("model") == want
+            and r.data["kv_cache"].get("decode")]
+
+
+def plot_prefill_vs_decode(decode, prefill, *, label: str, runs=(), ax=None):
+    """One decode step and a whole prefill against tokens, log-log, on readable ticks.
+
+    decode, prefill: (lengths, seconds, batch). `label` says where and in which dtype they
+    ran; `runs` are recorded GPU runs of the same model (:func:`matching_kv_runs`), drawn
+    dashed with their device, date and dtype.
+    """
+    from .. import recorded
+
+    ax = _axes(ax, figsize=(6.4, 3.8))
+    (dn, ds, db), (pn, ps, pb) = decode, prefill
+    ax.loglog(dn, ds, "o-", label=f"one decode step, batch {db} ({label})")
+    ax.loglog(pn, ps, "s-", label=f"prefill, batch {pb} ({label})")
+    for run in runs:
+        kv = run.data["kv_cache"]
+        for what, marker in (("decode", "o"), ("prefill", "s")):
+            for xs, ys in recorded.series(run, what).values():
+                batch = kv.get(f"{what}_batch", 1)
+                ax.loglog(xs, ys, "--", marker=marker, ms=3,
+                          label=f"{what}, batch {batch} ({run.label}, {kv.get('dtype')})")
+    ticks = sorted(set(dn) | set(pn) | {x for r in runs for w in ("decode", "prefill")
+                                        for xs, _ in recorded.series(r, w).values() for x in xs})
+    ticks = [t for i, t in enumerate(ticks) if i == 0 or t >= 1.6 * ticks[i - 1]]
+    ax.set(xlabel="tokens (cache or prompt length)", ylabel="seconds",
+           title="Prefill vs one decode step")
+    ax.legend(fontsize=8)
+    plain_ticks(ax, ticks)
+    ax.yaxis.set_major_formatter(_seconds_formatter())
+    ax.tick_params(axis="x", labelrotation=45)
+    return ax
+
+
+def _seconds_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:g}")
+
+
 # ----------------------------------------------------------------------------- memory
 def kv_memory_rows(names=None, bytes_per_value: int = 2) -> list[dict]:
     """Per preset: attention kind, KV bytes per token and at full context (chapter 3's table)."""
