@@ -119,7 +119,7 @@ def plot_prefill_vs_decode(decode, prefill, *, label: str, runs=(), ax=None):
     ticks = [t for i, t in enumerate(ticks) if i == 0 or t >= 1.6 * ticks[i - 1]]
     ax.set(xlabel="tokens (cache or prompt length)", ylabel="seconds",
            title="Prefill vs one decode step")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     plain_ticks(ax, ticks)
     ax.yaxis.set_major_formatter(_seconds_formatter())
     ax.tick_params(axis="x", labelrotation=45)
