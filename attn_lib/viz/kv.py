@@ -20,8 +20,10 @@ def _axes(ax, figsize=(5.5, 3.6)):
 
 
 # ----------------------------------------------------------------------------- measured scaling
-def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None):
-    """Decode-step time against cache length, log-log, with a slope-1 guide through the last point."""
+def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None, *, dtype=None):
+    """Decode-step time against cache length, log-log, with a slope-1 guide through the last point.
+
+    `dtype` (the timing's, e.g. 'bfloat16') goes into the title."""
     ax = _axes(ax)
     lengths, seconds = np.asarray(lengths, float), np.asarray(seconds, float)
     ax.loglog(lengths, seconds * 1e3, "o-", label="measured decode step")
@@ -30,15 +32,18 @@ def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None)
     if fit_lengths is not None:
         ax.axvspan(min(fit_lengths), max(fit_lengths), color="C1", alpha=0.12,
                    label="fit range" + (f" (slope {slope:.2f})" if slope is not None else ""))
-    ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)", title="One decode step")
+    ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)",
+           title="One decode step" + (f" ({dtype})" if dtype else ""))
     ax.legend(fontsize=8)
     plain_ticks(ax, lengths)
     ax.tick_params(axis="x", labelrotation=45)
     return ax
 
 
-def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
-    """Prefill time (log-log) and its local slope, against 1 + N/(N + N×) from FLOP counting."""
+def plot_prefill_scaling(lengths, seconds, crossover, axes=None, *, dtype=None):
+    """Prefill time (log-log) and its local slope, against 1 + N/(N + N×) from FLOP counting.
+
+    `dtype` (the timing's) goes into the first panel's title."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -47,7 +52,8 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     axes[0].loglog(n, t * 1e3, "o-", label="measured prefill")
     for p, style in ((1, "k:"), (2, "k--")):
         axes[0].loglog(n, t[-1] * 1e3 * (n / n[-1]) ** p, style, lw=1, label=f"slope {p}")
-    axes[0].set(xlabel="prompt tokens N", ylabel="prefill time (ms)", title="Prefill")
+    axes[0].set(xlabel="prompt tokens N", ylabel="prefill time (ms)",
+                title="Prefill" + (f" ({dtype})" if dtype else ""))
     mid = np.sqrt(n[1:] * n[:-1])  # geometric midpoints of consecutive sizes
     axes[1].semilogx(mid, np.diff(np.log(t)) / np.diff(np.log(n)), "o-", label="measured local slope")
     grid = np.geomspace(n[0], n[-1], 100)
@@ -62,8 +68,8 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     return axes
 
 
-def plot_generation(steps, cached_s, uncached_s, axes=None):
-    """Time to generate T tokens with and without the cache, and their ratio."""
+def plot_generation(steps, cached_s, uncached_s, axes=None, *, dtype=None):
+    """Time to generate T tokens with and without the cache, and their ratio (`dtype`: the timing's)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -71,7 +77,8 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     steps = np.asarray(steps)
     axes[0].loglog(steps, np.asarray(cached_s) * 1e3, "o-", label="with KV cache")
     axes[0].loglog(steps, np.asarray(uncached_s) * 1e3, "s-", label="recompute every step")
-    axes[0].set(xlabel="generated tokens T", ylabel="total time (ms)", title="Generating T tokens")
+    axes[0].set(xlabel="generated tokens T", ylabel="total time (ms)",
+                title="Generating T tokens" + (f" ({dtype})" if dtype else ""))
     axes[1].semilogx(steps, np.asarray(uncached_s) / np.asarray(cached_s), "o-", color="C2")
     axes[1].set(xlabel="generated tokens T", ylabel="no-cache time / cached time", title="Speed-up of the cache")
     axes[0].legend(fontsize=8)
