@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting, decode_cost, hardware, models
-from .._checks import check_bytes
+from .._checks import check_bytes, check_type
 from ._common import DPI, format_bytes, markdown_table, plain_ticks
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
@@ -96,6 +96,10 @@ def matching_kv_runs(runs, config) -> list:
     """
     from dataclasses import asdict
 
+    from ..tiny_gpt import TinyGPTConfig
+
+    check_type("config", config, TinyGPTConfig)
+    check_type("runs", runs, (list, tuple), "a list of recorded runs")
     want = asdict(config)
     return [r for r in runs if (r.data.get("kv_cache") or {}).get("model") == want
             and r.data["kv_cache"].get("decode")]
@@ -123,11 +127,14 @@ def plot_prefill_vs_decode(decode, prefill, *, label: str, runs=(), ax=None):
                           label=f"{what}, batch {batch} ({run.label}, {kv.get('dtype')})")
     ticks = sorted(set(dn) | set(pn) | {x for r in runs for w in ("decode", "prefill")
                                         for xs, _ in recorded.series(r, w).values() for x in xs})
-    ticks = [t for i, t in enumerate(ticks) if i == 0 or t >= 1.6 * ticks[i - 1]]
+    kept = ticks[:1]
+    for t in ticks[1:]:  # at most one tick per factor 1.6: labels that do not collide
+        if t >= 1.6 * kept[-1]:
+            kept.append(t)
     ax.set(xlabel="tokens (cache or prompt length)", ylabel="seconds",
            title="Prefill vs one decode step")
     ax.legend(fontsize=8, loc="lower right")
-    plain_ticks(ax, ticks)
+    plain_ticks(ax, kept)
     ax.yaxis.set_major_formatter(_seconds_formatter())
     ax.tick_params(axis="x", labelrotation=45)
     return ax
