@@ -19,6 +19,16 @@ def _axes(ax, figsize=(5.5, 3.6)):
     return ax
 
 
+def _log_y_ticks(ax):
+    """Major y ticks at 1, 2 and 5 per decade, plain numbers: a log axis spanning one or two
+    decades otherwise shows a single label."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 # ----------------------------------------------------------------------------- measured scaling
 def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None, *, dtype=None):
     """Decode-step time against cache length, log-log, with a slope-1 guide through the last point.
@@ -36,6 +46,7 @@ def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None,
            title="One decode step" + (f" ({dtype})" if dtype else ""))
     ax.legend(fontsize=8)
     plain_ticks(ax, lengths)
+    _log_y_ticks(ax)
     ax.tick_params(axis="x", labelrotation=45)
     return ax
 
@@ -64,6 +75,7 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None, *, dtype=None):
         ax.legend(fontsize=8)
         plain_ticks(ax, n)
         ax.tick_params(axis="x", labelrotation=45)
+    _log_y_ticks(axes[0])
     plt.tight_layout()
     return axes
 
@@ -84,6 +96,7 @@ def plot_generation(steps, cached_s, uncached_s, axes=None, *, dtype=None):
     axes[0].legend(fontsize=8)
     for ax in axes:
         plain_ticks(ax, steps)
+    _log_y_ticks(axes[0])
     plt.tight_layout()
     return axes
 
@@ -133,17 +146,13 @@ def plot_prefill_vs_decode(decode, prefill, *, label: str, runs=(), ax=None):
             kept.append(t)
     ax.set(xlabel="tokens (cache or prompt length)", ylabel="seconds",
            title="Prefill vs one decode step")
-    ax.legend(fontsize=8, loc="lower right")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (40 if runs else 12))  # headroom for the legend (log axis)
+    ax.legend(fontsize=8, loc="upper left")
     plain_ticks(ax, kept)
-    ax.yaxis.set_major_formatter(_seconds_formatter())
+    _log_y_ticks(ax)
     ax.tick_params(axis="x", labelrotation=45)
     return ax
-
-
-def _seconds_formatter():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _: f"{v:g}")
 
 
 # ----------------------------------------------------------------------------- memory
