@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -58,6 +59,25 @@ class TinyGPTConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @classmethod
+    def from_model(cls, model, *, n_layers: int | None = None, context: int | None = None,
+                   vocab: int | None = None, seed: int = 0) -> "TinyGPTConfig":
+        """Layers shaped like a published model (a preset name or ModelConfig), random weights.
+
+        d_model, heads, key/value heads and d_ff come from ``attn_lib.models``; `n_layers`,
+        `context` and `vocab` default to the model's and may be cut (a few of its layers,
+        a small vocabulary, so that the layers, not the unembedding, dominate a timing).
+        ``TinyGPTConfig.from_model("llama-2-7b", n_layers=2)`` is two Llama-2-7B-sized
+        layers. The MLP keeps this model's two matrices (GELU), not a SwiGLU's three.
+        """
+        m = models.get(model)
+        if m.head_dim * m.n_heads != m.d_model:
+            raise ValueError(f"model {m.name!r} has n_heads * head_dim != d_model")
+        return cls(vocab=m.vocab if vocab is None else vocab,
+                   context=m.context if context is None else context, d_model=m.d_model,
+                   n_layers=m.n_layers if n_layers is None else n_layers, n_heads=m.n_heads,
+                   n_kv_heads=m.n_kv_heads, d_ff=m.d_ff, seed=seed)
+
     def to_model_config(self) -> models.ModelConfig:
         """The same shape as an :class:`attn_lib.models.ModelConfig`, for attn_lib.counting."""
         return models.ModelConfig(
@@ -67,18 +87,41 @@ class TinyGPTConfig:
 
 
 def bench_config(device: str | torch.device | None = None) -> TinyGPTConfig:
-    """A config for timing prefill against decode on `device` (chapter 3, benchmarks).
+    """The model chapter 3 and the suite's kv-cache section time prefill and decode on.
 
-    Small d_model and a long context, so that a decode step's cost is dominated by reading
-    the cache rather than by the weights or per-op overhead. On CPU it stays small enough
-    for a 2-core machine; on CUDA the cache is large enough to outweigh kernel launches.
+    On a GPU: two Llama-2-7B-sized layers (d_model 4096, 32 heads, d_ff 11008; a 256-token
+    vocabulary, a 32,768-token context), so that a prefill of thousands of tokens and a
+    decode step over a long cache are real work, far past the ~10 µs launch of each kernel.
+    On a CPU: a small model (d_model 128) with a 65,536-token context, so that on a 2-core
+    machine a decode step's cost is dominated by reading the cache from 16K tokens on.
     """
     dev = _device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda":
-        return TinyGPTConfig(vocab=4096, context=32768, d_model=512, n_layers=2, n_heads=8,
-                             n_kv_heads=8, d_ff=2048, seed=0)
-    return TinyGPTConfig(vocab=256, context=8192, d_model=128, n_layers=2, n_heads=4,
+        return TinyGPTConfig.from_model("llama-2-7b", n_layers=2, context=32768, vocab=256)
+    return TinyGPTConfig(vocab=256, context=65536, d_model=128, n_layers=2, n_heads=4,
                          n_kv_heads=4, d_ff=512, seed=0)
+
+
+def bench_batch(config: TinyGPTConfig, device: str | torch.device | None = None, dtype="float32", *,
+                memory_share: float = 0.6, cap: int = 32) -> int:
+    """How many sequences a decode-step timing batches: chapter 3 and the suite's rule.
+
+    On a GPU, the largest power of two whose reserved caches (``config.context`` tokens
+    each, in `dtype`) take at most `memory_share` of the device's memory, at most `cap`
+    (H100 80 GB: 32; a 16 GB T4: 8 for two Llama-2-7B-sized layers). A batch makes the
+    cache, not the weights read once per step, the bulk of a step. On a CPU: 8 (with
+    4 the fixed part of a step pulled the fitted slope over 16K-64K caches to 0.88 under load).
+    """
+    check_type("config", config, TinyGPTConfig)
+    dev = _device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    cap = check_positive_int("cap", cap)
+    if not (isinstance(memory_share, (int, float)) and 0 < memory_share <= 1):
+        raise ValueError(f"memory_share must be in (0, 1], got {memory_share!r}")
+    if dev.type != "cuda":
+        return min(8, cap)
+    per_seq = KVCache.empty(config, 1, device="meta", dtype=dtype).nbytes(reserved=True)
+    budget = memory_share * torch.cuda.get_device_properties(dev).total_memory
+    return max(1, min(cap, 2 ** int(math.log2(max(1.0, budget / per_seq)))))
 
 
 # ----------------------------------------------------------------------------- cache
@@ -280,29 +323,37 @@ class TinyGPT(nn.Module):
         if not isinstance(config, TinyGPTConfig):
             raise TypeError(f"config must be a TinyGPTConfig, got {type(config).__name__}")
         self.config = config
-        self.tok_emb = nn.Embedding(config.vocab, config.d_model)
-        self.pos_emb = nn.Embedding(config.context, config.d_model)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ln_f = nn.LayerNorm(config.d_model)
-        self.head = nn.Linear(config.d_model, config.vocab, bias=False)
+        device, dtype = _device(device or "cpu"), torch_dtype(dtype)
+        with torch.device("meta"):  # shapes only: torch's own random init would be wasted work
+            self.tok_emb = nn.Embedding(config.vocab, config.d_model)
+            self.pos_emb = nn.Embedding(config.context, config.d_model)
+            self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+            self.ln_f = nn.LayerNorm(config.d_model)
+            self.head = nn.Linear(config.d_model, config.vocab, bias=False)
+        self.to(dtype=dtype).to_empty(device=device)  # allocated once, in place
         self._init_weights()
-        self.to(device=_device(device or "cpu"), dtype=torch_dtype(dtype)).eval()
+        self.eval()
 
     @torch.no_grad()
     def _init_weights(self):
-        # Seeded on the CPU, so every device gets the same weights. Scales keep activations
-        # O(1) and spread the logits (std ≈ 3) so greedy choices are far from ties.
-        gen = torch.Generator().manual_seed(self.config.seed)
+        # Drawn by NumPy from the seed (the same bits on every machine and device, and
+        # several times faster than torch's CPU sampler: two Llama-sized layers hold 450M
+        # values), then copied to the device in its dtype. Scales keep activations O(1) and
+        # spread the logits (std ≈ 3) so greedy choices are far from ties.
+        rng = np.random.default_rng(self.config.seed)
         for name, p in self.named_parameters():
-            if "ln" in name:
-                continue  # LayerNorm: weight 1, bias 0
-            if p.ndim == 1:
+            if "ln" in name:  # LayerNorm: weight 1, bias 0
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif p.ndim == 1:
                 p.zero_()
-            elif "emb" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if "pos" in name else 1.0))
             else:
-                scale = 3.0 if name == "head.weight" else 1.0
-                p.copy_(torch.randn(p.shape, generator=gen) * scale / math.sqrt(p.shape[1]))
+                if "emb" in name:
+                    scale = 0.5 if "pos" in name else 1.0
+                else:
+                    scale = (3.0 if name == "head.weight" else 1.0) / math.sqrt(p.shape[1])
+                w = rng.standard_normal(tuple(p.shape), dtype=np.float32)
+                w *= np.float32(scale)
+                p.copy_(torch.from_numpy(w))
 
     @property
     def device(self) -> torch.device:

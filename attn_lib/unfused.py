@@ -398,16 +398,16 @@ def compile_fusion_run(ns, *, head_dim: int = 64, heads: int = 1, device: str = 
     import torch
 
     from . import torch_impl
+    from .colab import torch_dtype
     from .timing import best_of
 
     ns = [check_positive_int("ns[]", n) for n in ns]
     head_dim, heads = check_positive_int("head_dim", head_dim), check_positive_int("heads", heads)
-    check_str("device", device), check_str("dtype", dtype)
-    if not isinstance(getattr(torch, dtype, None), torch.dtype):
-        raise ValueError(f"dtype must name a torch dtype, got {dtype!r}")
+    check_str("device", device)
+    dt = torch_dtype(dtype)
     rows = []
     for n in ns:
-        x = [torch.randn(1, heads, n, head_dim, device=device, dtype=getattr(torch, dtype))
+        x = [torch.randn(1, heads, n, head_dim, device=device, dtype=dt)
              for _ in range(3)]  # (B, H, N, d)
         compiled = torch.compile(torch_impl.flash_attention, dynamic=False)
         t0 = time.perf_counter()

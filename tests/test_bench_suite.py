@@ -103,6 +103,7 @@ def test_kv_cache_and_matmul_sections(run):
     kv = run["kv_cache"]
     assert kv["status"] == "ok" and [r["n"] for r in kv["prefill"]] == [16, 32]
     assert [r["n"] for r in kv["decode"]] == [32, 64] and all(r["median_s"] > 0 for r in kv["decode"])
+    assert kv["decode_batch"] == 8 and kv["prefill_batch"] == 1 and kv["dtype"] == "float32"
     assert [(m["n"], m["dtype"]) for m in run["matmul"]] == [(32, "float32")]
     assert run["naive_oom"]["n"] is None  # only searched on a GPU
 

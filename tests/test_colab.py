@@ -92,14 +92,14 @@ def test_torch_dtype_refuses_integer_dtypes():
 
 def test_the_library_has_one_dtype_converter_and_one_bf16_rule():
     # No module converts names with getattr(torch, ...) or asks torch whether bf16 is supported
-    # (it says True on a T4); the suite's kv-cache section is the ch3 chapter's to change.
+    # (it says True on a T4).
     from pathlib import Path
 
     root = Path(colab.__file__).parent
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert path.name == "colab.py" or "getattr(torch, " not in text, path
-        if path.name not in ("colab.py", "measure.py"):
+        if path.name != "colab.py":
             assert "is_bf16_supported()" not in text, path
 
 

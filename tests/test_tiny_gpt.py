@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from attn_lib import torch_impl
-from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT, TinyGPTConfig, bench_config,
-                               grouped_attention)
+from attn_lib import models
+from attn_lib.tiny_gpt import (Block, CausalSelfAttention, KVCache, TinyGPT, TinyGPTConfig, bench_batch,
+                               bench_config, grouped_attention)
 
 SMALL = dict(vocab=97, context=64, d_model=32, n_layers=2, n_heads=4, d_ff=64)
 pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tiny ops (tests/conftest.py)
@@ -154,7 +155,37 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_bench_config_is_sized_to_the_device():
-    assert bench_config("cpu").context >= 8192 and bench_config("cuda").d_model > bench_config("cpu").d_model
+    assert bench_config("cpu").context >= 65536 and bench_config("cuda").d_model > bench_config("cpu").d_model
+    # on a GPU: two Llama-2-7B-sized layers (issue 19), with a small vocabulary
+    assert bench_config("cuda") == TinyGPTConfig.from_model("llama-2-7b", n_layers=2, context=32768, vocab=256)
+
+
+def test_from_model_copies_the_layer_shape_of_a_preset():
+    m = models.get("llama-3-8b")
+    cfg = TinyGPTConfig.from_model("llama-3-8b", n_layers=1, context=128, vocab=32)
+    assert (cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.d_ff, cfg.head_dim) == \
+        (m.d_model, m.n_heads, m.n_kv_heads, m.d_ff, m.head_dim)
+    assert (cfg.n_layers, cfg.context, cfg.vocab) == (1, 128, 32)
+    full = TinyGPTConfig.from_model(m)  # a ModelConfig works too; defaults are the model's
+    assert (full.n_layers, full.context, full.vocab) == (m.n_layers, m.context, m.vocab)
+    # the counts see the same layer shape (two MLP matrices: this model's GELU MLP)
+    assert cfg.to_model_config().d_ff == m.d_ff and cfg.to_model_config().n_kv_heads == m.n_kv_heads
+    with pytest.raises(ValueError, match="model"):
+        TinyGPTConfig.from_model("no-such-model")
+    with pytest.raises(ValueError, match="n_layers"):
+        TinyGPTConfig.from_model("llama-2-7b", n_layers=0)
+
+
+def test_bench_batch_fits_the_reserved_caches():
+    cfg = bench_config("cuda")
+    assert bench_batch(bench_config("cpu"), "cpu") == 8 and bench_batch(cfg, "cpu", cap=2) == 2
+    # a 16 GB T4 (15.1 GiB usable): fp16 caches of 32,768 tokens in two 4096-wide layers, 1 GiB each
+    per_seq = KVCache.empty(cfg, 1, device="meta", dtype=torch.float16).nbytes(reserved=True)
+    assert per_seq == 2**30 and 8 * per_seq <= 0.6 * 15.1 * 2**30 < 16 * per_seq
+    with pytest.raises(ValueError, match="memory_share"):
+        bench_batch(cfg, "cpu", memory_share=0)
+    with pytest.raises(TypeError, match="config"):
+        bench_batch(models.get("llama-2-7b"), "cpu")
 
 
 def test_one_layer_with_a_cache_matches_the_whole_sequence():

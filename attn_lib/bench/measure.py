@@ -230,7 +230,12 @@ def find_naive_oom(p: Plan, records: list[dict], progress=None) -> dict:
 
 # ----------------------------------------------------------------------------- KV cache, matmul
 def run_kv_cache(p: Plan, progress=None) -> dict:
-    """Prefill seconds vs prompt length and decode-step seconds vs cache length (chapter 3's model)."""
+    """Prefill seconds vs prompt length and decode-step seconds vs cache length (chapter 3's model).
+
+    The model is ``tiny_gpt.bench_config``: on a GPU two Llama-2-7B-sized layers, in the
+    chapters' dtype (``colab.dtype_for``); decode steps batch ``tiny_gpt.bench_batch``
+    sequences, as chapter 3 does, so that reading the cache outweighs reading the weights.
+    """
     try:
         tiny_gpt = importlib.import_module("..tiny_gpt", __package__)
     except ImportError as err:
@@ -238,26 +243,32 @@ def run_kv_cache(p: Plan, progress=None) -> dict:
                 "dtype": None, "prefill": [], "decode": []}
     import torch
 
-    from ..colab import preferred_dtype
+    from ..colab import dtype_for
 
-    bf16 = p.device == "cuda" and torch.cuda.is_bf16_supported()
-    dtype = preferred_dtype(p.device, bf16)
+    capability = torch.cuda.get_device_capability() if p.device == "cuda" else None
+    dtype = dtype_for(p.device, capability)
     cfg = tiny_gpt.bench_config(p.device)
     model = tiny_gpt.TinyGPT(cfg, device=p.device, dtype=dtype)
+    batch = tiny_gpt.bench_batch(cfg, p.device, dtype)
     too_long = [n for n in p.prefill_lens if n > cfg.context] + [n for n in p.decode_lens if n >= cfg.context]
     note = f"lengths {too_long} exceed the model's context {cfg.context}: skipped" if too_long else None
-    out = {"status": "ok", "note": note, "model": asdict(cfg), "dtype": dtype, "prefill": [], "decode": []}
+    out = {"status": "ok", "note": note, "model": asdict(cfg), "dtype": dtype, "prefill_batch": 1,
+           "decode_batch": batch, "prefill": [], "decode": []}
     for n in p.prefill_lens:
         if n <= cfg.context:
             out["prefill"].append({"n": n, "median_s": _prefill_seconds(tiny_gpt, model, n, p.min_run_time)})
         if progress is not None:
             progress.update(1)
+    cache = None
+    decode = [n for n in p.decode_lens if n < cfg.context]
+    if decode:  # one random cache, filled once to the longest length and rewound for each
+        cache = tiny_gpt.KVCache.random(cfg, batch, max(decode), device=model.device, dtype=model.dtype)
     for n in p.decode_lens:
         if n < cfg.context:
-            out["decode"].append({"n": n, "median_s": _decode_step_seconds(tiny_gpt, model, n, p.min_run_time)})
+            out["decode"].append({"n": n, "median_s": _decode_step_seconds(model, cache, n, p.min_run_time)})
         if progress is not None:
             progress.update(1)
-    del model
+    del model, cache
     _free(p.device)
     return out
 
@@ -267,21 +278,23 @@ def _prefill_seconds(tiny_gpt, model, n: int, min_run_time: float) -> float:
     import torch
 
     tokens = torch.randint(0, model.config.vocab, (1, n), generator=torch.Generator().manual_seed(0))
+    tokens = tokens.to(model.device)
     cache = tiny_gpt.KVCache.empty(model.config, 1, device=model.device, dtype=model.dtype)
 
     def prefill():
         cache.length = 0
         model.prefill(tokens, cache)
 
-    return timing.time_fn(prefill, min_run_time=min_run_time, clock=timing.clock_for(model.device))
+    seconds = timing.time_fn(prefill, min_run_time=min_run_time, clock=timing.clock_for(model.device))
+    del cache
+    return seconds
 
 
-def _decode_step_seconds(tiny_gpt, model, n: int, min_run_time: float) -> float:
-    """Median seconds of one decode step against a random cache of n tokens."""
+def _decode_step_seconds(model, cache, n: int, min_run_time: float) -> float:
+    """Median seconds of one decode step of the cache's batch against n of its random rows."""
     import torch
 
-    cache = tiny_gpt.KVCache.random(model.config, 1, n, device=model.device, dtype=model.dtype)
-    token = torch.zeros(1, dtype=torch.long, device=model.device)
+    token = torch.zeros(cache.batch, dtype=torch.long, device=model.device)
 
     def step():
         cache.length = n  # every call appends at the same position

@@ -67,8 +67,8 @@ def plan(device: str | None = None, quick: bool = False, one_dtype: bool = False
         return Plan(device=dev, quick=quick, dtypes=half, head_dims=[64, 128], causal=[False, True],
                     seq_lens=[1024, 2048, 4096, 8192, 16384], tokens=16384, model_dim=2048,
                     min_run_time=0.2, oom_search_max=262144,
-                    prefill_lens=[1024, 2048, 4096, 8192, 16384],
-                    decode_lens=[1024, 2048, 4096, 8192, 16384, 32767, 65535],
+                    prefill_lens=[2048, 4096, 8192, 16384, 32768],
+                    decode_lens=[2048, 4096, 8192, 16384, 32767],
                     matmul_sizes=[4096, 8192], matmul_dtypes=half + ["float32"])
     if quick:
         return Plan(device="cpu", quick=True, seq_lens=[128, 256, 512], tokens=512, model_dim=128,
@@ -76,4 +76,4 @@ def plan(device: str | None = None, quick: bool = False, one_dtype: bool = False
                     matmul_sizes=[256, 512])
     return Plan(device="cpu", seq_lens=[512, 1024, 2048, 4096], tokens=4096, model_dim=256,
                 min_run_time=0.2, prefill_lens=[128, 256, 512, 1024, 2048],
-                decode_lens=[512, 1024, 2048, 4096, 8191], matmul_sizes=[512, 1024, 2048])
+                decode_lens=[2048, 4096, 16384, 65535], matmul_sizes=[512, 1024, 2048])

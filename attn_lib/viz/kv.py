@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import counting, decode_cost, hardware, models
-from .._checks import check_bytes
+from .._checks import check_bytes, check_type
 from ._common import DPI, format_bytes, markdown_table, plain_ticks
 
 #: The GPUs chapter 3 compares, each with the half-precision dtype it runs (T4 has no bf16).
@@ -19,9 +19,21 @@ def _axes(ax, figsize=(5.5, 3.6)):
     return ax
 
 
+def _log_y_ticks(ax):
+    """Major y ticks at 1, 2 and 5 per decade, plain numbers: a log axis spanning one or two
+    decades otherwise shows a single label."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 # ----------------------------------------------------------------------------- measured scaling
-def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None):
-    """Decode-step time against cache length, log-log, with a slope-1 guide through the last point."""
+def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None, *, dtype=None):
+    """Decode-step time against cache length, log-log, with a slope-1 guide through the last point.
+
+    `dtype` (the timing's, e.g. 'bfloat16') goes into the title."""
     ax = _axes(ax)
     lengths, seconds = np.asarray(lengths, float), np.asarray(seconds, float)
     ax.loglog(lengths, seconds * 1e3, "o-", label="measured decode step")
@@ -30,15 +42,19 @@ def plot_decode_scaling(lengths, seconds, fit_lengths=None, slope=None, ax=None)
     if fit_lengths is not None:
         ax.axvspan(min(fit_lengths), max(fit_lengths), color="C1", alpha=0.12,
                    label="fit range" + (f" (slope {slope:.2f})" if slope is not None else ""))
-    ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)", title="One decode step")
+    ax.set(xlabel="tokens in the cache", ylabel="time per decode step (ms)",
+           title="One decode step" + (f" ({dtype})" if dtype else ""))
     ax.legend(fontsize=8)
     plain_ticks(ax, lengths)
+    _log_y_ticks(ax)
     ax.tick_params(axis="x", labelrotation=45)
     return ax
 
 
-def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
-    """Prefill time (log-log) and its local slope, against 1 + N/(N + N×) from FLOP counting."""
+def plot_prefill_scaling(lengths, seconds, crossover, axes=None, *, dtype=None):
+    """Prefill time (log-log) and its local slope, against 1 + N/(N + N×) from FLOP counting.
+
+    `dtype` (the timing's) goes into the first panel's title."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -47,7 +63,8 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
     axes[0].loglog(n, t * 1e3, "o-", label="measured prefill")
     for p, style in ((1, "k:"), (2, "k--")):
         axes[0].loglog(n, t[-1] * 1e3 * (n / n[-1]) ** p, style, lw=1, label=f"slope {p}")
-    axes[0].set(xlabel="prompt tokens N", ylabel="prefill time (ms)", title="Prefill")
+    axes[0].set(xlabel="prompt tokens N", ylabel="prefill time (ms)",
+                title="Prefill" + (f" ({dtype})" if dtype else ""))
     mid = np.sqrt(n[1:] * n[:-1])  # geometric midpoints of consecutive sizes
     axes[1].semilogx(mid, np.diff(np.log(t)) / np.diff(np.log(n)), "o-", label="measured local slope")
     grid = np.geomspace(n[0], n[-1], 100)
@@ -58,12 +75,13 @@ def plot_prefill_scaling(lengths, seconds, crossover, axes=None):
         ax.legend(fontsize=8)
         plain_ticks(ax, n)
         ax.tick_params(axis="x", labelrotation=45)
+    _log_y_ticks(axes[0])
     plt.tight_layout()
     return axes
 
 
-def plot_generation(steps, cached_s, uncached_s, axes=None):
-    """Time to generate T tokens with and without the cache, and their ratio."""
+def plot_generation(steps, cached_s, uncached_s, axes=None, *, dtype=None):
+    """Time to generate T tokens with and without the cache, and their ratio (`dtype`: the timing's)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -71,14 +89,70 @@ def plot_generation(steps, cached_s, uncached_s, axes=None):
     steps = np.asarray(steps)
     axes[0].loglog(steps, np.asarray(cached_s) * 1e3, "o-", label="with KV cache")
     axes[0].loglog(steps, np.asarray(uncached_s) * 1e3, "s-", label="recompute every step")
-    axes[0].set(xlabel="generated tokens T", ylabel="total time (ms)", title="Generating T tokens")
+    axes[0].set(xlabel="generated tokens T", ylabel="total time (ms)",
+                title="Generating T tokens" + (f" ({dtype})" if dtype else ""))
     axes[1].semilogx(steps, np.asarray(uncached_s) / np.asarray(cached_s), "o-", color="C2")
     axes[1].set(xlabel="generated tokens T", ylabel="no-cache time / cached time", title="Speed-up of the cache")
     axes[0].legend(fontsize=8)
     for ax in axes:
         plain_ticks(ax, steps)
+    _log_y_ticks(axes[0])
     plt.tight_layout()
     return axes
+
+
+def matching_kv_runs(runs, config) -> list:
+    """The recorded runs (attn_lib.recorded.Run) whose kv-cache section timed `config`'s model.
+
+    A run recorded with another model (the suite's small model before the Llama-sized
+    layers, launch-bound on a GPU) is left out rather than drawn beside this chapter's.
+    """
+    from dataclasses import asdict
+
+    from ..tiny_gpt import TinyGPTConfig
+
+    check_type("config", config, TinyGPTConfig)
+    check_type("runs", runs, (list, tuple), "a list of recorded runs")
+    want = asdict(config)
+    return [r for r in runs if (r.data.get("kv_cache") or {}).get("model") == want
+            and r.data["kv_cache"].get("decode")]
+
+
+def plot_prefill_vs_decode(decode, prefill, *, label: str, runs=(), ax=None):
+    """One decode step and a whole prefill against tokens, log-log, on readable ticks.
+
+    decode, prefill: (lengths, seconds, batch). `label` says where and in which dtype they
+    ran; `runs` are recorded GPU runs of the same model (:func:`matching_kv_runs`), drawn
+    dashed with their device, date and dtype.
+    """
+    from .. import recorded
+
+    ax = _axes(ax, figsize=(6.4, 3.8))
+    (dn, ds, db), (pn, ps, pb) = decode, prefill
+    ax.loglog(dn, ds, "o-", label=f"one decode step, batch {db} ({label})")
+    ax.loglog(pn, ps, "s-", label=f"prefill, batch {pb} ({label})")
+    for run in runs:
+        kv = run.data["kv_cache"]
+        for what, marker in (("decode", "o"), ("prefill", "s")):
+            for xs, ys in recorded.series(run, what).values():
+                batch = kv.get(f"{what}_batch", 1)
+                ax.loglog(xs, ys, "--", marker=marker, ms=3,
+                          label=f"{what}, batch {batch} ({run.label}, {kv.get('dtype')})")
+    ticks = sorted(set(dn) | set(pn) | {x for r in runs for w in ("decode", "prefill")
+                                        for xs, _ in recorded.series(r, w).values() for x in xs})
+    kept = ticks[:1]
+    for t in ticks[1:]:  # at most one tick per factor 1.6: labels that do not collide
+        if t >= 1.6 * kept[-1]:
+            kept.append(t)
+    ax.set(xlabel="tokens (cache or prompt length)", ylabel="seconds",
+           title="Prefill vs one decode step")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (40 if runs else 12))  # headroom for the legend (log axis)
+    ax.legend(fontsize=8, loc="upper left")
+    plain_ticks(ax, kept)
+    _log_y_ticks(ax)
+    ax.tick_params(axis="x", labelrotation=45)
+    return ax
 
 
 # ----------------------------------------------------------------------------- memory
