@@ -84,3 +84,9 @@ width-report: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# Tests of the tests: every mutant in tests/mutants.toml (small bugs in attn_lib), applied one
+# at a time to a scratch copy, must make its covering tests fail (tools/mutants.py).
+.PHONY: check-mutants
+check-mutants: $(STAMP)
+	$(PY) tools/mutants.py
