@@ -41,15 +41,16 @@ def diagonal_sweep(bq: int, bk: int) -> list[tuple[int, int]]:
     return sorted(set(pairs))
 
 
-def _failures(check, pairs) -> list:
-    """Run check(nq, nk) on every pair; collect (nq, nk, Nk − Nq, error) of those that fail."""
+def assert_all_pass(check, pairs) -> None:
+    """Run check(nq, nk) on every pair; fail listing every (Nq, Nk) that fails, with its
+    Nk − Nq (where in the block period the bug shows)."""
     bad = []
     for nq, nk in pairs:
         try:
             check(nq, nk)
         except AssertionError as err:
-            bad.append((nq, nk, nk - nq, str(err).splitlines()[0][:100]))
-    return bad
+            bad.append(f"Nq={nq} Nk={nk} (Nk-Nq={nk - nq}): {str(err).splitlines()[0][:80]}")
+    assert not bad, f"{len(bad)} of {len(pairs)} sizes fail:\n" + "\n".join(bad)
 
 
 # ------------------------------------------------------------------------------ Triton
@@ -82,7 +83,7 @@ def test_triton_kernel_at_every_block_boundary():
 
     pairs = diagonal_sweep(bm, bn)
     assert len(pairs) > 2 * bn  # a whole period of each sign, and the Nq sweep
-    assert _failures(check, pairs) == []
+    assert_all_pass(check, pairs)
 
 
 # ----------------------------------------------------------------------- torch tiled
@@ -100,7 +101,7 @@ def test_torch_tiled_forward_at_every_block_boundary(bq, bk):
                                                   causal=True, block_q=bq, block_k=bk).numpy()
         check_against_oracle(run, case)
 
-    assert _failures(check, diagonal_sweep(bq, bk)) == []
+    assert_all_pass(check, diagonal_sweep(bq, bk))
 
 
 @pytest.mark.parametrize("bq, bk", BLOCKS, ids=lambda b: str(b))
@@ -119,4 +120,4 @@ def test_torch_tiled_gradients_at_every_block_boundary(bq, bk):
             err = float((a - b).abs().max())
             assert err <= 1e-10, f"d{name} error {err:.3g}"
 
-    assert _failures(check, diagonal_sweep(bq, bk)) == []
+    assert_all_pass(check, diagonal_sweep(bq, bk))

@@ -111,7 +111,8 @@ def _check_cases(world, cases, seeds):
         want = torch_impl.attention(q.double(), k.double(), v.double(), causal=causal)
         assert out.shape == want.shape and out.dtype == dtype, case
         err = float((out.double() - want).abs().max())
-        assert err <= _bound(q, k, v, causal), (case, err)
+        bound = _bound(q, k, v, causal)
+        assert err <= bound, f"{case}: error {err:.3g} > bound {bound:.3g}"
         width, b = math.prod(lead), q.element_size()
         sent = [s.bytes_sent for s in stats]
         assert sent == [s.bytes_received for s in stats], case
