@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -104,7 +105,8 @@ def _env(tree: Path) -> dict:
     """The scratch tree's attn_lib and tests first on the path; the no-shrink profile."""
     path = [str(tree), str(tree / "tools"), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p),
-            "HYPOTHESIS_PROFILE": "mutants"}
+            "HYPOTHESIS_PROFILE": "mutants",
+            "PYTHONDONTWRITEBYTECODE": "1"}  # a .pyc of the last mutant must never be reused
 
 
 def _pytest(tree: Path, tests: list, k: str | None, timeout: float):
@@ -144,6 +146,8 @@ def run_mutant(m: Mutant, tree: Path, timeout: float) -> Mutant:
         m.result = "killed (timeout)"
     elif rc == 1:
         m.result = "killed"
+    elif rc == 0 and not re.search(r"\b\d+ passed", out):
+        m.result = "ERROR (tests skipped)"  # e.g. torch missing: nothing was checked
     elif rc == 0:
         m.result = "SURVIVED"
     else:  # 2 interrupted/collection error, 4 usage, 5 nothing collected
