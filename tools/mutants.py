@@ -88,8 +88,12 @@ def stale(m: Mutant, root: Path = ROOT) -> str | None:
     if m.before == m.after:
         return "before and after are equal"
     for test in m.tests:
-        if not (root / test.split("::")[0]).is_file():
-            return f"test file {test.split('::')[0]} does not exist"
+        file, _, func = test.partition("::")
+        if not (root / file).is_file():
+            return f"test file {file} does not exist"
+        func = func.split("[")[0].split("::")[-1]
+        if func and f"def {func}(" not in (root / file).read_text():
+            return f"test {func} is no longer in {file}"
     return None
 
 
