@@ -174,7 +174,7 @@ def baseline(mutants: list, tree: Path, timeout: float) -> bool:
                   "tests do not pass without a mutant, so no kill would mean anything.")
             return False
     n = len(set().union(*groups.values())) if groups else 0
-    print(f"baseline: the {n} covering tests pass unmutated ({time.monotonic() - t0:.0f} s)",
+    print(f"baseline: {n} covering test(s) pass unmutated ({time.monotonic() - t0:.0f} s)",
           flush=True)
     return True
 
