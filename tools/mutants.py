@@ -118,8 +118,9 @@ def _pytest(tree: Path, tests: list, k: str | None, timeout: float):
     try:
         run = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True,
                              timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        return None, (err.stdout or b"")[-2000:] if isinstance(err.stdout, bytes) else ""
+    except subprocess.TimeoutExpired as err:  # a hang caused by the mutant: it did not pass
+        out = err.stdout or ""
+        return None, (out.decode(errors="replace") if isinstance(out, bytes) else out)[-3000:]
     return run.returncode, (run.stdout + run.stderr)[-3000:]
 
 
