@@ -102,3 +102,9 @@ check-gpu:
 
 gpu-wheels:
 	$(PYTHON) tools/check_gpu.py --download-wheels $(GPU_WHEELS)
+
+# Tests of the tests: every mutant in tests/mutants.toml (small bugs in attn_lib), applied one
+# at a time to a scratch copy, must make its covering tests fail (tools/mutants.py).
+.PHONY: check-mutants
+check-mutants: $(STAMP)
+	$(PY) tools/mutants.py

@@ -1,21 +1,24 @@
 """attn_lib.ring on real torch.distributed processes (gloo, CPU), and its closed forms.
 
 Ring attention and Ulysses must equal the float64 oracle (torch_impl.attention) for
-world sizes 1-4, causal or not, both layouts, d != dv; the bytes and pairs each rank
-reports must equal counting's closed forms; bad arguments fail before any process
-starts; a rank that raises or hangs fails the call, named, and leaves no process
-behind. Process start-up dominates the cost, so each world size runs all its random
-cases in one launch.
+world sizes 1-4, causal or not, both layouts, d != dv, Nq != Nk (both ways), float32 and
+float64: a fixed table of cases that covers every one of these axes at every world
+size, plus fresh random cases each run drawn from the session's seed. The bytes and
+pairs each rank reports must equal counting's closed forms; bad arguments and shapes
+that do not shard fail before any process starts; a rank that raises or hangs fails the
+call, named, and leaves no process behind. Process start-up dominates the cost (~1 s),
+so each test runs all its cases in one launch.
 """
 from __future__ import annotations
 
 import math
 import multiprocessing
 import os
+import random
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -25,23 +28,57 @@ from attn_lib import _launch, counting, hardware, ring, torch_impl  # noqa: E402
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-@st.composite
-def ring_case(draw, world: int):
-    """(kind, layout, causal, lead, nq, nk, d, dv, dtype, seed) shardable by `world`."""
-    kind = draw(st.sampled_from(["ring", "ring", "ulysses"]))
-    layout = "contiguous" if kind == "ulysses" else draw(st.sampled_from(ring.LAYOUTS))
+# A case: (kind, layout, causal, lead, cq, ck, d, dv, dtype). cq and ck are the query and
+# key lengths of one chunk: Nq = cq · P · chunks_per_rank(layout), likewise Nk, so every
+# case shards at every world size.
+F64, F32 = torch.float64, torch.float32
+T = ring.TILE_Q
+EXPLICIT = [
+    # ring, both layouts, causal or not; Nq = Nk, Nq < Nk, Nq > Nk (rows that see no key)
+    ("ring", "contiguous", False, (2, 3), 3, 3, 4, 4, F64),
+    ("ring", "contiguous", True, (1, 2), 3, 3, 5, 3, F64),
+    ("ring", "contiguous", True, (2, 1), 2, 5, 3, 6, F32),
+    ("ring", "contiguous", True, (1, 3), 4, 2, 6, 2, F64),
+    ("ring", "zigzag", False, (1, 2), 2, 3, 4, 2, F32),
+    ("ring", "zigzag", True, (2, 2), 2, 2, 3, 6, F64),
+    ("ring", "zigzag", True, (1, 1), 1, 3, 5, 4, F64),
+    ("ring", "zigzag", True, (1, 2), 3, 1, 4, 5, F32),
+    ("ring", "zigzag", True, (), 3, 3, 2, 3, F32),  # no leading dims: q (N, d)
+    # chunks longer than TILE_Q: a ring step cuts its queries into tiles, some skipped
+    ("ring", "contiguous", True, (1, 1), T + 6, T + 6, 2, 3, F64),
+    ("ring", "zigzag", True, (1, 1), T + 3, T - 5, 3, 2, F64),
+    # Ulysses: heads split over the ranks (H = P or 2P), contiguous only
+    ("ulysses", "contiguous", True, (1, "P"), 3, 3, 4, 4, F64),
+    ("ulysses", "contiguous", True, (2, "2P"), 2, 4, 3, 5, F32),
+    ("ulysses", "contiguous", True, (1, "P"), 4, 2, 5, 3, F64),
+    ("ulysses", "contiguous", False, (2, "P"), 3, 1, 2, 6, F64),
+    ("ulysses", "contiguous", False, (1, 2, "P"), 2, 3, 4, 4, F32),  # (B, G, H, N, d)
+]
+
+
+def _resolve(case, world):
+    """(kind, layout, causal, lead, nq, nk, d, dv, dtype) for this world size."""
+    kind, layout, causal, lead, cq, ck, d, dv, dtype = case
+    heads = {"P": world, "2P": 2 * world}
+    lead = tuple(heads.get(x, x) for x in lead)
     parts = world * ring.chunks_per_rank(layout)
-    cq = draw(st.integers(1, 6))
-    ck = draw(st.one_of(st.just(cq), st.integers(1, 6)))  # Nq = Nk often, not always
-    if kind == "ulysses":  # heads must divide over the ranks
-        heads = world * draw(st.integers(1, 2))
+    return kind, layout, causal, lead, cq * parts, ck * parts, d, dv, dtype
+
+
+def random_case(rng, world):
+    """One case drawn from `rng`: every axis varies (kind, layout, causal, Nq vs Nk, d vs
+    dv, dtype, leading dims)."""
+    kind = rng.choice(["ring", "ring", "ulysses"])
+    layout = "contiguous" if kind == "ulysses" else rng.choice(ring.LAYOUTS)
+    cq = rng.randint(1, 6)
+    ck = rng.choice([cq, rng.randint(1, 6)])  # Nq = Nk often, not always
+    if kind == "ulysses":
+        lead = (rng.randint(1, 2), world * rng.randint(1, 2))
     else:
-        heads = draw(st.integers(1, 3))
-    lead = (draw(st.integers(1, 2)), heads)
-    d, dv = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    dtype = draw(st.sampled_from([torch.float64, torch.float64, torch.float32]))
-    causal, seed = draw(st.booleans()), draw(st.integers(0, 2**31 - 1))
-    return kind, layout, causal, lead, cq * parts, ck * parts, d, dv, dtype, seed
+        lead = tuple(rng.randint(1, 3) for _ in range(rng.randint(0, 2)))
+    d, dv = rng.randint(1, 8), rng.randint(1, 8)
+    dtype = rng.choice([F64, F32])
+    return _resolve((kind, layout, rng.random() < 0.6, lead, cq, ck, d, dv, dtype), world)
 
 
 def _tensors(lead, nq, nk, d, dv, dtype, seed):
@@ -61,40 +98,53 @@ def _bound(q, k, v, causal):
     return float(2 * (sdpa - want).abs().max() + floor)
 
 
-@pytest.mark.parametrize("world", [1, 2, 3, 4])
-@settings(max_examples=1)
-@given(data=st.data())
-def test_matches_float64_reference_and_closed_forms(world, data):
-    cases = data.draw(st.lists(ring_case(world), min_size=8, max_size=8), label="cases")
+def _check_cases(world, cases, seeds):
+    """Run every case in one launch; check outputs against float64 and the closed forms."""
     jobs, inputs = [], []
-    for kind, layout, causal, lead, nq, nk, d, dv, dtype, seed in cases:
+    for (kind, layout, causal, lead, nq, nk, d, dv, dtype), seed in zip(cases, seeds):
         q, k, v = _tensors(lead, nq, nk, d, dv, dtype, seed)
         jobs.append(ring.prepare(kind, q, k, v, causal=causal, world_size=world,
                                  layout=layout))
         inputs.append((q, k, v))
     for case, (q, k, v), (out, stats) in zip(cases, inputs, ring.run(jobs)):
-        kind, layout, causal, lead, nq, nk, d, dv, dtype, _ = case
+        kind, layout, causal, lead, nq, nk, d, dv, dtype = case
         want = torch_impl.attention(q.double(), k.double(), v.double(), causal=causal)
-        assert out.shape == want.shape and out.dtype == dtype
+        assert out.shape == want.shape and out.dtype == dtype, case
         err = float((out.double() - want).abs().max())
-        assert err <= _bound(q, k, v, causal), case
+        bound = _bound(q, k, v, causal)
+        assert err <= bound, f"{case}: error {err:.3g} > bound {bound:.3g}"
         width, b = math.prod(lead), q.element_size()
         sent = [s.bytes_sent for s in stats]
-        assert sent == [s.bytes_received for s in stats]
+        assert sent == [s.bytes_received for s in stats], case
         if kind == "ring":
             total = counting.ring_bytes_total(nk, world, width * (d + dv), b)
-            assert sent == [total] * world
+            assert sent == [total] * world, case
             assert all(len(s.compute_s) == len(s.comm_s) == world for s in stats)
-        elif world > 1:  # Ulysses, Nq = Nk: q, k, v in and the output back
-            if nq == nk:
-                total = counting.ulysses_bytes_total(nq, world, width * 2 * (d + dv), b)
-                assert sent == [total] * world
+        else:  # Ulysses: q (Nq), k and v (Nk) in, the output (Nq) back
+            total = counting.ulysses_bytes_total(nq + nk, world, width * (d + dv), b)
+            assert sent == [pytest.approx(total, rel=1e-12)] * world, case
         pairs = [s.pairs for s in stats]
-        if nq == nk:
-            if kind == "ring":
-                expect = counting.ring_pairs_per_rank(nq, world, layout, causal=causal)
-                assert pairs == [p * width for p in expect]
-            assert sum(pairs) == counting.attention_pairs(nq, causal=causal) * width
+        assert sum(pairs) == counting.attention_pairs(nq, nk, causal=causal) * width, case
+        if kind == "ring" and nq == nk:
+            expect = counting.ring_pairs_per_rank(nq, world, layout, causal=causal)
+            assert pairs == [p * width for p in expect], case
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_explicit_cases_match_float64_and_closed_forms(world):
+    """Every axis at every world size: ring (both layouts) and Ulysses, causal or not,
+    Nq = Nk, Nq < Nk and Nq > Nk, d != dv, float64 and float32, several leading shapes."""
+    _check_cases(world, [_resolve(c, world) for c in EXPLICIT], range(len(EXPLICIT)))
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_random_cases_match_float64_and_closed_forms(world, request):
+    """Fresh cases every run, drawn from the session's seed (printed in the header and
+    after a failure; ``--hypothesis-seed=N`` replays them). One launch per world size."""
+    seed = request.config.getoption("hypothesis_seed")
+    rng = random.Random(f"{seed}-ring-{world}")
+    cases = [random_case(rng, world) for _ in range(20)]
+    _check_cases(world, cases, [rng.randrange(2**31) for _ in cases])
 
 
 def test_load_balance_measured():
@@ -141,6 +191,31 @@ def test_ring_rejects_bad_tensors():
         ring.ring_attention(q, k[..., :3], v)
     with pytest.raises(TypeError, match="floating dtype"):
         ring.ring_attention(q.long(), k.long(), v.long())
+
+
+@pytest.mark.parametrize("nq, nk, world, layout, name", [
+    (12, 10, 3, "contiguous", "k has N = 10"),  # keys must shard too
+    (10, 12, 3, "contiguous", "q has N = 10"),
+    (12, 6, 2, "zigzag", "k has N = 6"),  # zigzag: 2·P chunks, not P
+    (8, 8, 3, "zigzag", "q has N = 8"),
+])
+def test_both_lengths_must_split_into_equal_chunks(nq, nk, world, layout, name):
+    q, k, v = _tensors((1, 6), nq, nk, 4, 4, torch.float32, 0)  # H = 6 splits over 2 or 3
+    with pytest.raises(ValueError, match=name):
+        ring.ring_attention(q, k, v, world_size=world, layout=layout)
+    with pytest.raises(ValueError, match=name if layout == "contiguous" else "layout"):
+        ring.prepare("ulysses", q, k, v, world_size=world, layout=layout)
+
+
+def test_what_shards_is_accepted_without_a_launch():
+    # Nq != Nk is fine when both shard; the ring needs no heads axis; Ulysses only H % P.
+    q, k, v = _tensors((), 8, 16, 3, 5, torch.float32, 0)
+    job = ring.prepare("ring", q, k, v, world_size=4, layout="zigzag")
+    assert (job["cq"], job["ck"], job["shift"]) == (1, 2, 8)
+    assert job["q_starts"] == [[0, 7], [1, 6], [2, 5], [3, 4]]
+    assert job["ranks"][1]["k"].shape == (4, 3)  # chunks 1 and 6 of k, 2 keys each
+    q, k, v = _tensors((1, 6), 6, 3, 3, 5, torch.float32, 0)
+    assert ring.prepare("ulysses", q, k, v, world_size=3)["ranks"][0]["q"].shape == (1, 6, 2, 3)
 
 
 def test_ulysses_rejects_heads_not_divisible():
