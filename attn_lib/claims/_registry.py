@@ -202,7 +202,8 @@ def reported_markdown(reported: dict) -> str:
     source)} as the rows 'figure | reported | where in the paper'."""
     if not isinstance(reported, dict):
         raise TypeError(f"reported must be a dict, got {reported!r}")
-    rows = ["| figure | reported value | where in the paper |", "|---|---:|---|"]
+    rows = ["| figure | reported value | where in the paper |",
+            "|---|---:|---|"]
     return "\n".join(rows + [f"| {name} | {value} | {where} |"
                              for name, (value, where) in reported.items()])
 

@@ -9,8 +9,8 @@ from ..flop_check import counted_flops
 from ._registry import claim, prose_list, randn, verdict
 
 #: what "linear" and "quadratic" mean for claim 16's slopes: the book's one
-#: definition (attn_lib.timing); the CPU caches start at 16K tokens, where the
-#: work, not a fixed per-call cost, dominates a step
+#: definition (attn_lib.timing); the cache lengths start where the work, not a
+#: fixed per-call cost or a CPU cache, sets a step's time
 DECODE_LINEAR = timing.LINEAR_SLOPE
 PREFILL_QUADRATIC = timing.QUADRATIC_SLOPE_FROM
 
@@ -47,9 +47,14 @@ def _sizes_for_device():
     if device() == "cuda":  # past launch overhead: ~1 GB of cache at the
         # shortest step, ~1 GB of scores at the shortest prompt; <= 8 GB in all
         return {"heads": 32, "decode": (262_144, 524_288, 1_048_576),
-                "prefill_heads": 16, "prefill": (2048, 4096, 8192)}
-    return {"heads": 1, "decode": (16_384, 65_536, 262_144),
-            "prefill_heads": 1, "prefill": (256, 512, 1024, 2048)}
+                "prefill_heads": 16, "prefill": (2048, 4096, 8192),
+                "min_run_time": 0.02}  # s per round: calls of ms, little noise
+    # a cache of 64K tokens (16 MB) is past a CPU's caches: smaller ones bend
+    # the slope up (1.29-1.30 from 16K, 0.99-1.02 from 64K, on a loaded CPU:
+    # benchmarks/results/timing_spread_ch1_claims_2026-12-04.txt)
+    return {"heads": 1, "decode": (65_536, 262_144, 1_048_576),
+            "prefill_heads": 1, "prefill": (256, 512, 1024, 2048),
+            "min_run_time": 0.05}
 
 
 @claim("decode linear per step, prefill quadratic (measured)", "A",
@@ -69,7 +74,8 @@ def decode_vs_prefill_measured(d: int = 64):
     calls |= {("prefill", n): partial(attend, x, x, x, causal=True)
               for n, x in prompts.items()}
     with timing.limit_threads(1):  # CPU time on one CPU thread: load-proof
-        best = timing.best_of(calls, rounds=5)  # min over rounds of medians
+        best = timing.best_of(calls, rounds=5,  # min over rounds of medians
+                              min_run_time=sz["min_run_time"])
     decode = [best[("decode", m)] for m in sz["decode"]]
     prefill = [best[("prefill", n)] for n in sz["prefill"]]
     slopes = {"decode_slope": timing.loglog_slope(sz["decode"], decode),
