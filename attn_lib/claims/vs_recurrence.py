@@ -6,7 +6,7 @@ import math
 from functools import partial
 
 from .. import timing
-from . import essays
+from .essays import RACE_N, RACE_TIMED_UP_TO
 from ._registry import claim, randn, verdict
 
 
@@ -70,7 +70,7 @@ def quadratic_vs_recurrence(d: int = 64):
     short_ok = ratio_short < SHORT_RATIO_BELOW
     long_ok = (timing.is_linear(fit_l[0])
                and fit_a[0] >= timing.QUADRATIC_SLOPE_FROM)
-    extrapolated = [m for m in essays.RACE_N if m > essays.RACE_TIMED_UP_TO]
+    extrapolated = [m for m in RACE_N if m > RACE_TIMED_UP_TO]
     values = {"short_half_attention_faster": short_ok,
               "long_half_loop_linear_attention_quadratic": long_ok,
               "essay_rows_extrapolated": extrapolated}
@@ -88,8 +88,8 @@ def quadratic_vs_recurrence(d: int = 64):
             f"{timing.QUADRATIC_SLOPE_FROM}), so attention's fitted line "
             "overtakes the loop's at a finite length (on a CPU within the "
             "lengths timed, on a GPU far beyond them). Essay B times only up "
-            f"to {essays.RACE_TIMED_UP_TO:,} tokens and scales its longer rows "
-            f"by (n/{essays.RACE_TIMED_UP_TO:,})²: they assume the quadratic "
+            f"to {RACE_TIMED_UP_TO:,} tokens and scales its longer rows "
+            f"by (n/{RACE_TIMED_UP_TO:,})²: they assume the quadratic "
             "they illustrate. And attention wins short races not because of "
             "its N² but because the recurrence pays interpreter and launch "
             "overhead on each of its N sequential steps; this recurrence is "
