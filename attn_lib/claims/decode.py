@@ -44,9 +44,10 @@ def decode_vs_prefill_counting(n: int = 256, d: int = 32):
 def _sizes_for_device():
     from .. import device
 
-    if device() == "cuda":  # past launch overhead: ~1 GB of cache at the
-        # shortest step, ~1 GB of scores at the shortest prompt; <= 8 GB in all
-        return {"heads": 32, "decode": (262_144, 524_288, 1_048_576),
+    if device() == "cuda":  # past launch overhead: 0.5 GB of cache at the
+        # shortest step, 1/4 GB of scores at the shortest prompt; caches 3.5 GB,
+        # a prefill at most ~6 GB more (fits a T4)
+        return {"heads": 16, "decode": (262_144, 524_288, 1_048_576),
                 "prefill_heads": 16, "prefill": (2048, 4096, 8192),
                 "min_run_time": 0.02}  # s per round: calls of ms, little noise
     # a cache of 64K tokens (16 MB) is past a CPU's caches: smaller ones bend
