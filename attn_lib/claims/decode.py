@@ -50,10 +50,10 @@ def _sizes_for_device():
         return {"heads": 16, "decode": (262_144, 524_288, 1_048_576),
                 "prefill_heads": 16, "prefill": (2048, 4096, 8192),
                 "min_run_time": 0.02}  # s per round: calls of ms, little noise
-    # a cache of 64K tokens (16 MB) is past a CPU's caches: smaller ones bend
-    # the slope up (1.29-1.30 from 16K, 0.99-1.02 from 64K, on a loaded CPU:
-    # benchmarks/results/timing_spread_ch1_claims_2026-12-04.txt)
-    return {"heads": 1, "decode": (65_536, 262_144, 1_048_576),
+    # caches of 32 MB (128K tokens) and more, past a CPU's L3: from 16K tokens
+    # the slope bent up to 1.31, from 64K to 1.26, from 128K it was 0.96-1.00
+    # (benchmarks/results/timing_spread_ch1_claims_2026-12-04.txt)
+    return {"heads": 1, "decode": (131_072, 524_288, 2_097_152),
             "prefill_heads": 1, "prefill": (256, 512, 1024, 2048),
             "min_run_time": 0.05}
 
@@ -85,10 +85,9 @@ def decode_vs_prefill_measured(d: int = 64):
     ok = (timing.is_linear(slopes["decode_slope"])
           and slopes["prefill_slope"] >= PREFILL_QUADRATIC)
     note = (f"Log-log slopes of time against length. Linear means a decode "
-            f"slope in [{lo}, {hi}] (measured 0.94-1.20 and 1.05-1.11, alone "
-            f"and under load, "
-            f"benchmarks/timing_spread.py); quadratic a prefill slope >= "
-            f"{PREFILL_QUADRATIC} (measured 1.93-2.34).")
+            f"slope in [{lo}, {hi}] (measured 0.94-1.02 on a CPU, alone and "
+            f"under load, benchmarks/timing_spread.py); quadratic a prefill "
+            f"slope >= {PREFILL_QUADRATIC} (measured 2.05-2.22).")
     measured = slopes | {"decode_s": decode, "prefill_s": prefill,
                          "decode_n": list(sz["decode"]),
                          "prefill_n": list(sz["prefill"]),
