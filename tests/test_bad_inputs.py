@@ -287,6 +287,8 @@ ROWS: list[Row] = [
     row(VE, "unit", viz.format_bytes, 1024, "kb"),
     row(VE, "nbytes", viz.format_bytes, -1024, "KB"),
     row(TE, "nbytes", viz.format_bytes, "1024"),
+    row(TE, "fn", viz.source_markdown, "standard_attention"),
+    row(TE, "fn", viz.source_markdown, print),
     row(TE, "names", KVVIZ.kv_memory_rows, "gpt2-small"),
     row(VE, "bytes_per_value", KVVIZ.kv_memory_rows, bytes_per_value=0),
     # paged_kv (chapter 3b)

@@ -40,6 +40,29 @@ def test_plot_times_labels_the_fitted_slope():  # the timing itself: tests/test_
     plt.close("all")
 
 
+def test_plot_times_skips_untimed_sizes():  # chapter 1 times its GPU recurrence at few sizes
+    ax = scores.plot_times([2, 4, 8, 16], {"x": [1.0, 4.0, 16.0, 64.0], "y": [1.0, 2.0, np.nan, np.nan]},
+                           fit_ranges=[(2, 4), (8, 16)])
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "x (slope 2.0 | 2.0)" in labels and "y (slope 1.0)" in labels  # y: no fit over 8..16
+    plt.close("all")
+
+
+def test_tables_say_what_they_count():
+    layer = flops.layer_flops_table("gpt2-small", 1024)
+    assert "share of the layer" in layer and layer.count("\n") == 1 + 6  # header, rule, 6 parts
+    cross = flops.crossover_table(["gpt2-small"])
+    assert "N where QKᵀ+PV = projections" in cross and "1,536" in cross  # 2·d for d = 768
+
+
+def test_source_markdown_shows_the_function():
+    from attn_lib import torch_impl
+    from attn_lib.viz import source_markdown
+
+    text = source_markdown(torch_impl.standard_attention)
+    assert text.startswith("```python\ndef standard_attention(") and text.endswith("```")
+
+
 def test_attention_flop_rows_follow_formula():
     rows = flops.attention_flop_rows((1000, 2000), 8192, 80, 1e15)
     assert rows[0]["flops"] == 4 * 1000**2 * 8192 * 80

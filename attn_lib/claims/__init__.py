@@ -20,14 +20,15 @@ Modules, in the ledger's order (which numbers the claims):
 from __future__ import annotations
 
 from ._registry import (CAVEAT, CLAIMS, FAILS, HOLDS, MARKS, VERDICTS, WIDTH,
-                        Claim, Verdict, check, claim, run_all, source_markdown,
-                        summary_markdown, tally)
+                        Claim, Verdict, check, claim, reported_markdown,
+                        run_all, source_markdown, summary_markdown, tally)
 
 # importing a topic module registers its claims: this order numbers them
 from . import essays, pairs, ffn, tables, decode, flash  # noqa: F401,I001
 from . import vs_recurrence, facts, long_context  # noqa: F401,I001
 
 __all__ = ["CAVEAT", "CLAIMS", "FAILS", "HOLDS", "MARKS", "VERDICTS", "WIDTH",
-           "Claim", "Verdict", "check", "claim", "run_all", "source_markdown",
+           "Claim", "Verdict", "check", "claim", "reported_markdown", "run_all",
+           "source_markdown",
            "summary_markdown", "tally", "essays", "pairs", "ffn", "tables",
            "decode", "flash", "vs_recurrence", "facts", "long_context"]

@@ -181,13 +181,31 @@ def tally(results: list[Verdict]) -> dict[str, int]:
     return {v: sum(r.verdict == v for r in results) for v in VERDICTS}
 
 
-def source_markdown(key: str) -> str:
+def source_markdown(key: str, folded: bool = False) -> str:
     """The check's source as a fenced markdown code block, for showing beside
-    its verdict."""
+    its verdict; `folded`: inside an HTML <details> block that opens on a
+    click (the book and Jupyter render it)."""
     if key not in CLAIMS:
         raise ValueError(f"unknown claim {key!r}; known: {', '.join(CLAIMS)}")
+    if not isinstance(folded, bool):
+        raise TypeError(f"folded must be True or False, got {folded!r}")
     code = inspect.getsource(CLAIMS[key].check.__wrapped__).rstrip()
-    return "```python\n" + code + "\n```"
+    block = "```python\n" + code + "\n```"
+    if not folded:
+        return block
+    return ("<details>\n<summary>The check's code</summary>\n\n" + block
+            + "\n\n</details>")
+
+
+def reported_markdown(reported: dict) -> str:
+    """A markdown table of reported figures: {name: (value, where in the
+    source)} as the rows 'figure | reported | where in the paper'."""
+    if not isinstance(reported, dict):
+        raise TypeError(f"reported must be a dict, got {reported!r}")
+    rows = ["| figure | reported value | where in the paper |",
+            "|---|---:|---|"]
+    return "\n".join(rows + [f"| {name} | {value} | {where} |"
+                             for name, (value, where) in reported.items()])
 
 
 def randn(*shape, dtype=None):

@@ -30,6 +30,12 @@ MEMORY_QUOTED = ((2, "MB"), (32, "MB"), (2, "GB"), (30.5, "GB"), (1_862, "GB"))
 #: Essay B, the sentence after the memory table: the matrix at 1M tokens.
 MEMORY_1M = (1.86, "TB")
 
+#: Essay B's timing race (quadratic against recurrent): the lengths it prints,
+#: and the longest it times; longer rows scale the timed 5,000-token runs by
+#: (n/5000)² (quadratic) and n/5000 (recurrence), i.e. they assume the growth
+#: they set out to show.
+RACE_N, RACE_TIMED_UP_TO = (100, 1_000, 10_000, 100_000), 5_000
+
 #: Essay A: the width at which attention overtakes the FFN "around 16K".
 FFN_D_MODEL, FFN_CROSSOVER = 4096, 16_384
 

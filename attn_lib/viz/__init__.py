@@ -5,6 +5,7 @@ matplotlib and ipywidgets are imported inside the functions that need them. What
 chapter shares (markdown tables, byte units, log ticks) lives in :mod:`._common` and is
 imported from here: ``from attn_lib.viz import format_bytes, markdown_table``.
 """
-from ._common import DPI, FONT, format_bytes, markdown_table, plain_ticks
+from ._common import DPI, FONT, format_bytes, markdown_table, plain_ticks, source_markdown
 
-__all__ = ["DPI", "FONT", "format_bytes", "markdown_table", "plain_ticks"]
+__all__ = ["DPI", "FONT", "format_bytes", "markdown_table", "plain_ticks",
+           "source_markdown"]

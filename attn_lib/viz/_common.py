@@ -4,7 +4,9 @@ Tables come back as markdown strings (show them with IPython.display.Markdown).
 """
 from __future__ import annotations
 
-from .._checks import check_nonneg
+import inspect
+
+from .._checks import check_callable, check_nonneg
 
 DPI = 100  # the column is 688 px at 100 dpi: a figure at most 7 in wide keeps its text size
 FONT = 9  # pt: the smallest text in a figure drawn at most 7 in wide
@@ -23,6 +25,15 @@ def markdown_table(headers, rows, align: str | None = None) -> str:
     lines = [headers, *rows]
     body = ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
     return "\n".join([body[0], "|" + "".join(r + "|" for r in rule), *body[1:]])
+
+
+def source_markdown(fn) -> str:
+    """The source of function `fn` as a fenced python block, to show the code a chapter
+    times or checks beside its result (display it with IPython.display.Markdown)."""
+    fn = inspect.unwrap(check_callable("fn", fn))
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
+        raise TypeError(f"fn must be a Python function, got {fn!r}")
+    return "```python\n" + inspect.getsource(fn).rstrip() + "\n```"
 
 
 def format_bytes(nbytes: float, unit: str | None = None) -> str:

@@ -80,6 +80,37 @@ def score_memory_table(contexts=TABLE_N, quoted=None) -> str:
     return markdown_table(headers, body, "r" * (len(headers) - 1) + ("l" if quoted else "r"))
 
 
+#: What each part of counting.layer_flops computes, as chapter 2's table writes it.
+_FORMULAS = {"projections": "2·N·d·(2·d_attn + 2·d_kv)", "scores": "2·N²·d",
+             "scale": "N²·H", "softmax": "5·N²·H", "av": "2·N²·d",
+             "mlp": "2·N·d·d_ff·(matrices)"}
+
+
+def layer_flops_table(model, n: int) -> str:
+    """Markdown: one layer of `model` at N = `n` tokens, part by part: formula, GFLOP, share."""
+    parts = counting.layer_flops(model, n)
+    total = sum(parts.values())
+    rows = [[p, _FORMULAS[p], f"{v / 1e9:,.1f}", f"{v / total:.1%}"]
+            for p, v in parts.items()]
+    return markdown_table(["part", "formula", "GFLOP per layer", "share of the layer"],
+                          rows, "llrr")
+
+
+def crossover_table(model_names=("gpt2-small", "llama-2-7b", "gpt3-175b")) -> str:
+    """Markdown: per model, the context N at which QKᵀ + PV cost as much as the projections,
+    the MLP, all dense layers, and all dense layers with a causal mask (counting.crossover_length)."""
+    rows = []
+    for m in model_names:
+        cfg = models.get(m)
+        x = [counting.crossover_length(m, a) for a in ("projections", "mlp", "dense")]
+        x.append(counting.crossover_length(m, "dense", causal=True))
+        rows.append([m, f"{cfg.d_model:,}", f"{cfg.d_ff:,} ×{cfg.mlp_matrices}",
+                     *[f"{v:,.0f}" for v in x]])
+    return markdown_table(
+        ["model", "d", "d_ff × MLP matrices", "N where QKᵀ+PV = projections", "= MLP",
+         "= all dense layers", "= all dense, causal"], rows, "lrrrrrr")
+
+
 def _bars(model, n: int, causal: bool, ax):
     parts = counting.forward_flops(model, n, causal=causal)
     total = sum(parts.values())

@@ -92,7 +92,10 @@ def score_explorer_static(ns=(4, 12, 32), causal: bool = True):
 
 def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None,
                title: str | None = None):
-    """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits."""
+    """Log-log plot of seconds vs N per series; each (lo, hi) in fit_ranges adds dashed fits.
+
+    A NaN time marks a size the series was not timed at (it is left out, as are fits over
+    fewer than two timed sizes)."""
     import matplotlib.pyplot as plt
 
     from ..timing import loglog_fit
@@ -100,11 +103,14 @@ def plot_times(sizes, times: dict[str, list[float]], *, fit_ranges=(), ax=None,
     ax = ax or plt.subplots(figsize=(6.5, 4), dpi=100)[1]
     sizes = np.asarray(sizes)
     for name, ts in times.items():
-        ts = np.asarray(ts)
-        line = ax.loglog(sizes, ts, "o-", ms=4)[0]
+        ts = np.asarray(ts, dtype=float)
+        timed = np.isfinite(ts)  # NaN: a size this series was not timed at
+        line = ax.loglog(sizes[timed], ts[timed], "o-", ms=4)[0]
         slopes = []
         for lo, hi in fit_ranges:
-            sel = (sizes >= lo) & (sizes <= hi)
+            sel = (sizes >= lo) & (sizes <= hi) & timed
+            if sel.sum() < 2:
+                continue
             slope, intercept = loglog_fit(sizes[sel], ts[sel])
             slopes.append(f"{slope:.1f}")
             fitted = np.exp(intercept) * sizes[sel].astype(float) ** slope
