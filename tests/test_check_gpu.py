@@ -263,7 +263,9 @@ def test_wheels_are_pinned_as_requirements_pins_them():
     (["VENV=/nonexistent-venv", "PYTHON=python3"], "python3"),  # no .venv: the system Python
 ])
 def test_make_check_gpu_runs_the_chosen_python(args, python):
-    done = subprocess.run(["make", "-n", "check-gpu", "WHEELS=w", 'CHECK_GPU_ARGS=--suite quick', *args],
+    # --no-print-directory: under `make unit` the sub-make would announce its directory
+    done = subprocess.run(["make", "-n", "--no-print-directory", "check-gpu", "WHEELS=w",
+                           'CHECK_GPU_ARGS=--suite quick', *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [python, "tools/check_gpu.py", "--wheels", "w", "--suite", "quick"]
