@@ -649,7 +649,7 @@ def _has_tma() -> bool:
 def _use_tma(k, v) -> bool:
     """TMA for k, v where the hardware has it and the layout allows: unit stride along the head
     dim, 16-byte aligned base pointers and row strides (the copy engine's rules)."""
-    if not _has_tma():
+    if not _has_tma() or k.shape[-2] == 0:
         return False
     size = k.element_size()
     return all(x.stride(-1) == 1 and x.data_ptr() % 16 == 0 and all(st * size % 16 == 0 for st in x.stride()[:-1])
