@@ -678,7 +678,7 @@ def _backward(q, k, v, out, lse, do, causal: bool, scale: float, blocks):
     delta = torch.empty_like(lse)  # (B, H, Nq) fp32: D = rowsum(dO ∘ O)
     meta = _meta(q, v, causal)
     _build_kernels()
-    (bm_kv, bn_kv, stages_kv, warps_kv), (bm_q, bn_q, stages_q, warps_q) = _bwd_configs(meta["BLOCK_D"], blocks)
+    (bm_kv, bn_kv, stages_kv, warps_kv), (bm_q, bn_q, stages_q, warps_q) = _bwd_configs(max(meta["BLOCK_D"], meta["BLOCK_DV"]), blocks)
     gpu = {} if interpreting() else {"num_warps": 4}
     bh = batch * heads
     with torch.cuda.device(q.device) if not interpreting() else _nullcontext():
@@ -708,6 +708,13 @@ _BWD_GPU_CONFIGS = {
     128: ((64, 64, 2, 8), (64, 64, 2, 8)),
     256: ((32, 32, 2, 8), (32, 32, 2, 4)),  # d = 256 spills in wider tiles (32 x 32 x 4 warps too)
 }
+#: Before Ampere (T4: 64 KB of shared memory per block): tiles that fit it (compile_report(75)
+#: gives 40-48 KB), one stage (no cp.async). Correct, not tuned: never timed on a T4.
+_BWD_PRE_AMPERE_CONFIGS = {
+    64: ((32, 64, 1, 4), (64, 32, 1, 4)),
+    128: ((32, 32, 1, 4), (32, 32, 1, 4)),
+    256: ((16, 16, 1, 4), (16, 16, 1, 4)),
+}
 
 
 def _bwd_configs(block_d: int, blocks):
@@ -715,7 +722,8 @@ def _bwd_configs(block_d: int, blocks):
     if interpreting() or blocks is not None:
         block_m, block_n = blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         return (block_m, block_n, 2, 4), (block_m, block_n, 2, 4)
-    return _BWD_GPU_CONFIGS[max(64, block_d)]
+    table = _BWD_GPU_CONFIGS if torch.cuda.get_device_capability()[0] >= 8 else _BWD_PRE_AMPERE_CONFIGS
+    return table[max(64, block_d)]
 
 
 if torch is not None:
