@@ -634,7 +634,16 @@ def _forward(q, k, v, causal: bool, scale: float, blocks, tma: bool | None = Non
     else:
         grid = lambda cfg: (triton.cdiv(n_q, cfg["BLOCK_M"]), batch * heads)  # noqa: E731
         with torch.cuda.device(q.device):
-            _tuned_kernel()[grid](*args, **meta)
+            try:
+                _tuned_kernel()[grid](*args, **meta)
+            except Exception as err:  # noqa: BLE001 - the TMA path is new: fall back, say why
+                if not meta["USE_TMA"]:
+                    raise
+                _RUNTIME["no_tma"] = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"
+                import warnings
+                warnings.warn(f"triton_flash: the TMA path failed ({_RUNTIME['no_tma']}); "
+                              "using the pointer path from now on", RuntimeWarning, stacklevel=3)
+                _tuned_kernel()[grid](*args, **{**meta, "USE_TMA": False})
     return out, lse
 
 
@@ -649,7 +658,7 @@ def _has_tma() -> bool:
 def _use_tma(k, v) -> bool:
     """TMA for k, v where the hardware has it and the layout allows: unit stride along the head
     dim, 16-byte aligned base pointers and row strides (the copy engine's rules)."""
-    if not _has_tma() or k.shape[-2] == 0:
+    if not _has_tma() or k.shape[-2] == 0 or "no_tma" in _RUNTIME:  # no_tma: it failed here once
         return False
     size = k.element_size()
     return all(x.stride(-1) == 1 and x.data_ptr() % 16 == 0 and all(st * size % 16 == 0 for st in x.stride()[:-1])

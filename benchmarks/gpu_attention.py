@@ -161,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                 for impl in args.impl:
                     records.append(time_case(impl, n, d, causal, dtype))
     print(table(records, peak))
+    from attn_lib import triton_flash as tf
+
+    tuned = [{"key": [str(x) for x in key], **cfg} for key, cfg in tf.tuned_configs()]
+    print("\nTriton forward, autotuned (key: NQ_BUCKET, NK_BUCKET, d, dv, causal, precision, TMA, dtypes):")
+    for t in tuned:
+        print(f"  {', '.join(t['key'])}: " + ", ".join(f"{k}={v}" for k, v in t.items() if k != "key"))
     print("\nTargets (N >= 4096):")
     rows = targets(records, peak)
     for target, got, bound, met in rows:
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "dtype": str(dtype), "torch": torch.__version__, "records": records,
+                       "triton_tuned": tuned,
                        "targets": [dict(zip(("target", "measured", "bound", "met"), r)) for r in rows]},
                       f, indent=1)
         print(f"\nwrote {args.json}")

@@ -269,16 +269,39 @@ def test_tma_path_matches_the_pointer_path_in_the_interpreter():
         assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
 
 
-def test_gpu_benchmark_exits_cleanly_without_a_gpu(capsys):
-    if CUDA:
-        pytest.skip("on a GPU the benchmark runs for minutes")
+def _gpu_benchmark():
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
     try:
         import gpu_attention
     finally:
         sys.path.pop(0)
-    assert gpu_attention.main([]) == 0
+    return gpu_attention
+
+
+def test_gpu_benchmark_exits_cleanly_without_a_gpu(capsys):
+    if CUDA:
+        pytest.skip("on a GPU the benchmark runs for minutes")
+    assert _gpu_benchmark().main([]) == 0
     assert "needs a GPU" in capsys.readouterr().out
+
+
+def test_gpu_benchmark_targets_read_the_right_ratios():
+    # Synthetic records: Triton at 0.9x SDPA forward (0.8x at d = 128 causal), 1.5x
+    # FlashAttention-2, 0.75x SDPA backward; N < 4096 and failed cases are left out.
+    bench = _gpu_benchmark()
+    speed = {"triton": (450, 300), "sdpa": (500, 400), "sdpa_flash": (300, 250), "standard": (50, 40)}
+    records = [dict(impl=impl, d=d, causal=causal, n=n, status="ok", fwd_s=1e-3, bwd_s=2e-3,
+                    fwd_tflops=f * (0.8 / 0.9 if (impl, d, causal) == ("triton", 128, True) else 1), bwd_tflops=b)
+               for impl, (f, b) in speed.items() for d in (64, 128) for causal in (False, True)
+               for n in (2048, 4096)]
+    records.append(dict(impl="standard", d=64, causal=True, n=16384, status="oom"))
+    got = {name: (round(value, 3), met) for name, value, _, met in bench.targets(records, 900e12)}
+    assert got["forward d=128 causal=True / SDPA default"] == (0.8, False)
+    assert got["forward d=64 causal=False / SDPA default"] == (0.9, True)
+    assert got["forward geomean / SDPA FLASH_ATTENTION"] == (round(450 / 300 * (0.8 / 0.9) ** 0.25, 3), True)
+    assert got["best forward / dense peak"] == (0.5, False)
+    assert got["backward geomean / SDPA default"] == (0.75, True)
+    assert "oom" in bench.table(records, 900e12)
 
 
 # ----------------------------------------------------------------------------- the backward
