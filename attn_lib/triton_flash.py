@@ -491,6 +491,10 @@ if AVAILABLE:
         (128, 64, 3, 4, 64, 64), (128, 64, 3, 8, 128, 128), (128, 64, 4, 8, 128, 128),
         (128, 128, 2, 8, 64, 128), (128, 128, 3, 8, 64, 64),
     ]
+    #: Not used: ``tl.range(..., warp_specialize=True)`` on the unmasked key loop. Compiled
+    #: for sm_90 with Triton 3.7 (TMA path, d = 64 and 128) it crashes the compiler at
+    #: 4 warps (NVGPUWarpSpecialization pass) and at 8 warps compiles to the same registers
+    #: and shared memory as without it, so it stays out until a GPU run shows a gain.
     #: Before Ampere (T4): no cp.async pipelining and little shared memory; keep it small.
     PRE_AMPERE_CONFIGS = [(16, 32, 2, 4, 256, 0), (64, 32, 2, 4, 256, 0), (64, 64, 2, 4, 128, 0)]
     #: float32 inputs (twice the bytes per tile, no fp32 tensor-core speed to chase): two configs,
