@@ -1,4 +1,6 @@
-"""A fused FlashAttention forward kernel in Triton (chapter 4; timed by `python -m attn_lib.bench`).
+"""Fused FlashAttention kernels in Triton, forward and backward (chapter 4).
+
+Timed by ``python -m attn_lib.bench`` and ``benchmarks/gpu_attention.py``.
 
 ``flash_attention(q, k, v, causal=..., scale=...)`` takes q (B, H, Nq, d), k (B, H, Nk, d),
 v (B, H, Nk, dv) in fp16, bf16 or fp32 and returns (B, H, Nq, dv) in the input dtype, with the
@@ -15,6 +17,17 @@ Layout of the work (FlashAttention-2 order):
   over key blocks of BLOCK_N keys. The key loop has two stages: blocks every row of the
   program may fully see (no masks at all), then the few blocks on the causal diagonal or at
   the ragged end of the keys (masked). Blocks wholly above the diagonal are never visited.
+  Causal grids start with the last query blocks, which see the most keys.
+
+Backward (FlashAttention-2's): the forward saves the log-sum-exp per query; ``_attn_bwd_preprocess``
+computes D = rowsum(dO ∘ O); ``_attn_bwd_dkdv`` (one program per key block) and
+``_attn_bwd_dq`` (one per query block) recompute P tile by tile from the scores and the
+log-sum-exp. ``flash_attention`` is differentiable through ``torch.autograd``.
+
+On Hopper with Triton >= 3.5 the forward loads k and v through tensor descriptors (the TMA
+copy engine) where strides allow; elsewhere (older GPUs, older Triton, the default under the
+interpreter) through pointers. ``compile_report`` compiles any kernel for a GPU this machine
+need not have and reports registers, spills, shared memory, wgmma and TMA.
 
 Without a CUDA device the kernel runs in Triton's interpreter (NumPy on the CPU). Importing
 this module queries no GPU, changes no environment variable and reloads no module: the kernel
