@@ -371,7 +371,7 @@ def _lengths(draw, fewer_queries: bool):
 @pytest.mark.parametrize("d", [16, 32, 64])
 @pytest.mark.parametrize("fewer_queries", [True, False], ids=["nq<nk", "nq>nk"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-@settings(max_examples=4)
+@settings(max_examples=6)
 @given(data=st.data())
 def test_gradients_match_float64_autograd(causal, fewer_queries, d, data):
     nq, nk = data.draw(_lengths(fewer_queries), label="nq, nk")
