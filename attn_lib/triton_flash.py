@@ -44,6 +44,7 @@ can run here (None) or, in one line, why not.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ._checks import (check_bool, check_choice, check_positive_int, check_qkv, check_tensor,
@@ -698,31 +699,28 @@ def _backward(q, k, v, out, lse, do, causal: bool, scale: float, blocks):
     q, k, v, out, do = (x.contiguous() for x in (q, k, v, out, do.to(q.dtype)))  # (B, H, N, ·)
     batch, heads, n_q, _ = q.shape
     n_k = k.shape[-2]
-    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-    if n_q == 0 or n_k == 0 or dq.numel() + dk.numel() + dv.numel() == 0:
-        return dq, dk, dv
+    if n_q == 0 or n_k == 0 or q.numel() + k.numel() + v.numel() == 0:
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)  # every row is written
     delta = torch.empty_like(lse)  # (B, H, Nq) fp32: D = rowsum(dO ∘ O)
     meta = _meta(q, v, causal)
     _build_kernels()
-    (bm_kv, bn_kv, stages_kv, warps_kv), (bm_q, bn_q, stages_q, warps_q) = _bwd_configs(max(meta["BLOCK_D"], meta["BLOCK_DV"]), blocks)
-    gpu = {} if interpreting() else {"num_warps": 4}
-    bh = batch * heads
-    with torch.cuda.device(q.device) if not interpreting() else _nullcontext():
+    kv_cfg, q_cfg = _bwd_configs(max(meta["BLOCK_D"], meta["BLOCK_DV"]), blocks)
+    bh, args = batch * heads, (n_q, n_k, scale, scale * _LOG2E)
+    with contextlib.nullcontext() if interpreting() else torch.cuda.device(q.device):
         _attn_bwd_preprocess[(triton.cdiv(n_q, 64), bh)](out, do, delta, n_q, HEAD_DIM_V=meta["HEAD_DIM_V"],
-                                                        BLOCK_DV=meta["BLOCK_DV"], BLOCK_M=64, **gpu)
-        args = (n_q, n_k, scale, scale * _LOG2E)
-        gpu_kv = {} if interpreting() else {"num_warps": warps_kv, "num_stages": stages_kv}
-        _attn_bwd_dkdv[(triton.cdiv(n_k, bn_kv), bh)](q, k, v, do, dk, dv, lse, delta, *args, **meta,
-                                                      BLOCK_M=bm_kv, BLOCK_N=bn_kv, **gpu_kv)
-        gpu_q = {} if interpreting() else {"num_warps": warps_q, "num_stages": stages_q}
-        _attn_bwd_dq[(triton.cdiv(n_q, bm_q), bh)](q, k, v, do, dq, lse, delta, *args, **meta,
-                                                   BLOCK_M=bm_q, BLOCK_N=bn_q, **gpu_q)
+                                                        BLOCK_DV=meta["BLOCK_DV"], BLOCK_M=64)
+        _attn_bwd_dkdv[(triton.cdiv(n_k, kv_cfg[1]), bh)](q, k, v, do, dk, dv, lse, delta, *args, **meta,
+                                                          **_launch_options(*kv_cfg))
+        _attn_bwd_dq[(triton.cdiv(n_q, q_cfg[0]), bh)](q, k, v, do, dq, lse, delta, *args, **meta,
+                                                       **_launch_options(*q_cfg))
     return dq, dk, dv
 
 
-def _nullcontext():
-    import contextlib
-    return contextlib.nullcontext()
+def _launch_options(block_m: int, block_n: int, num_stages: int, num_warps: int) -> dict:
+    """Block sizes, plus warps and pipeline stages where compiled (the interpreter takes neither)."""
+    blocks = {"BLOCK_M": block_m, "BLOCK_N": block_n}
+    return blocks if interpreting() else {**blocks, "num_stages": num_stages, "num_warps": num_warps}
 
 
 #: Backward blocks on a GPU by padded head dim: ((BLOCK_M, BLOCK_N, num_stages, num_warps) of
