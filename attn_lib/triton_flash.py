@@ -1,4 +1,6 @@
-"""A fused FlashAttention forward kernel in Triton (chapter 4; timed by `python -m attn_lib.bench`).
+"""Fused FlashAttention kernels in Triton, forward and backward (chapter 4).
+
+Timed by ``python -m attn_lib.bench`` and ``benchmarks/gpu_attention.py``.
 
 ``flash_attention(q, k, v, causal=..., scale=...)`` takes q (B, H, Nq, d), k (B, H, Nk, d),
 v (B, H, Nk, dv) in fp16, bf16 or fp32 and returns (B, H, Nq, dv) in the input dtype, with the
@@ -15,6 +17,17 @@ Layout of the work (FlashAttention-2 order):
   over key blocks of BLOCK_N keys. The key loop has two stages: blocks every row of the
   program may fully see (no masks at all), then the few blocks on the causal diagonal or at
   the ragged end of the keys (masked). Blocks wholly above the diagonal are never visited.
+  Causal grids start with the last query blocks, which see the most keys.
+
+Backward (FlashAttention-2's): the forward saves the log-sum-exp per query; ``_attn_bwd_preprocess``
+computes D = rowsum(dO ∘ O); ``_attn_bwd_dkdv`` (one program per key block) and
+``_attn_bwd_dq`` (one per query block) recompute P tile by tile from the scores and the
+log-sum-exp. ``flash_attention`` is differentiable through ``torch.autograd``.
+
+On Hopper with Triton >= 3.5 the forward loads k and v through tensor descriptors (the TMA
+copy engine) where strides allow; elsewhere (older GPUs, older Triton, the default under the
+interpreter) through pointers. ``compile_report`` compiles any kernel for a GPU this machine
+need not have and reports registers, spills, shared memory, wgmma and TMA.
 
 Without a CUDA device the kernel runs in Triton's interpreter (NumPy on the CPU). Importing
 this module queries no GPU, changes no environment variable and reloads no module: the kernel
@@ -31,6 +44,7 @@ can run here (None) or, in one line, why not.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ._checks import (check_bool, check_choice, check_positive_int, check_qkv, check_tensor,
@@ -56,7 +70,7 @@ _RUNTIME: dict = {}
 
 #: The kernel functions, wrapped on first use. They call each other by these module-global
 #: names, which Triton resolves in this module's namespace.
-_KERNEL_NAMES = ("_load_tile", "_attn_fwd_inner", "_attn_fwd", "_attn_bwd_preprocess", "_load_row_stats",
+_KERNEL_NAMES = ("_query_block", "_load_tile", "_load_kv", "_attn_fwd_inner", "_attn_fwd", "_attn_bwd_preprocess", "_load_row_stats",
                  "_attn_bwd_dkdv_inner", "_attn_bwd_dkdv", "_attn_bwd_dq_inner", "_attn_bwd_dq")
 
 
@@ -94,7 +108,7 @@ def _tuned_kernel():
         _build_kernels()
         _RUNTIME["tuned"] = triton.autotune(
             configs=_gpu_configs(),
-            key=["NQ_BUCKET", "NK_BUCKET", "HEAD_DIM", "HEAD_DIM_V", "CAUSAL", "DOT_PRECISION"],
+            key=["NQ_BUCKET", "NK_BUCKET", "HEAD_DIM", "HEAD_DIM_V", "CAUSAL", "DOT_PRECISION", "USE_TMA"],
             prune_configs_by={"early_config_prune": _prune_configs},
             do_bench=_quick_bench,
         )(_attn_fwd)
@@ -138,6 +152,14 @@ _SUPPORTED_DTYPES = ("float16", "bfloat16", "float32")
 # ----------------------------------------------------------------------------- the kernel
 if AVAILABLE:
 
+    def _query_block(CAUSAL: tl.constexpr):
+        """This program's query block. Causal: the last blocks (which see the most keys) first,
+        so the longest programs start early and the grid does not end on a tail of them."""
+        if CAUSAL:
+            return tl.num_programs(0) - 1 - tl.program_id(0)
+        else:
+            return tl.program_id(0)
+
     def _load_tile(ptrs, rows, n_rows, cols, N_COLS: tl.constexpr, BLOCK_COLS: tl.constexpr,
                    CHECK_ROWS: tl.constexpr):
         """Load a (rows, BLOCK_COLS) tile; rows >= n_rows and padded columns >= N_COLS read as 0.
@@ -156,22 +178,35 @@ if AVAILABLE:
             else:
                 return tl.load(ptrs, mask=cols[None, :] < N_COLS, other=0.0)
 
-    def _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+    def _load_kv(src, start_n, keys, N_K, stride_n, offs, N_COLS: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_COLS: tl.constexpr, MASKED: tl.constexpr, USE_TMA: tl.constexpr):
+        """Keys start_n .. start_n + BLOCK_N - 1 of k or v: (BLOCK_N, BLOCK_COLS).
+
+        Pointer path: ``src`` points at key 0's tile; masked loads where MASKED. TMA path
+        (Hopper): ``src`` is a tensor descriptor of this head's (N_K, N_COLS) matrix; the copy
+        engine fetches the tile and fills rows and columns past the ends with zeros.
+        """
+        if USE_TMA:
+            return src.load([start_n, 0])
+        else:
+            return _load_tile(src + start_n * stride_n, keys, N_K, offs, N_COLS, BLOCK_COLS, MASKED)
+
+    def _attn_fwd_inner(acc, l_i, m_i, q, k_src, v_src, stride_kn, stride_vn,
                         lo, hi, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
                         HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
                         BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, BLOCK_N: tl.constexpr,
-                        CAUSAL: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                        CAUSAL: tl.constexpr, MASKED: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                        USE_TMA: tl.constexpr):
         """Fold key blocks [lo, hi) into the running (acc, l, m) of one query block: online softmax.
 
         acc (BLOCK_M, BLOCK_DV) fp32 = Σ_j exp2(s_j - m)·v_j,   l (BLOCK_M,) = Σ_j exp2(s_j - m),
         m (BLOCK_M,) = running max of the base-2 scores s = q·kᵀ·scale·log2(e).
         MASKED: apply the ragged-end (key >= N_K) and causal masks; False for interior blocks.
         """
-        k_ptrs += lo * stride_kn
-        v_ptrs += lo * stride_vn
         for start_n in range(lo, hi, BLOCK_N):
             keys = start_n + offs_n  # (BLOCK_N,) key indices of this block
-            k = _load_tile(k_ptrs, keys, N_K, offs_d, HEAD_DIM, BLOCK_D, MASKED)  # (BLOCK_N, BLOCK_D)
+            k = _load_kv(k_src, start_n, keys, N_K, stride_kn, offs_d, HEAD_DIM, BLOCK_N, BLOCK_D,
+                         MASKED, USE_TMA)  # (BLOCK_N, BLOCK_D)
             # Scores in the log2 domain: exp(x·scale) = exp2(x·scale·log2 e).
             s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
             if MASKED:
@@ -189,12 +224,11 @@ if AVAILABLE:
             alpha = tl.math.exp2(m_i - m_ref)  # (BLOCK_M,); 0 on the first visible block
             p = tl.math.exp2(s - m_ref[:, None])  # (BLOCK_M, BLOCK_N) unnormalised probabilities
             l_i = l_i * alpha + tl.reduce(p, 1, tl.standard._sum_combine)  # row sum
-            v = _load_tile(v_ptrs, keys, N_K, offs_dv, HEAD_DIM_V, BLOCK_DV, MASKED)  # (BLOCK_N, BLOCK_DV)
+            v = _load_kv(v_src, start_n, keys, N_K, stride_vn, offs_dv, HEAD_DIM_V, BLOCK_N, BLOCK_DV,
+                         MASKED, USE_TMA)  # (BLOCK_N, BLOCK_DV)
             acc = acc * alpha[:, None]
             acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)  # acc += P·V in fp32
             m_i = m_new
-            k_ptrs += BLOCK_N * stride_kn
-            v_ptrs += BLOCK_N * stride_vn
         return acc, l_i, m_i
 
     def _attn_fwd(Q, K, V, Out, Lse,
@@ -207,9 +241,13 @@ if AVAILABLE:
                   HEAD_DIM: tl.constexpr, HEAD_DIM_V: tl.constexpr,
                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr,
                   CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-        """One program: BLOCK_M queries of one (batch, head) against all the keys they may see."""
-        pid_m = tl.program_id(0)  # which query block
+                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr = False):
+        """One program: BLOCK_M queries of one (batch, head) against all the keys they may see.
+
+        USE_TMA (Hopper, Triton >= 3.5, 16-byte aligned strides): k and v tiles arrive through
+        tensor descriptors (the TMA copy engine) instead of per-thread pointer loads.
+        """
+        pid_m = _query_block(CAUSAL)  # which query block
         pid_bh = tl.program_id(1)  # which (batch, head)
         b = (pid_bh // H).to(tl.int64)  # int64: batch·head offsets can pass 2**31 elements
         h = (pid_bh % H).to(tl.int64)
@@ -219,11 +257,19 @@ if AVAILABLE:
         offs_d = tl.arange(0, BLOCK_D)  # head dim of q, k (padded to a power of two)
         offs_dv = tl.arange(0, BLOCK_DV)  # head dim of v and the output
 
-        q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
-        k_ptrs = K + b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
-        v_ptrs = V + b * stride_vb + h * stride_vh + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd
+        K += b * stride_kb + h * stride_kh  # this head's keys and values
+        V += b * stride_vb + h * stride_vh
+        if USE_TMA:
+            k_src = tl.make_tensor_descriptor(K, shape=[N_K, HEAD_DIM], strides=[stride_kn, 1],
+                                              block_shape=[BLOCK_N, BLOCK_D])
+            v_src = tl.make_tensor_descriptor(V, shape=[N_K, HEAD_DIM_V], strides=[stride_vn, 1],
+                                              block_shape=[BLOCK_N, BLOCK_DV])
+        else:
+            k_src = K + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
+            v_src = V + offs_n[:, None] * stride_vn + offs_dv[None, :] * stride_vd
 
         # The query block stays on chip for the whole key loop: read from HBM once.
+        q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
         q = _load_tile(q_ptrs, offs_m, N_Q, offs_d, HEAD_DIM, BLOCK_D, True)  # (BLOCK_M, BLOCK_D)
 
         # Running statistics of the online softmax (fp32 whatever the input dtype).
@@ -246,14 +292,14 @@ if AVAILABLE:
             unmasked_end = full_blocks_end
 
         # Stage 1: interior blocks, no masks.  Stage 2: diagonal / ragged-end blocks, masked.
-        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_src, v_src, stride_kn, stride_vn,
                                         0, unmasked_end, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
                                         HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N,
-                                        CAUSAL, False, DOT_PRECISION)
-        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_ptrs, v_ptrs, stride_kn, stride_vn,
+                                        CAUSAL, False, DOT_PRECISION, USE_TMA)
+        acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, k_src, v_src, stride_kn, stride_vn,
                                         unmasked_end, hi, offs_m, offs_n, offs_d, offs_dv, N_K, diag, qk_scale,
                                         HEAD_DIM, HEAD_DIM_V, BLOCK_D, BLOCK_DV, BLOCK_N,
-                                        CAUSAL, True, DOT_PRECISION)
+                                        CAUSAL, True, DOT_PRECISION, USE_TMA)
 
         # Normalise once at the end; rows that saw no key (l = 0) stay 0 instead of 0/0.
         out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]  # (BLOCK_M, BLOCK_DV)
@@ -413,7 +459,7 @@ if AVAILABLE:
                      CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """One program: dQ of BLOCK_M queries of one (batch, head), looping over the keys they see."""
-        pid_m = tl.program_id(0)  # which query block
+        pid_m = _query_block(CAUSAL)  # which query block
         pid_bh = tl.program_id(1).to(tl.int64)  # which (batch, head)
         K += pid_bh * N_K * HEAD_DIM
         V += pid_bh * N_K * HEAD_DIM_V
@@ -444,38 +490,68 @@ if AVAILABLE:
         q_mask = (rows[:, None] < N_Q) & (offs_d[None, :] < HEAD_DIM)
         tl.store(DQ + q_tile, (dq * sm_scale).to(DQ.dtype.element_ty), mask=q_mask)
 
-    #: (BLOCK_M, BLOCK_N, num_stages, num_warps, largest padded head dim it suits). The last
-    #: column is measured with compile_report() for sm_90: beyond it the config spills registers.
+    #: The autotuner's search space, pruned per shape class to <= 8 configs (~1 s of compile
+    #: and timing each: <= 10 s per new shape). Columns: (BLOCK_M, BLOCK_N, num_stages,
+    #: num_warps, largest padded head dim it suits on the pointer path, the same with TMA).
+    #: The head-dim limits are where compile_report() for sm_90 shows no register spills
+    #: (tests/test_triton_flash.py holds that evidence); 0 = not shipped on that path. On the
+    #: H200 (Triton 3.6, 2026-12-04) the autotuner chose BLOCK_M 64-128 x BLOCK_N 64 for every
+    #: long sequence, so BLOCK_N 32 is kept only for d = 256 and decode; BLOCK_N 128 at d = 128
+    #: spills on the pointer path and is offered only with TMA (not yet timed on a GPU).
     GPU_CONFIGS = [
-        (16, 32, 3, 4, 256), (16, 64, 3, 4, 128), (16, 128, 3, 4, 64),  # decode: a few queries
-        (64, 32, 4, 4, 128), (64, 64, 3, 4, 128), (64, 64, 4, 4, 128), (64, 32, 2, 8, 256),
-        (128, 32, 3, 4, 64), (128, 64, 3, 4, 64), (128, 128, 2, 8, 64), (128, 128, 3, 8, 64),
-        (128, 32, 3, 8, 128), (128, 64, 3, 8, 128), (128, 64, 4, 8, 128), (64, 32, 3, 8, 256),
+        (16, 32, 3, 4, 256, 256), (16, 64, 3, 4, 128, 128), (16, 128, 3, 4, 64, 64),  # decode
+        (64, 64, 3, 4, 128, 128), (64, 64, 4, 4, 128, 128),
+        (64, 32, 2, 8, 256, 256), (64, 32, 3, 8, 256, 256),
+        (128, 64, 3, 4, 64, 64), (128, 64, 3, 8, 128, 128), (128, 64, 4, 8, 128, 128),
+        (128, 128, 2, 8, 64, 128), (128, 128, 3, 8, 64, 64),
     ]
+    #: Not used: ``tl.range(..., warp_specialize=True)`` on the unmasked key loop. Compiled
+    #: for sm_90 with Triton 3.7 (TMA path, d = 64 and 128) it crashes the compiler at
+    #: 4 warps (NVGPUWarpSpecialization pass) and at 8 warps compiles to the same registers
+    #: and shared memory as without it, so it stays out until a GPU run shows a gain.
     #: Before Ampere (T4): no cp.async pipelining and little shared memory; keep it small.
-    PRE_AMPERE_CONFIGS = [(16, 32, 2, 4, 256), (64, 32, 2, 4, 256), (64, 64, 2, 4, 128)]
+    PRE_AMPERE_CONFIGS = [(16, 32, 2, 4, 256, 0), (64, 32, 2, 4, 256, 0), (64, 64, 2, 4, 128, 0)]
+    #: float32 inputs (twice the bytes per tile, no fp32 tensor-core speed to chase): two configs,
+    #: so a float32 correctness check does not spend minutes autotuning. Exact float32 dots
+    #: ("ieee", torch's default) run on the FMA units and spill at d >= 128 in every tile
+    #: compile_report tried on sm_90 (16-64 rows, 4-8 warps): float32 is for checks, not speed.
+    FP32_CONFIGS = [(64, 32, 2, 4, 256, 256), (64, 64, 2, 4, 128, 128)]
+
+    def _table():
+        """This GPU's half-precision search space (GPU_CONFIGS from Ampere on)."""
+        major = torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 9
+        return GPU_CONFIGS if major >= 8 else PRE_AMPERE_CONFIGS
 
     def _gpu_configs():
-        major = torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else 9
-        table = GPU_CONFIGS if major >= 8 else PRE_AMPERE_CONFIGS
+        rows = _table() + [c for c in FP32_CONFIGS if c[:4] not in {r[:4] for r in _table()}]
         return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_stages=s, num_warps=w)
-                for m, n, s, w, _ in table]
+                for m, n, s, w, _, _ in rows]
 
-    _MAX_BLOCK_D = {(m, n, s, w): d for m, n, s, w, d in GPU_CONFIGS + PRE_AMPERE_CONFIGS}
+    def _config_key(c):
+        return c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages, c.num_warps
 
     def _prune_configs(configs, named_args, **kwargs):
-        """Keep configs that suit the head dim and whose query block fits Nq (16 / 64 / 64-128)."""
+        """Keep the configs that suit this shape class: dtype, head dim (no spills), Nq.
+
+        float32: only FP32_CONFIGS. Otherwise query blocks that fit Nq (16 / 64 / 64-128),
+        configs whose head-dim limit on this path (pointer or TMA) covers the padded d, and
+        BLOCK_N 32 only for d = 256 (never chosen for smaller d on the H200).
+        """
         args = {**named_args, **kwargs}
+        if "Q" in args and args["Q"].dtype == torch.float32:
+            fp32 = {r[:4] for r in FP32_CONFIGS}
+            return [c for c in configs if _config_key(c) in fp32]
         nq, block_d = args["NQ_BUCKET"], max(args["BLOCK_D"], args["BLOCK_DV"])
-        fits_d = [c for c in configs if block_d <= _MAX_BLOCK_D.get(
-            (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_stages, c.num_warps), 256)] or configs
+        limits = {r[:4]: r[5] if args.get("USE_TMA") else r[4] for r in _table()}
+        fits_d = [c for c in configs if block_d <= limits.get(_config_key(c), 0)]
         if nq <= 16:
-            wanted = lambda bm: bm == 16  # noqa: E731
+            wanted = lambda bm, bn: bm == 16  # noqa: E731
         elif nq <= 64:
-            wanted = lambda bm: bm == 64  # noqa: E731
+            wanted = lambda bm, bn: bm == 64 and (bn > 32 or block_d > 128)  # noqa: E731
         else:
-            wanted = lambda bm: bm >= 64  # noqa: E731
-        return [c for c in fits_d if wanted(c.kwargs["BLOCK_M"])] or fits_d
+            wanted = lambda bm, bn: bm >= 64 and (bn > 32 or block_d > 128)  # noqa: E731
+        return ([c for c in fits_d if wanted(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"])]
+                or fits_d or configs[:1])
 
     def _quick_bench(kernel_call, quantiles):
         # Shorter than do_bench's default 25 ms warm-up / 100 ms repeats: we tune many shapes.
@@ -546,11 +622,15 @@ def _meta(q, v, causal: bool) -> dict:
                 CAUSAL=causal, DOT_PRECISION=_dot_precision(q.dtype))
 
 
-def _forward(q, k, v, causal: bool, scale: float, blocks):
-    """Run ``_attn_fwd``: the output (B, H, Nq, dv) and the log-sum-exp (B, H, Nq) fp32, log2 domain."""
+def _forward(q, k, v, causal: bool, scale: float, blocks, tma: bool | None = None):
+    """Run ``_attn_fwd``: the output (B, H, Nq, dv) and the log-sum-exp (B, H, Nq) fp32, log2 domain.
+
+    ``tma``: load k, v through tensor descriptors (None: where :func:`_use_tma` says so;
+    tests force it under the interpreter, which emulates descriptors).
+    """
     if interpreting() and q.dtype == torch.bfloat16:
         # The interpreter's tl.dot mishandles bf16: compute in fp32 (bf16 -> fp32 is exact).
-        out, lse = _forward(q.float(), k.float(), v.float(), causal, scale, blocks)
+        out, lse = _forward(q.float(), k.float(), v.float(), causal, scale, blocks, tma)
         return out.to(torch.bfloat16), lse
     batch, heads, n_q, _ = q.shape
     n_k, dv = k.shape[-2], v.shape[-1]
@@ -562,6 +642,9 @@ def _forward(q, k, v, causal: bool, scale: float, blocks):
             heads, n_q, n_k, scale * _LOG2E, _pow2(n_q), _pow2(n_k)]
     meta = _meta(q, v, causal)
     _build_kernels()  # first call: wrap the kernels for this process (interpreted or compiled)
+    meta["USE_TMA"] = _use_tma(k, v) if tma is None else tma
+    if meta["USE_TMA"]:
+        _set_tma_allocator()
     if interpreting() or blocks is not None:
         block_m, block_n = blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         grid = (triton.cdiv(n_q, block_m), batch * heads)
@@ -569,8 +652,43 @@ def _forward(q, k, v, causal: bool, scale: float, blocks):
     else:
         grid = lambda cfg: (triton.cdiv(n_q, cfg["BLOCK_M"]), batch * heads)  # noqa: E731
         with torch.cuda.device(q.device):
-            _tuned_kernel()[grid](*args, **meta)
+            try:
+                _tuned_kernel()[grid](*args, **meta)
+            except Exception as err:  # noqa: BLE001 - the TMA path is new: fall back, say why
+                if not meta["USE_TMA"]:
+                    raise
+                _RUNTIME["no_tma"] = f"{type(err).__name__}: {' '.join(str(err).split())[:160]}"
+                import warnings
+                warnings.warn(f"triton_flash: the TMA path failed ({_RUNTIME['no_tma']}); "
+                              "using the pointer path from now on", RuntimeWarning, stacklevel=3)
+                _tuned_kernel()[grid](*args, **{**meta, "USE_TMA": False})
     return out, lse
+
+
+def _has_tma() -> bool:
+    """Triton >= 3.5 (device-side tensor descriptors) and a Hopper-or-newer GPU (the TMA engine)."""
+    if not hasattr(tl, "make_tensor_descriptor") or not hasattr(triton, "set_allocator"):
+        return False
+    version = tuple(int(x) for x in triton.__version__.split(".")[:2])
+    return version >= (3, 5) and not interpreting() and torch.cuda.get_device_capability()[0] >= 9
+
+
+def _use_tma(k, v) -> bool:
+    """TMA for k, v where the hardware has it and the layout allows: unit stride along the head
+    dim, 16-byte aligned base pointers and row strides (the copy engine's rules)."""
+    if not _has_tma() or k.shape[-2] == 0 or "no_tma" in _RUNTIME:  # no_tma: it failed here once
+        return False
+    size = k.element_size()
+    return all(x.stride(-1) == 1 and x.data_ptr() % 16 == 0 and all(st * size % 16 == 0 for st in x.stride()[:-1])
+               for x in (k, v))
+
+
+def _set_tma_allocator() -> None:
+    """Device-side descriptors need global scratch memory; Triton asks this allocator for it."""
+    if "allocator" not in _RUNTIME:
+        device = "cpu" if interpreting() else "cuda"
+        triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device=device))
+        _RUNTIME["allocator"] = True
 
 
 def _backward(q, k, v, out, lse, do, causal: bool, scale: float, blocks):
@@ -581,31 +699,28 @@ def _backward(q, k, v, out, lse, do, causal: bool, scale: float, blocks):
     q, k, v, out, do = (x.contiguous() for x in (q, k, v, out, do.to(q.dtype)))  # (B, H, N, ·)
     batch, heads, n_q, _ = q.shape
     n_k = k.shape[-2]
-    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-    if n_q == 0 or n_k == 0 or dq.numel() + dk.numel() + dv.numel() == 0:
-        return dq, dk, dv
+    if n_q == 0 or n_k == 0 or q.numel() + k.numel() + v.numel() == 0:
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)  # every row is written
     delta = torch.empty_like(lse)  # (B, H, Nq) fp32: D = rowsum(dO ∘ O)
     meta = _meta(q, v, causal)
     _build_kernels()
-    (bm_kv, bn_kv, stages_kv, warps_kv), (bm_q, bn_q, stages_q, warps_q) = _bwd_configs(meta["BLOCK_D"], blocks)
-    gpu = {} if interpreting() else {"num_warps": 4}
-    bh = batch * heads
-    with torch.cuda.device(q.device) if not interpreting() else _nullcontext():
+    kv_cfg, q_cfg = _bwd_configs(max(meta["BLOCK_D"], meta["BLOCK_DV"]), blocks)
+    bh, args = batch * heads, (n_q, n_k, scale, scale * _LOG2E)
+    with contextlib.nullcontext() if interpreting() else torch.cuda.device(q.device):
         _attn_bwd_preprocess[(triton.cdiv(n_q, 64), bh)](out, do, delta, n_q, HEAD_DIM_V=meta["HEAD_DIM_V"],
-                                                        BLOCK_DV=meta["BLOCK_DV"], BLOCK_M=64, **gpu)
-        args = (n_q, n_k, scale, scale * _LOG2E)
-        gpu_kv = {} if interpreting() else {"num_warps": warps_kv, "num_stages": stages_kv}
-        _attn_bwd_dkdv[(triton.cdiv(n_k, bn_kv), bh)](q, k, v, do, dk, dv, lse, delta, *args, **meta,
-                                                      BLOCK_M=bm_kv, BLOCK_N=bn_kv, **gpu_kv)
-        gpu_q = {} if interpreting() else {"num_warps": warps_q, "num_stages": stages_q}
-        _attn_bwd_dq[(triton.cdiv(n_q, bm_q), bh)](q, k, v, do, dq, lse, delta, *args, **meta,
-                                                   BLOCK_M=bm_q, BLOCK_N=bn_q, **gpu_q)
+                                                        BLOCK_DV=meta["BLOCK_DV"], BLOCK_M=64)
+        _attn_bwd_dkdv[(triton.cdiv(n_k, kv_cfg[1]), bh)](q, k, v, do, dk, dv, lse, delta, *args, **meta,
+                                                          **_launch_options(*kv_cfg))
+        _attn_bwd_dq[(triton.cdiv(n_q, q_cfg[0]), bh)](q, k, v, do, dq, lse, delta, *args, **meta,
+                                                       **_launch_options(*q_cfg))
     return dq, dk, dv
 
 
-def _nullcontext():
-    import contextlib
-    return contextlib.nullcontext()
+def _launch_options(block_m: int, block_n: int, num_stages: int, num_warps: int) -> dict:
+    """Block sizes, plus warps and pipeline stages where compiled (the interpreter takes neither)."""
+    blocks = {"BLOCK_M": block_m, "BLOCK_N": block_n}
+    return blocks if interpreting() else {**blocks, "num_stages": num_stages, "num_warps": num_warps}
 
 
 #: Backward blocks on a GPU by padded head dim: ((BLOCK_M, BLOCK_N, num_stages, num_warps) of
@@ -615,7 +730,14 @@ def _nullcontext():
 _BWD_GPU_CONFIGS = {
     64: ((64, 128, 2, 8), (128, 64, 2, 8)),
     128: ((64, 64, 2, 8), (64, 64, 2, 8)),
-    256: ((32, 32, 2, 4), (32, 32, 2, 4)),
+    256: ((32, 32, 2, 8), (32, 32, 2, 4)),  # d = 256 spills in wider tiles (32 x 32 x 4 warps too)
+}
+#: Before Ampere (T4: 64 KB of shared memory per block): tiles that fit it (compile_report(75)
+#: gives 40-48 KB), one stage (no cp.async). Correct, not tuned: never timed on a T4.
+_BWD_PRE_AMPERE_CONFIGS = {
+    64: ((32, 64, 1, 4), (64, 32, 1, 4)),
+    128: ((32, 32, 1, 4), (32, 32, 1, 4)),
+    256: ((16, 16, 1, 4), (16, 16, 1, 4)),
 }
 
 
@@ -624,7 +746,8 @@ def _bwd_configs(block_d: int, blocks):
     if interpreting() or blocks is not None:
         block_m, block_n = blocks or (_INTERPRET_BLOCK_M, _INTERPRET_BLOCK_N)
         return (block_m, block_n, 2, 4), (block_m, block_n, 2, 4)
-    return _BWD_GPU_CONFIGS[max(64, block_d)]
+    table = _BWD_GPU_CONFIGS if torch.cuda.get_device_capability()[0] >= 8 else _BWD_PRE_AMPERE_CONFIGS
+    return table[max(64, block_d)]
 
 
 if torch is not None:
@@ -660,8 +783,10 @@ _REPORTED_KERNELS = ("fwd", "bwd_dkdv", "bwd_dq")
 
 
 def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
-                        num_warps, dot_precision, kernel) -> None:
+                        num_warps, dot_precision, kernel, tma) -> None:
     check_choice("kernel", kernel, _REPORTED_KERNELS)
+    if check_bool("tma", tma) and kernel != "fwd":
+        raise ValueError(f"tma=True needs kernel='fwd' (only the forward has a TMA path), got kernel={kernel!r}")
     check_positive_int("capability", capability)
     check_choice("dtype", dtype, ("fp16", "bf16", "fp32"))
     if check_positive_int("head_dim", head_dim) > _MAX_HEAD_DIM:
@@ -676,11 +801,11 @@ def _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, n
 
 def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int = 64, causal: bool = True,
                    block_m: int = 128, block_n: int = 64, num_stages: int = 4, num_warps: int = 8,
-                   dot_precision: str = "tf32", kernel: str = "fwd") -> dict:
+                   dot_precision: str = "tf32", kernel: str = "fwd", tma: bool = False) -> dict:
     """Compile a kernel ahead of time for a GPU this machine need not have; report its resources.
 
     ``kernel``: "fwd" (``_attn_fwd``), "bwd_dkdv" (``_attn_bwd_dkdv``) or "bwd_dq"
-    (``_attn_bwd_dq``). Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only
+    (``_attn_bwd_dq``); ``tma``: the forward's tensor-descriptor path. Uses Triton's bundled LLVM and ptxas, so it works on a CPU-only
     machine, but only in a process where the kernel is not interpreted (start Python with
     TRITON_INTERPRET=0). Mimics the JIT's specialisation for contiguous inputs (unit head-dim
     strides, 16-aligned pointers, strides and lengths). Returns shared memory bytes, registers
@@ -688,7 +813,7 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
     use Hopper's wgmma and the tiles move by TMA (cp.async.bulk.tensor).
     """
     _check_compile_args(capability, dtype, head_dim, causal, block_m, block_n, num_stages,
-                        num_warps, dot_precision, kernel)
+                        num_warps, dot_precision, kernel, tma)
     if not AVAILABLE:
         raise RuntimeError("compile_report needs torch and triton")
     if interpreting():
@@ -703,6 +828,8 @@ def compile_report(capability: int = 90, *, dtype: str = "bf16", head_dim: int =
 
     meta = dict(HEAD_DIM=head_dim, HEAD_DIM_V=head_dim, BLOCK_D=_pow2(head_dim, 16), BLOCK_DV=_pow2(head_dim, 16),
                 CAUSAL=causal, DOT_PRECISION=dot_precision, BLOCK_M=block_m, BLOCK_N=block_n)
+    if kernel == "fwd":
+        meta["USE_TMA"] = tma
     fn = {"fwd": _attn_fwd, "bwd_dkdv": _attn_bwd_dkdv, "bwd_dq": _attn_bwd_dq}[kernel]
     signature, constants, attrs = {}, dict(meta), {}
     for i, name in enumerate(fn.arg_names):

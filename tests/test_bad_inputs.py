@@ -418,6 +418,9 @@ ROWS: list[Row] = [
     row(VE, "head_dim", triton_flash.compile_report, 90, head_dim=512),
     row(TE, "causal", triton_flash.compile_report, 90, causal="True"),
     row(VE, "dot_precision", triton_flash.compile_report, 90, dot_precision="fp64"),
+    row(VE, "kernel", triton_flash.compile_report, 90, kernel="bwd"),
+    row(TE, "tma", triton_flash.compile_report, 90, tma="yes"),
+    row(VE, "tma", triton_flash.compile_report, 90, kernel="bwd_dq", tma=True),
     # ring (chapter 5): every check runs before a process starts
     *(r for r in attention_rows(ring.ring_attention, Q8, Q8, Q8) if r.arg == "causal"),
     row(TE, "return_stats", ring.ring_attention, Q8, Q8, Q8, return_stats=1),
