@@ -371,6 +371,7 @@ def _lengths(draw, fewer_queries: bool):
 @pytest.mark.parametrize("d", [16, 32, 64])
 @pytest.mark.parametrize("fewer_queries", [True, False], ids=["nq<nk", "nq>nk"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+# 6 fresh draws for each of the 12 cases (72 in all): each is a few interpreter launches
 @settings(max_examples=6)
 @given(data=st.data())
 def test_gradients_match_float64_autograd(causal, fewer_queries, d, data):
