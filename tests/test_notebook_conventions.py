@@ -123,3 +123,26 @@ def test_colab_launch_link_resolves(entry):
     path_in_repo = ROOT / link.split(f"/blob/{branch}/", 1)[1]
     assert path_in_repo.is_file(), f"Colab link {link} names a file missing from the repository"
     assert not git_ignored(path_in_repo), f"Colab link {link} names a file git ignores"
+
+
+SIZES_CELL = "# Sizes for this device"
+DEVICE_BRANCH = re.compile(r"""\b(DEV|DEVICE|device\(\))\s*[!=]=\s*["'](cuda|cpu)["']""")
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_device_sizes_are_chosen_in_one_cell(entry):
+    # One place per chapter decides what differs on a GPU: a sizes cell, tagged so nbval
+    # never compares what it prints; elsewhere a device test may only set threads or pick
+    # what an ignored cell measures (never a size that a compared line could print).
+    cells = _code_cells(_read(entry))
+    sizes = [c for c in cells if SIZES_CELL in c.source]
+    assert len(sizes) == 1, f"{entry}: {len(sizes)} cells start with {SIZES_CELL!r}, want 1"
+    assert not sizes[0].outputs or "nbval-ignore-output" in _tags(sizes[0]), \
+        f"{entry}: the sizes cell prints device-chosen values; tag it nbval-ignore-output"
+    for cell in cells:
+        if cell is sizes[0] or "nbval-ignore-output" in _tags(cell):
+            continue
+        for line in cell.source.splitlines():
+            if DEVICE_BRANCH.search(line):
+                assert "set_num_threads" in cell.source, \
+                    f"{entry}: a compared cell branches on the device: {line.strip()!r}"
