@@ -139,3 +139,11 @@ def test_a_hardware_figure_needs_a_known_source():
     bad = {**data, "hardware": {"x": {**data["hardware"]["h100_exp_tflops"], "source": "nope"}}}
     with pytest.raises(ValueError, match="hardware.x.source"):
         reported.validate(bad)
+
+
+def test_label_names_what_where_and_that_it_was_reported(data):
+    for row in data["rows"]:
+        text = reported.label(row, data)
+        assert text.startswith(row["impl"]) and text.endswith("reported elsewhere)")
+        assert (row.get("gpu") or "GPU not stated") in text
+        assert (", causal" in text) == (row.get("causal") is True)

@@ -265,8 +265,9 @@ def test_kernel_excerpts_the_chapter_prints_parse_and_fit():
     if triton_flash.why_unavailable():
         pytest.skip(triton_flash.why_unavailable())
     triton_flash.flash_attention(*(torch.randn(1, 1, 8, 16) for _ in range(3)))  # builds the kernels
-    for fn, start, stop in ((triton_flash._attn_fwd, "pid_m = tl.program_id(0)", "acc = tl.full"),
+    for fn, start, stop in ((triton_flash._attn_fwd, "pid_m = _query_block", "acc = tl.full"),
                             (triton_flash._attn_fwd_inner, "for start_n", "return acc"),
+                            (triton_flash._attn_fwd, "if CAUSAL:", "CAUSAL, True"),
                             (triton_flash._attn_fwd, "out = acc /", "tl.store(Lse")):
         text = flash.source_excerpt(fn, start, stop)
         ast.parse(text)
