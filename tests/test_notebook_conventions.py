@@ -5,10 +5,13 @@ is exactly the Colab set-up cell generated from _config.yml (tagged nbval-ignore
 it ends with at least three exercises, each followed by a hidden, executed solution cell;
 every code cell was executed and stored with its outputs; no output is an error. For each
 chapter in the toc (book/ch*), the Colab launch link of its HTML page points at a notebook
-that exists and that git does not ignore.
+that exists and that git does not ignore. Each chapter chooses its device-dependent sizes
+in one cell tagged nbval-ignore-output, and no compared cell glues a value that follows
+from those sizes (nbval compares glue records as it compares printed text).
 """
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -146,3 +149,90 @@ def test_device_sizes_are_chosen_in_one_cell(entry):
             if DEVICE_BRANCH.search(line):
                 assert "set_num_threads" in cell.source, \
                     f"{entry}: a compared cell branches on the device: {line.strip()!r}"
+
+
+# ------------------------------------------------ glue that follows the device's sizes
+# nbval compares glue records like printed text, so a compared cell may glue nothing that
+# the sizes cell chose. A name is device-chosen when the sizes cell assigns it, or when a
+# later statement assigns it from a device-chosen name (followed statement by statement,
+# into loop bodies; a name rebound from device-free values is free again). Mutating
+# methods (x.append(...), x.update(...)) and item assignment count as assigning x.
+GLUE_CALLS = {"glue", "glue_many"}
+MUTATORS = {"update", "append", "extend", "add", "setdefault", "insert"}
+
+
+def _names(node, ctx) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+
+
+def _local(node) -> set[str]:
+    """Names bound inside `node` only: comprehension targets and parameters."""
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.comprehension):
+            out |= _names(n.target, ast.Store)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+    return out
+
+
+def _reads(node) -> set[str]:
+    return _names(node, ast.Load) - _local(node)
+
+
+def _writes(stmt) -> set[str]:
+    out = _names(stmt, ast.Store) - _local(stmt)
+    for n in ast.walk(stmt):
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+              and isinstance(n.func.value, ast.Name) and n.func.attr in MUTATORS):
+            out.add(n.func.value.id)
+        elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) \
+                and isinstance(n.value, ast.Name):
+            out.add(n.value.id)
+    return out
+
+
+def _device_glue(stmts, chosen: set[str], found: list[str]) -> None:
+    """Follow device-chosen names through `stmts`; append each glue call reading one."""
+    for s in stmts:
+        if isinstance(s, (ast.For, ast.While, ast.If, ast.With)):
+            head = ([s.iter] if isinstance(s, ast.For) else s.items if isinstance(s, ast.With)
+                    else [s.test])
+            if any(_reads(h) & chosen for h in head):
+                chosen |= _writes(s)  # the whole body follows a device-chosen value
+            elif isinstance(s, ast.For):
+                chosen -= _names(s.target, ast.Store)
+            _device_glue(s.body + s.orelse if hasattr(s, "orelse") else s.body, chosen, [])
+            _device_glue(s.body + s.orelse if hasattr(s, "orelse") else s.body, chosen, found)
+            continue
+        for n in ast.walk(s):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
+                    and n.func.id in GLUE_CALLS:
+                args = n.args + [k.value for k in n.keywords]
+                used = set().union(*(_reads(a) for a in args)) & chosen
+                if used:
+                    found.append(f"{ast.unparse(n)[:60]}... reads {sorted(used)}")
+        if _reads(s) & chosen:
+            chosen |= _writes(s)
+        else:
+            chosen -= _names(s, ast.Store)
+
+
+@pytest.mark.parametrize("entry", CHAPTERS)
+def test_compared_cells_glue_nothing_the_sizes_chose(entry):
+    chosen, found = set(), []
+    for i, cell in enumerate(_code_cells(_read(entry))):
+        lines = [ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        tree = ast.parse("\n".join(lines))
+        if SIZES_CELL in cell.source:
+            chosen |= set().union(*(_writes(s) for s in tree.body))
+            continue
+        here = []
+        _device_glue(tree.body, chosen, here)
+        if "nbval-ignore-output" not in _tags(cell):
+            found += [f"code cell {i}: {h}" for h in here]
+    assert not found, (f"{entry}: compared cells glue device-chosen values (move the glue "
+                       "into an nbval-ignore-output cell):\n" + "\n".join(found))
+
