@@ -63,21 +63,24 @@ def attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> t
     return out.to(q.dtype)
 
 
-def standard_attention(q, k, v, *, causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    """Attention as frameworks' eager path runs it: the baseline every timing compares against.
+def standard_attention(q, k, v, *, causal: bool = False,
+                       scale: float | None = None) -> torch.Tensor:
+    """Attention as frameworks' eager path runs it: the timings' baseline.
 
-    QKᵀ and P·V run in the input dtype (tensor cores on a GPU for half inputs), the softmax
-    in float32, and the (..., Nq, Nk) scores are materialised. For accuracy use
-    :func:`attention`, which keeps scores and P·V in float32 for half inputs.
+    QKᵀ and P·V run in the input dtype (tensor cores on a GPU for half inputs),
+    the softmax in float32, and the (..., Nq, Nk) scores are materialised. For
+    accuracy use :func:`attention` (scores and P·V in float32 for half inputs).
     """
     _check(q, k, v)
-    causal, scale = check_bool("causal", causal), resolve_scale(scale, q.shape[-1])
-    s = torch.matmul(q, k.transpose(-1, -2)) * scale  # (..., Nq, Nk), input dtype
+    causal = check_bool("causal", causal)
+    scale = resolve_scale(scale, q.shape[-1])
+    nq, nk = q.shape[-2], k.shape[-2]
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale  # (..., Nq, Nk)
     if causal:
-        s = s.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    p = torch.softmax(s, dim=-1, dtype=_stat_dtype(q.dtype))  # float32 statistics
-    if causal and q.shape[-2] > k.shape[-2]:
-        p = p.nan_to_num(0.0)  # the first Nq - Nk queries see no key: zeros, not NaN
+        s = s.masked_fill(~causal_mask(nq, nk, q.device), float("-inf"))
+    p = torch.softmax(s, dim=-1, dtype=_stat_dtype(q.dtype))  # float32
+    if causal and nq > nk:
+        p = p.nan_to_num(0.0)  # the first Nq - Nk queries see no key: zeros
     return torch.matmul(p.to(v.dtype), v)  # (..., Nq, dv), input dtype
 
 
