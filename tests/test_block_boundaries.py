@@ -86,6 +86,26 @@ def test_triton_kernel_at_every_block_boundary():
     assert_all_pass(check, pairs)
 
 
+def test_triton_gradients_at_every_block_boundary():
+    # The backward's dQ kernel repeats the forward's two-stage key loop (its own copy of the
+    # early exit and the unmasked-stage end), and the dK/dV kernel starts each key block at
+    # the first query block that sees it: the same sweep, float32 gradients against float64
+    # autograd under tests/test_triton_flash.py's rule (_assert_grads_close).
+    tf = _triton()
+    from test_triton_flash import _assert_grads_close
+
+    bm, bn = tf._INTERPRET_BLOCK_M, tf._INTERPRET_BLOCK_N
+    dev = "cpu" if tf.interpreting() else "cuda"
+
+    def check(nq, nk):
+        g = torch.Generator().manual_seed(nq * 1000 + nk)
+        q, k, v, do = (torch.randn(1, 1, n, 16, generator=g, dtype=torch.float64).to(dev)
+                       for n in (nq, nk, nk, nq))
+        _assert_grads_close(q, k, v, do, blocks=(bm, bn), causal=True)
+
+    assert_all_pass(check, diagonal_sweep(bm, bn))
+
+
 # ----------------------------------------------------------------------- torch tiled
 BLOCKS = [(8, 8), (16, 8), (4, 12), (5, 7)]  # square, tall, wide, neither a power of two
 
