@@ -9,8 +9,9 @@ FlashAttention's rule (tests/strategies.py). Fixed shapes elsewhere in the suite
 put the diagonal where a one-off error shows (e.g. Nk − Nq = 30 with blocks of 32).
 
 - Triton: the interpreter's own block sizes (triton_flash._INTERPRET_BLOCK_M/_N, 32 × 32;
-  ~20 ms a call at N <= 128 on a CPU), float32. Skipped where Triton is absent; on a GPU
-  the same sizes run compiled with those blocks fixed.
+  ~20 ms a call at N <= 128 on a CPU), float32, forward and gradients (the dQ kernel
+  repeats the forward's key loop, the dK/dV kernel its own query loop). Skipped where
+  Triton is absent; on a GPU the same sizes run compiled with those blocks fixed.
 - torch_impl.flash_attention: block_q / block_k square, tall, wide and not powers of two,
   float64 and float32 forward, and float64 gradients (the backward's first query block).
 """
