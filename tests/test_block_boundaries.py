@@ -9,8 +9,9 @@ FlashAttention's rule (tests/strategies.py). Fixed shapes elsewhere in the suite
 put the diagonal where a one-off error shows (e.g. Nk − Nq = 30 with blocks of 32).
 
 - Triton: the interpreter's own block sizes (triton_flash._INTERPRET_BLOCK_M/_N, 32 × 32;
-  ~20 ms a call at N <= 128 on a CPU), float32. Skipped where Triton is absent; on a GPU
-  the same sizes run compiled with those blocks fixed.
+  ~20 ms a call at N <= 128 on a CPU), float32, forward and gradients (the dQ kernel
+  repeats the forward's key loop, the dK/dV kernel its own query loop). Skipped where
+  Triton is absent; on a GPU the same sizes run compiled with those blocks fixed.
 - torch_impl.flash_attention: block_q / block_k square, tall, wide and not powers of two,
   float64 and float32 forward, and float64 gradients (the backward's first query block).
 """
@@ -84,6 +85,26 @@ def test_triton_kernel_at_every_block_boundary():
     pairs = diagonal_sweep(bm, bn)
     assert len(pairs) > 2 * bn  # a whole period of each sign, and the Nq sweep
     assert_all_pass(check, pairs)
+
+
+def test_triton_gradients_at_every_block_boundary():
+    # The backward's dQ kernel repeats the forward's two-stage key loop (its own copy of the
+    # early exit and the unmasked-stage end), and the dK/dV kernel starts each key block at
+    # the first query block that sees it: the same sweep, float32 gradients against float64
+    # autograd under tests/test_triton_flash.py's rule (_assert_grads_close).
+    tf = _triton()
+    from test_triton_flash import _assert_grads_close
+
+    bm, bn = tf._INTERPRET_BLOCK_M, tf._INTERPRET_BLOCK_N
+    dev = "cpu" if tf.interpreting() else "cuda"
+
+    def check(nq, nk):
+        g = torch.Generator().manual_seed(nq * 1000 + nk)
+        q, k, v, do = (torch.randn(1, 1, n, 16, generator=g, dtype=torch.float64).to(dev)
+                       for n in (nq, nk, nk, nq))
+        _assert_grads_close(q, k, v, do, blocks=(bm, bn), causal=True)
+
+    assert_all_pass(check, diagonal_sweep(bm, bn))
 
 
 # ----------------------------------------------------------------------- torch tiled
