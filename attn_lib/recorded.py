@@ -88,8 +88,11 @@ _MATMUL = {"n": int, "dtype": str, "median_s": _NUM, "tflops": _NUM}
 
 
 def data_dir() -> Path:
-    """book/data of the repository this attn_lib was imported from (may not exist when pip-installed)."""
-    return Path(__file__).resolve().parents[1] / "book" / "data"
+    """book/data of the checkout this attn_lib was imported from, else the copy that a pip
+    install of attn_lib carries as ``attn_lib/_book_data`` (pyproject.toml), as on Colab."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "book" / "data"
+    return checkout if checkout.is_dir() else here / "_book_data"
 
 
 # ----------------------------------------------------------------------------- validation

@@ -137,3 +137,30 @@ def test_every_impl_says_what_its_rows_measured():
     assert "backend" in recorded.describe_impl("sdpa")
     with pytest.raises(ValueError, match="impl"):
         recorded.describe_impl("flash")
+
+
+def test_book_data_installs_with_the_package():
+    # Colab installs attn_lib with pip and has no checkout: book/data must ship as
+    # attn_lib/_book_data (pyproject.toml), and every subpackage must be listed there.
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(recorded.__file__).resolve().parent.parent
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert tool["package-dir"]["attn_lib._book_data"] == "book/data"
+    patterns = tool["package-data"]["attn_lib._book_data"]
+    for path in (root / "book" / "data").rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(root / "book" / "data").as_posix()
+            assert any(fnmatch.fnmatch(rel, p) for p in patterns), (rel, patterns)
+    packages = {".".join(p.parent.relative_to(root).parts)
+                for p in (root / "attn_lib").rglob("__init__.py")}
+    assert set(tool["packages"]) == packages | {"attn_lib._book_data"}
+
+
+def test_data_dir_falls_back_to_the_installed_copy(monkeypatch, tmp_path):
+    # Laid out as site-packages: attn_lib/recorded.py with no book/ beside the package.
+    fake = tmp_path / "attn_lib" / "recorded.py"
+    monkeypatch.setattr(recorded, "__file__", str(fake))
+    assert recorded.data_dir() == tmp_path / "attn_lib" / "_book_data"
