@@ -305,12 +305,13 @@ def build(stack: str, exe: str, rebuild: bool = False) -> Path:
 
 
 def install_attn_lib(venv: Path, repo: Path) -> None:
-    """pip install --no-deps a copy of `repo`'s attn_lib (no build files in `repo`)."""
+    """pip install --no-deps a copy of `repo`'s attn_lib and book/data (no build files in `repo`)."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="attn-lib-src-") as src:
         src = Path(src)
         shutil.copytree(repo / "attn_lib", src / "attn_lib",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(repo / "book" / "data", src / "book" / "data")  # installs as package data
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(repo / name, src / name)
         pip(venv, "install", "-q", "--no-deps", "--no-build-isolation",
