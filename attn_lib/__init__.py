@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _SUBMODULES = {
     "reference", "torch_impl", "counting", "models", "hardware", "bench", "book",
