@@ -2,7 +2,6 @@
 
 The run itself is tests/conftest.py's `tiny_suite_run`, shared with test_recorded and test_viz_flash.
 """
-import copy
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from attn_lib import recorded  # noqa: E402
 from attn_lib.bench import __main__ as cli, measure, plan as plans, report  # noqa: E402
+from test_recorded import schema_1  # noqa: E402
 
 
 @pytest.fixture
@@ -87,12 +87,7 @@ def test_report_prints_dtype_backend_and_what_each_row_measured(run):
 
 def test_report_reads_a_schema_1_run(run):
     # The first H200 file: 'naive' rows and no backend field; the table says so.
-    old = copy.deepcopy(run)
-    old["schema"] = "attn_lib.bench/1"
-    for rec in old["attention"]:
-        rec.pop("backend")
-        rec["impl"] = "naive" if rec["impl"] == "standard" else rec["impl"]
-    old["naive_oom"].pop("impl")
+    old = schema_1(run)
     recorded.validate_run(old)
     table = report.format_table(old["attention"])
     assert "unrecorded" in table and "naive: the accurate float32 path" in table
