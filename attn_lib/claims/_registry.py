@@ -6,10 +6,11 @@ the check and one of HOLDS, CAVEAT or FAILS.
 """
 from __future__ import annotations
 
-import inspect
 import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
+
+from ..viz._common import source_markdown as source_block
 
 HOLDS, CAVEAT, FAILS = "holds", "holds with a caveat", "does not hold"
 VERDICTS = (HOLDS, CAVEAT, FAILS)
@@ -189,8 +190,7 @@ def source_markdown(key: str, folded: bool = False) -> str:
         raise ValueError(f"unknown claim {key!r}; known: {', '.join(CLAIMS)}")
     if not isinstance(folded, bool):
         raise TypeError(f"folded must be True or False, got {folded!r}")
-    code = inspect.getsource(CLAIMS[key].check.__wrapped__).rstrip()
-    block = "```python\n" + code + "\n```"
+    block = source_block(CLAIMS[key].check)  # unwraps the @claim decorator
     if not folded:
         return block
     return ("<details>\n<summary>The check's code</summary>\n\n" + block
